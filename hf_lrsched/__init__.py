@@ -1,0 +1,35 @@
+"""hf_lrsched: learning-rate warmup and cosine schedules for Hugging Face Transformers, done right.
+
+Every schedule is a picklable `torch.optim.lr_scheduler.LambdaLR` built from a module-level function bound with
+`functools.partial`; one registry selects any of them, or any `transformers` scheduler, by name.
+"""
+
+from .registry import (
+    available_schedules,
+    get_schedule,
+    get_schedule_factory,
+    register_schedule,
+    schedule_description,
+    schedule_multipliers,
+)
+from .schedules import (
+    get_cosine_with_growing_restarts_schedule,
+    get_exponential_warmup_cosine_schedule,
+    get_warmup_cosine_schedule,
+    resolve_auto_warmup_steps,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "available_schedules",
+    "get_cosine_with_growing_restarts_schedule",
+    "get_exponential_warmup_cosine_schedule",
+    "get_schedule",
+    "get_schedule_factory",
+    "get_warmup_cosine_schedule",
+    "register_schedule",
+    "resolve_auto_warmup_steps",
+    "schedule_description",
+    "schedule_multipliers",
+]

@@ -1,0 +1,71 @@
+"""Argument checks shared by every schedule: each names the parameter, the value and what is allowed."""
+
+from __future__ import annotations
+
+import difflib
+import math
+import numbers
+from collections.abc import Iterable
+
+
+def check_int(name: str, value, *, minimum: int = 0, maximum: int | None = None, hint: str = "") -> int:
+    """Return `value` as an `int` if it is an integer in `[minimum, maximum]`, else raise."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"`{name}` must be an integer >= {minimum}{hint}, got {value!r} ({type(value).__name__}).")
+    value = int(value)
+    if value < minimum or (maximum is not None and value > maximum):
+        allowed = f"an integer >= {minimum}" if maximum is None else f"an integer in [{minimum}, {maximum}]"
+        raise ValueError(f"`{name}` must be {allowed}{hint}, got {value}.")
+    return value
+
+
+def check_float(
+    name: str,
+    value,
+    *,
+    low: float | None = None,
+    high: float | None = None,
+    low_open: bool = False,
+    high_open: bool = False,
+) -> float:
+    """Return `value` as a finite `float` inside the given interval, else raise.
+
+    The interval is written the usual way in the message: `[0, 1)`, `(0, 1]`, `[1, inf)`.
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"`{name}` must be a real number, got {value!r} ({type(value).__name__}).")
+    value = float(value)
+    left = "(" if low_open or low is None else "["
+    right = ")" if high_open or high is None else "]"
+    interval = f"{left}{'-inf' if low is None else _fmt(low)}, {'inf' if high is None else _fmt(high)}{right}"
+    if not math.isfinite(value):
+        raise ValueError(f"`{name}` must be a finite number in {interval}, got {value}.")
+    too_low = low is not None and (value <= low if low_open else value < low)
+    too_high = high is not None and (value >= high if high_open else value > high)
+    if too_low or too_high:
+        raise ValueError(f"`{name}` must be in {interval}, got {value}.")
+    return value
+
+
+def check_choice(name: str, value, choices: Iterable[str]) -> str:
+    """Return `value` if it is one of `choices`, else raise with the closest valid names."""
+    choices = list(choices)
+    if not isinstance(value, str) or value not in choices:
+        raise ValueError(f"`{name}` must be one of {choices}, got {value!r}.{suggest(value, choices)}")
+    return value
+
+
+def suggest(value, choices: Iterable[str]) -> str:
+    """` Did you mean 'a' or 'b'?` for the closest of `choices`, or an empty string."""
+    if not isinstance(value, str):
+        return ""
+    choices = list(choices)
+    close = difflib.get_close_matches(value, choices, n=3, cutoff=0.5)
+    close += [c for c in choices if value and c.startswith(value) and c not in close][: 3 - len(close)]
+    if not close:
+        return ""
+    return " Did you mean " + " or ".join(repr(c) for c in close) + "?"
+
+
+def _fmt(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() else str(x)

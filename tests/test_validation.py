@@ -1,0 +1,104 @@
+"""Every bad input of SCHEDULES.md's Validation section raises at construction, naming parameter, value and range."""
+
+import math
+import re
+
+import pytest
+import torch
+
+from hf_lrsched import (
+    get_cosine_with_growing_restarts_schedule,
+    get_schedule,
+    get_warmup_cosine_schedule,
+)
+
+from .test_schedules import make_optimizer
+
+W, T = 10, 100
+
+# (case id, schedule, positional (W, T), keyword arguments, exception, pieces of the message)
+CASES = [
+    ("negative T", "warmup_cosine", (0, -5), {}, ValueError, ["num_training_steps", "-5", ">= 1"]),
+    ("zero T", "warmup_cosine", (0, 0), {}, ValueError, ["num_training_steps", "0", ">= 1"]),
+    ("float T", "warmup_cosine", (0, 100.5), {}, TypeError, ["num_training_steps", "100.5", "integer"]),
+    ("bool T", "warmup_cosine", (0, True), {}, TypeError, ["num_training_steps", "True", "integer"]),
+    ("None T", "warmup_cosine", (0, None), {}, TypeError, ["num_training_steps", "None"]),
+    ("negative W", "warmup_cosine", (-1, T), {}, ValueError, ["num_warmup_steps", "-1", "[0, 100]"]),
+    ("W > T", "warmup_cosine", (101, T), {}, ValueError, ["num_warmup_steps", "101", "[0, 100]"]),
+    ("float W", "warmup_cosine", (2.5, T), {}, TypeError, ["num_warmup_steps", "2.5", "'auto'"]),
+    ("bool W", "warmup_cosine", (False, T), {}, TypeError, ["num_warmup_steps", "False"]),
+    ("W word", "warmup_cosine", ("automatic", T), {}, TypeError, ["num_warmup_steps", "'automatic'", "'auto'"]),
+    ("m = 1", "warmup_cosine", (W, T), dict(min_lr_ratio=1.0), ValueError, ["min_lr_ratio", "1.0", "[0, 1)"]),
+    ("m < 0", "warmup_cosine", (W, T), dict(min_lr_ratio=-0.1), ValueError, ["min_lr_ratio", "-0.1", "[0, 1)"]),
+    ("m nan", "warmup_cosine", (W, T), dict(min_lr_ratio=math.nan), ValueError, ["min_lr_ratio", "nan", "finite"]),
+    ("m str", "warmup_cosine", (W, T), dict(min_lr_ratio="0.1"), TypeError, ["min_lr_ratio", "'0.1'", "real number"]),
+    ("s = 1", "warmup_cosine", (W, T), dict(warmup_start_ratio=1.0), ValueError, ["warmup_start_ratio", "1.0", "[0, 1)"]),
+    ("s < 0", "warmup_cosine", (W, T), dict(warmup_start_ratio=-0.5), ValueError, ["warmup_start_ratio", "-0.5"]),
+    ("k = 0", "warmup_cosine", (W, T), dict(warmup_exp_rate=0.0), ValueError, ["warmup_exp_rate", "0.0", "(0, inf)"]),
+    ("k inf", "warmup_cosine", (W, T), dict(warmup_exp_rate=math.inf), ValueError, ["warmup_exp_rate", "inf"]),
+    ("warmup type", "warmup_cosine", (W, T), dict(warmup_type="exp"), ValueError,
+     ["warmup_type", "'exp'", "linear", "Did you mean 'exponential'"]),
+    ("both floors", "warmup_cosine", (W, T), dict(min_lr=1e-5, min_lr_ratio=0.1), ValueError,
+     ["min_lr_ratio=0.1", "min_lr=1e-05", "not both"]),
+    ("min_lr >= lr", "warmup_cosine", (W, T), dict(min_lr=20.0), ValueError, ["min_lr", "20.0", "param group 0", "lr=10.0"]),
+    ("min_lr < 0", "warmup_cosine", (W, T), dict(min_lr=-1.0), ValueError, ["min_lr", "-1.0", "[0, inf)"]),
+    ("auto cap", "warmup_cosine", ("auto", T), dict(max_auto_warmup_ratio=1.5), ValueError,
+     ["max_auto_warmup_ratio", "1.5", "[0, 1]"]),
+    ("last_epoch", "warmup_cosine", (W, T), dict(last_epoch=-2), ValueError, ["last_epoch", "-2", ">= -1"]),
+    ("r < 1", "cosine_with_growing_restarts", (W, T), dict(cycle_mult=0.5), ValueError, ["cycle_mult", "0.5", "[1, inf)"]),
+    ("r nan", "cosine_with_growing_restarts", (W, T), dict(cycle_mult=math.nan), ValueError, ["cycle_mult", "nan"]),
+    ("gamma 0", "cosine_with_growing_restarts", (W, T), dict(cycle_decay=0.0), ValueError, ["cycle_decay", "0.0", "(0, 1]"]),
+    ("gamma > 1", "cosine_with_growing_restarts", (W, T), dict(cycle_decay=1.1), ValueError, ["cycle_decay", "1.1", "(0, 1]"]),
+    ("both cycle modes", "cosine_with_growing_restarts", (W, T), dict(num_cycles=2, first_cycle_steps=10), ValueError,
+     ["num_cycles=2", "first_cycle_steps=10", "not both"]),
+    ("zero cycles", "cosine_with_growing_restarts", (W, T), dict(num_cycles=0), ValueError, ["num_cycles", "0", ">= 1"]),
+    ("float cycles", "cosine_with_growing_restarts", (W, T), dict(num_cycles=2.5), TypeError, ["num_cycles", "2.5"]),
+    ("zero first cycle", "cosine_with_growing_restarts", (W, T), dict(first_cycle_steps=0), ValueError,
+     ["first_cycle_steps", "0", ">= 1"]),
+    ("negative R", "cosine_with_growing_restarts", (W, T), dict(restart_warmup_steps=-1), ValueError,
+     ["restart_warmup_steps", "-1", ">= 0"]),
+    ("R too long, free", "cosine_with_growing_restarts", (W, T), dict(first_cycle_steps=5, restart_warmup_steps=5),
+     ValueError, ["restart_warmup_steps", "5", "first_cycle_steps=5"]),
+    ("cycles under a step", "cosine_with_growing_restarts", (W, T), dict(num_cycles=10, cycle_mult=2.0), ValueError,
+     ["num_cycles`=10", "cycle_mult=2.0", "90 decay steps", "cycle 0", "at least 1 step"]),
+    ("more cycles than steps", "cosine_with_growing_restarts", (W, T), dict(num_cycles=91, cycle_mult=1.0), ValueError,
+     ["num_cycles`=91", "90 decay steps"]),
+    ("R too long, fit", "cosine_with_growing_restarts", (W, T), dict(num_cycles=3, cycle_mult=1.0, restart_warmup_steps=30),
+     ValueError, ["cycle 1", "30 steps long", "restart_warmup_steps=30"]),
+    ("no decay phase", "cosine_with_growing_restarts", (T, T), {}, ValueError, ["0 decay steps"]),
+    ("r^n overflows", "cosine_with_growing_restarts", (0, 10**6), dict(num_cycles=5000, cycle_mult=1.5), ValueError,
+     ["num_cycles`=5000", "does not fit"]),
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
+def test_bad_input_raises_at_construction(case):
+    _, name, (warmup, total), kwargs, exception, pieces = case
+    with pytest.raises(exception) as info:
+        get_schedule(name, make_optimizer(), warmup, total, **kwargs)
+    for piece in pieces:
+        assert piece in str(info.value), f"{piece!r} not in: {info.value}"
+
+
+def test_min_lr_names_the_offending_group():
+    optimizer = make_optimizer(groups=[1e-2, 1e-5])
+    with pytest.raises(ValueError, match=re.escape("param group 1 has lr=1e-05")):
+        get_warmup_cosine_schedule(optimizer, 0, 10, min_lr=1e-4)
+
+
+def test_nothing_is_stepped_before_the_error():
+    optimizer = make_optimizer()
+    with pytest.raises(ValueError):
+        get_cosine_with_growing_restarts_schedule(optimizer, 0, 10, num_cycles=20)
+    assert optimizer.param_groups[0]["lr"] == 10.0 and "initial_lr" not in optimizer.param_groups[0]
+
+
+def test_arguments_after_the_first_three_are_keyword_only():
+    with pytest.raises(TypeError):
+        get_warmup_cosine_schedule(make_optimizer(), 0, 10, "exponential")
+
+
+def test_auto_needs_betas_even_through_the_registry():
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
+    with pytest.raises(ValueError, match="no `betas`"):
+        get_schedule("cosine", optimizer, "auto", 100)
