@@ -21,7 +21,28 @@ from .schedules import (
 
 __version__ = "0.1.0"
 
+# The Trainer layer imports `transformers.Trainer` (and so `accelerate`): loaded on first use only, so that the
+# schedules themselves need nothing but torch and transformers.
+_LAZY = {
+    "LRSchedTrainingArguments": "training_args",
+    "LRSchedMixin": "trainer",
+    "LRSchedTrainer": "trainer",
+    "LRCurveCallback": "callbacks",
+}
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 __all__ = [
+    "LRCurveCallback",
+    "LRSchedMixin",
+    "LRSchedTrainer",
+    "LRSchedTrainingArguments",
     "available_schedules",
     "get_cosine_with_growing_restarts_schedule",
     "get_exponential_warmup_cosine_schedule",

@@ -1,0 +1,97 @@
+"""`LRCurveCallback`: the learning rate of every optimizer step, written to `output_dir` when training ends."""
+
+from __future__ import annotations
+
+import csv
+import os
+
+from transformers import TrainerCallback
+from transformers.trainer_callback import ExportableState
+from transformers.utils import logging
+
+logger = logging.get_logger(__name__)
+
+__all__ = ["LRCurveCallback", "write_lr_curve"]
+
+CSV_NAME = "lr_schedule.csv"
+PNG_NAME = "lr_schedule.png"
+
+
+class LRCurveCallback(TrainerCallback, ExportableState):
+    """
+    Records the learning rate of every param group at every optimizer step (the rate the step used, before the
+    scheduler moves on) and, at the end of training, writes `lr_schedule.csv` (`step,lr[,lr_group_1,...]`, steps
+    counted from 1) and, where matplotlib is installed, `lr_schedule.png` into `output_dir`, on the main process.
+
+    The curve is part of every checkpoint (`trainer_state.json`), so a resumed run writes the whole curve, not only
+    the steps after the resume. The learning rate also reaches TensorBoard and other trackers through the Trainer's
+    own logging (`learning_rate`, every `logging_steps`).
+
+    Args:
+        write_png (`bool`, *optional*, defaults to `True`):
+            Also draw the curve as a PNG when matplotlib can be imported.
+    """
+
+    def __init__(self, write_png: bool = True):
+        self.write_png = write_png
+        self.history: list[list[float]] = []  # [step, lr of group 0, lr of group 1, ...]
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        # On resume, `state` was just read from the checkpoint and carries the curve up to its step.
+        stored = (state.stateful_callbacks or {}).get(type(self).__name__)
+        if isinstance(stored, list):
+            stored = stored[-1] if stored else None
+        saved = (stored or {}).get("attributes", {}).get("history", [])
+        self.history = [row for row in saved if row[0] <= state.global_step]
+
+    def on_optimizer_step(self, args, state, control, optimizer=None, **kwargs):
+        if optimizer is None:
+            return
+        step = state.global_step + 1  # the Trainer counts the step after the optimizer and scheduler moved
+        self.history.append([step] + [float(group["lr"]) for group in optimizer.param_groups])
+
+    def on_train_end(self, args, state, control, **kwargs):
+        if state.is_world_process_zero and self.history and args.output_dir:
+            write_lr_curve(self.history, args.output_dir, write_png=self.write_png)
+
+    def state(self) -> dict:
+        return {"args": {"write_png": self.write_png}, "attributes": {"history": self.history}}
+
+
+def write_lr_curve(history: list[list[float]], output_dir: str, *, write_png: bool = True) -> list[str]:
+    """
+    Write `history` (rows of `[step, lr, lr_group_1, ...]`) as `lr_schedule.csv`, and as `lr_schedule.png` when
+    `write_png` is set and matplotlib is installed. Returns the paths written.
+    """
+    os.makedirs(output_dir, exist_ok=True)
+    num_groups = len(history[0]) - 1
+    header = ["step", "lr"] + [f"lr_group_{i}" for i in range(1, num_groups)]
+    csv_path = os.path.join(output_dir, CSV_NAME)
+    with open(csv_path, "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(header)
+        for row in history:
+            writer.writerow([int(row[0])] + [repr(lr) for lr in row[1:]])
+    written = [csv_path]
+    if write_png:
+        try:
+            from matplotlib.figure import Figure  # no pyplot: nothing global changes in the user's process
+        except ImportError:
+            logger.info("matplotlib is not installed: the learning-rate curve is written as CSV only.")
+            return written
+        steps = [row[0] for row in history]
+        fig = Figure(figsize=(7, 3.5), dpi=110)
+        ax = fig.add_subplot()
+        for i in range(num_groups):
+            ax.plot(steps, [row[i + 1] for row in history], label="lr" if num_groups == 1 else f"param group {i}")
+        ax.set_xlabel("optimizer step")
+        ax.set_ylabel("learning rate")
+        ax.set_title("Learning rate per optimizer step")
+        ax.grid(alpha=0.3)
+        if num_groups > 1:
+            ax.legend()
+        fig.tight_layout()
+        png_path = os.path.join(output_dir, PNG_NAME)
+        fig.savefig(png_path)
+        written.append(png_path)
+    return written

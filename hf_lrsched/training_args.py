@@ -1,0 +1,159 @@
+"""`LRSchedTrainingArguments`: `TrainingArguments` plus the fields that select an hf_lrsched schedule by name."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+
+import torch
+from transformers import TrainingArguments
+
+from .registry import check_schedule_kwargs, get_schedule, get_schedule_factory
+
+__all__ = ["LRSchedTrainingArguments", "build_lr_scheduler", "uses_lrsched"]
+
+# The number of training steps assumed when the arguments are checked at parse time and `max_steps` is not set:
+# large enough that no valid configuration fails for want of steps. The real count is checked again at training.
+_PROBE_TRAINING_STEPS = 10**6
+
+
+@dataclass
+class LRSchedTrainingArguments(TrainingArguments):
+    """
+    [`~transformers.TrainingArguments`] with the fields that select an hf_lrsched schedule by name.
+
+    `lr_schedule` takes any name of [`available_schedules`] (ours, `transformers`' and registered ones); when it is
+    unset, `lr_scheduler_type` and `lr_scheduler_kwargs` behave exactly as in `transformers`. Warmup follows
+    `transformers` 5: `warmup_steps` is a number of steps, or a ratio of the training steps when below 1;
+    `auto_warmup` derives it from the optimizer's `beta2` instead.
+
+    Args:
+        lr_schedule (`str`, *optional*):
+            The name of the schedule to build with [`get_schedule`], e.g. `"warmup_cosine"`,
+            `"exponential_warmup_cosine"` or `"cosine_with_growing_restarts"`.
+        lr_schedule_kwargs (`dict` or `str`, *optional*):
+            The schedule's own options (`min_lr`, `num_cycles`, `cycle_mult`, ...); a JSON string on the command line.
+        auto_warmup (`bool`, *optional*, defaults to `False`):
+            Use `num_warmup_steps="auto"`: the warmup length derived from Adam's `beta2` (Ma & Yarats, 2019), capped
+            at `max_auto_warmup_ratio` (a schedule option, 0.1 by default) of the training steps. Excludes
+            `warmup_steps`.
+        save_lr_curve (`bool`, *optional*, defaults to `True`):
+            Record the learning rate at every optimizer step and write it to `output_dir` at the end of training as
+            `lr_schedule.csv` (and `lr_schedule.png` where matplotlib is installed).
+
+    An unknown name or invalid options raise in `__post_init__`, when the arguments are parsed, with the schedule's
+    own message. Checks that depend on the number of training steps run at parse time when `max_steps` is set, and
+    again when the Trainer builds the schedule.
+    """
+
+    _VALID_DICT_FIELDS = TrainingArguments._VALID_DICT_FIELDS + ["lr_schedule_kwargs"]
+
+    lr_schedule: str | None = field(
+        default=None,
+        metadata={
+            "help": "An hf_lrsched schedule name (warmup_cosine, exponential_warmup_cosine, "
+            "cosine_with_growing_restarts, any transformers scheduler name, or a registered one). "
+            "Unset: lr_scheduler_type is used as in transformers."
+        },
+    )
+    lr_schedule_kwargs: dict | str | None = field(
+        default=None,
+        metadata={
+            "help": 'Options of the lr_schedule, as a JSON string, e.g. \'{"num_cycles": 3, "min_lr": 1e-6}\'.'
+        },
+    )
+    auto_warmup: bool = field(
+        default=False,
+        metadata={"help": "Derive the warmup length from the optimizer's beta2 (num_warmup_steps='auto')."},
+    )
+    save_lr_curve: bool = field(
+        default=True,
+        metadata={"help": "Write the learning rate of every optimizer step to output_dir (CSV, and PNG if possible)."},
+    )
+
+    def __post_init__(self):
+        # Before the parent's checks: with DeepSpeed, the parent loads its config (and needs DeepSpeed installed).
+        self._check_deepspeed_scheduler()
+        super().__post_init__()
+        if self.lr_schedule_kwargs is None:
+            self.lr_schedule_kwargs = {}
+        if not isinstance(self.lr_schedule_kwargs, dict):
+            raise ValueError(
+                f"`lr_schedule_kwargs` must be a dict or a JSON object string, got {self.lr_schedule_kwargs!r}."
+            )
+        if self.auto_warmup and self.warmup_steps:
+            raise ValueError(
+                f"`auto_warmup=True` derives the warmup length from the optimizer; it excludes "
+                f"warmup_steps={self.warmup_steps}. Set one of them."
+            )
+        if not uses_lrsched(self):
+            if self.lr_schedule_kwargs:
+                raise ValueError(
+                    f"`lr_schedule_kwargs`={self.lr_schedule_kwargs} is set but `lr_schedule` is not; set "
+                    "`lr_schedule`, or pass options of `lr_scheduler_type` in `lr_scheduler_kwargs`."
+                )
+            return
+        if self.lr_schedule is not None and self.lr_scheduler_kwargs:
+            raise ValueError(
+                f"`lr_scheduler_kwargs`={self.lr_scheduler_kwargs} belong to `lr_scheduler_type`, which "
+                f"`lr_schedule`={self.lr_schedule!r} replaces; pass the options in `lr_schedule_kwargs` instead."
+            )
+        self._check_schedule()
+
+    def _check_schedule(self) -> None:
+        """Build the schedule once on a throw-away optimizer, so that bad input fails now, not after model loading."""
+        name, kwargs = schedule_name_and_kwargs(self)
+        get_schedule_factory(name)
+        check_schedule_kwargs(name, kwargs)
+        num_training_steps = self.max_steps if self.max_steps > 0 else _PROBE_TRAINING_STEPS
+        probe = torch.optim.AdamW(
+            [torch.nn.Parameter(torch.zeros(1))], lr=self.learning_rate, betas=(self.adam_beta1, self.adam_beta2)
+        )
+        build_lr_scheduler(self, probe, num_training_steps)
+
+    def _check_deepspeed_scheduler(self) -> None:
+        """A DeepSpeed config with its own `scheduler` wins over any Trainer-side schedule: say so, and stop."""
+        if not self.deepspeed or not uses_lrsched(self):
+            return
+        config = self.deepspeed
+        if isinstance(config, str):
+            if config.lstrip().startswith("{"):
+                config = json.loads(config)
+            elif os.path.isfile(config):
+                with open(config, encoding="utf-8") as f:
+                    config = json.load(f)
+            else:
+                return  # the parent reports a missing file
+        if isinstance(config, dict) and "scheduler" in config:
+            kind = config["scheduler"].get("type", "?") if isinstance(config["scheduler"], dict) else "?"
+            raise ValueError(
+                f"The DeepSpeed config defines its own scheduler (type {kind!r}), which DeepSpeed runs instead of "
+                f"`lr_schedule`={self.lr_schedule or self.lr_scheduler_type.value!r}: the two cannot both apply. "
+                "Remove the 'scheduler' section from the DeepSpeed config to use the hf_lrsched schedule, or unset "
+                "`lr_schedule` (and `auto_warmup`) to keep DeepSpeed's."
+            )
+
+
+def uses_lrsched(args: TrainingArguments) -> bool:
+    """Whether the Trainer should build its schedule through hf_lrsched (`lr_schedule` or `auto_warmup` set)."""
+    return getattr(args, "lr_schedule", None) is not None or getattr(args, "auto_warmup", False)
+
+
+def schedule_name_and_kwargs(args: TrainingArguments) -> tuple[str, dict]:
+    """The schedule name and options that `args` select: `lr_schedule`, or `lr_scheduler_type` for `auto_warmup`."""
+    if args.lr_schedule is not None:
+        return args.lr_schedule, dict(args.lr_schedule_kwargs or {})
+    return args.lr_scheduler_type.value, dict(args.lr_scheduler_kwargs or {})
+
+
+def build_lr_scheduler(args: TrainingArguments, optimizer: torch.optim.Optimizer, num_training_steps: int):
+    """
+    The scheduler that `args` select, for `num_training_steps` optimizer steps.
+
+    Warmup is resolved as `transformers` resolves it (`args.get_warmup_steps`: an integer, or a ratio below 1), or
+    `"auto"` with `auto_warmup`.
+    """
+    name, kwargs = schedule_name_and_kwargs(args)
+    num_warmup_steps = "auto" if args.auto_warmup else args.get_warmup_steps(num_training_steps)
+    return get_schedule(name, optimizer, num_warmup_steps, num_training_steps, **kwargs)
