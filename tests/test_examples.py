@@ -1,0 +1,320 @@
+"""The examples, launched for real: `accelerate launch` with 1 and 2 processes on a tiny BERT saved to disk with a
+tiny tokenizer and small CSV files. The learning rate per optimizer step must not depend on the process count."""
+
+import csv
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from transformers import BertConfig, BertForSequenceClassification, BertTokenizerFast
+
+from hf_lrsched import schedule_multipliers
+
+from .helpers import TINY_BERT
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = ROOT / "examples"
+sys.path.insert(0, str(EXAMPLES))
+
+import glue  # noqa: E402
+import glue_data  # noqa: E402
+
+WORDS = ["good", "great", "fine", "nice", "happy", "bad", "awful", "poor", "sad", "ugly", "film", "plot", "the", "a",
+         "was", "is", "very", "not", "movie", "acting"]
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory):
+    """A real BERT (tiny) with a real WordPiece tokenizer, saved like any model on the Hub."""
+    path = tmp_path_factory.mktemp("tiny-bert")
+    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    vocab = specials + WORDS + [f"##{c}" for c in "abcdefghijklmnopqrstuvwxyz"]
+    vocab += [f"[unused{i}]" for i in range(TINY_BERT["vocab_size"] - len(vocab))]
+    tokenizer = BertTokenizerFast(vocab={token: i for i, token in enumerate(vocab)},
+                                  model_max_length=TINY_BERT["max_position_embeddings"])
+    assert tokenizer("the film was good")["input_ids"] == [2, 17, 15, 19, 5, 3]  # real WordPiece ids, no [UNK]
+    tokenizer.save_pretrained(path)
+    # No dropout: then training is a function of the batches alone, and a resumed run that skipped exactly the
+    # batches already seen ends with the same weights, bit for bit.
+    config = BertConfig(**TINY_BERT, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0, classifier_dropout=0.0)
+    BertForSequenceClassification(config).save_pretrained(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def csv_files(tmp_path_factory):
+    """50 training rows (not a multiple of the batch: the last batch is short) and 16 validation rows."""
+    path = tmp_path_factory.mktemp("data")
+    positive, negative = WORDS[:5], WORDS[5:10]
+
+    def rows(n, offset):
+        out = []
+        for i in range(n):
+            label = (i + offset) % 2
+            words = positive if label else negative
+            out.append({"sentence": f"the film was very {words[i % 5]} {words[(i + 2) % 5]}", "label": label})
+        return out
+
+    for name, n, offset in (("train.csv", 50, 0), ("validation.csv", 16, 1)):
+        with open(path / name, "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=["sentence", "label"])
+            writer.writeheader()
+            writer.writerows(rows(n, offset))
+    return path
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def launch(script, num_processes, args, check=True):
+    """`accelerate launch` on the CPU: one process, or two with the shipped `cpu_2proc.yaml` config."""
+    env = {**os.environ, "ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1",
+           "TOKENIZERS_PARALLELISM": "false"}
+    command = [sys.executable, "-m", "accelerate.commands.launch"]
+    if num_processes == 1:
+        command += ["--cpu", "--num_processes", "1", "--num_machines", "1", "--mixed_precision", "no",
+                    "--dynamo_backend", "no"]
+    else:
+        assert num_processes == 2
+        command += ["--config_file", str(EXAMPLES / "accelerate_configs" / "cpu_2proc.yaml"), "--main_process_port",
+                    str(free_port())]
+    result = subprocess.run(command + [str(script)] + [str(a) for a in args], env=env, capture_output=True, text=True,
+                            timeout=600, cwd=ROOT)
+    if check and result.returncode != 0:
+        raise AssertionError(f"exit {result.returncode}\n{result.stdout[-3000:]}\n{result.stderr[-6000:]}")
+    return result
+
+
+def read_lr_csv(output_dir):
+    with open(Path(output_dir) / "lr_schedule.csv", newline="") as f:
+        rows = list(csv.reader(f))
+    assert rows[0] == ["step", "lr"]
+    return [(int(step), float(lr)) for step, lr in rows[1:]]
+
+
+def results(output_dir):
+    return json.loads((Path(output_dir) / "all_results.json").read_text())
+
+
+def common_args(tiny_model_dir, csv_files, output_dir):
+    return ["--model_name_or_path", tiny_model_dir, "--train_file", csv_files / "train.csv", "--validation_file",
+            csv_files / "validation.csv", "--max_length", "16", "--output_dir", output_dir, "--learning_rate", "1e-3",
+            "--seed", "7"]
+
+
+SCHEDULE = ["--lr_schedule", "cosine_with_growing_restarts", "--lr_schedule_kwargs",
+            '{"num_cycles": 2, "cycle_mult": 2.0, "min_lr": 1e-5, "restart_warmup_steps": 1}', "--num_warmup_steps", "0.2"]
+
+
+@pytest.mark.parametrize(
+    "mode,one,two",
+    [
+        # epochs, no accumulation: 50 rows, global batch 8 -> 7 optimizer steps per epoch, 2 epochs
+        ("epochs", ["--per_device_train_batch_size", "8", "--num_train_epochs", "2"],
+         ["--per_device_train_batch_size", "4", "--num_train_epochs", "2"]),
+        # max_train_steps with gradient accumulation: global batch 2 x 2 x 2 = 8, 10 steps over two epochs
+        ("max_steps+accumulation", ["--per_device_train_batch_size", "4", "--gradient_accumulation_steps", "2",
+                                    "--max_train_steps", "10"],
+         ["--per_device_train_batch_size", "2", "--gradient_accumulation_steps", "2", "--max_train_steps", "10"]),
+    ],
+)
+def test_learning_rate_is_identical_on_one_and_two_processes(tmp_path, tiny_model_dir, csv_files, mode, one, two):
+    out1, out2 = tmp_path / "p1", tmp_path / "p2"
+    launch(EXAMPLES / "glue.py", 1, common_args(tiny_model_dir, csv_files, out1) + SCHEDULE + one)
+    launch(EXAMPLES / "glue.py", 2, common_args(tiny_model_dir, csv_files, out2) + SCHEDULE + two)
+    r1, r2 = results(out1), results(out2)
+    assert (r1["num_processes"], r2["num_processes"]) == (1, 2)
+    assert r1["total_batch_size"] == r2["total_batch_size"] == 8
+    steps = 14 if mode == "epochs" else 10
+    assert r1["completed_steps"] == r2["completed_steps"] == r1["max_train_steps"] == steps
+
+    lrs1, lrs2 = read_lr_csv(out1), read_lr_csv(out2)
+    assert lrs1 == lrs2  # bit for bit
+    warmup = r1["num_warmup_steps"]
+    assert warmup == -(-steps // 5)  # ceil(0.2 * steps)
+    expected = schedule_multipliers("cosine_with_growing_restarts", steps, warmup, lr=1e-3, num_cycles=2,
+                                    cycle_mult=2.0, min_lr=1e-5, restart_warmup_steps=1)
+    assert lrs1 == [(k, pytest.approx(1e-3 * expected[k - 1], rel=1e-12)) for k in range(1, steps + 1)]
+    # after the last step the schedule stands on its floor, on both
+    assert r1["final_lr"] == r2["final_lr"] == pytest.approx(1e-5, rel=1e-12)
+
+
+def test_resume_mid_epoch_continues_exactly(tmp_path, tiny_model_dir, csv_files):
+    # 50 rows, batch 4, accumulation 2: 13 batches -> 7 optimizer steps per epoch; step 3 is mid-epoch.
+    args = SCHEDULE + ["--per_device_train_batch_size", "4", "--gradient_accumulation_steps", "2",
+                       "--max_train_steps", "12", "--checkpointing_steps", "3"]
+    full, resumed = tmp_path / "full", tmp_path / "resumed"
+    launch(EXAMPLES / "glue.py", 1, common_args(tiny_model_dir, csv_files, full) + args)
+    checkpoint = full / "step_3"
+    assert (checkpoint / "hf_lrsched_checkpoint.json").is_file()
+    assert any(name.startswith("custom_checkpoint") for name in os.listdir(checkpoint))  # the scheduler's state
+    launch(EXAMPLES / "glue.py", 1,
+           common_args(tiny_model_dir, csv_files, resumed) + args + ["--resume_from_checkpoint", checkpoint])
+    assert read_lr_csv(resumed) == read_lr_csv(full)
+    assert results(resumed)["completed_steps"] == 12
+    assert results(resumed)["final_lr"] == results(full)["final_lr"]
+    # The same batches in the same order after the skip (and the optimizer's state restored): the same weights.
+    from safetensors.torch import load_file
+
+    a, b = load_file(full / "model.safetensors"), load_file(resumed / "model.safetensors")
+    assert all(a[k].equal(b[k]) for k in a)
+
+
+def test_resume_with_another_process_count_stops_with_a_clear_error(tmp_path, tiny_model_dir, csv_files):
+    args = SCHEDULE + ["--max_train_steps", "4", "--checkpointing_steps", "2"]
+    launch(EXAMPLES / "glue.py", 1, common_args(tiny_model_dir, csv_files, tmp_path / "one")
+           + args + ["--per_device_train_batch_size", "8"])
+    result = launch(EXAMPLES / "glue.py", 2, common_args(tiny_model_dir, csv_files, tmp_path / "two") + args
+                    + ["--per_device_train_batch_size", "4", "--resume_from_checkpoint", tmp_path / "one" / "step_2"],
+                    check=False)
+    assert result.returncode != 0
+    assert "glue.py: error: Cannot resume from" in result.stderr
+    assert "it was saved with num_processes=1, this run has num_processes=2" in result.stderr
+
+
+def test_glue_trainer_with_python_and_accelerate_launch(tmp_path, tiny_model_dir, csv_files):
+    args = common_args(tiny_model_dir, csv_files, tmp_path / "py") + [
+        "--lr_schedule", "exponential_warmup_cosine", "--warmup_steps", "3", "--max_steps", "8",
+        "--per_device_train_batch_size", "8", "--logging_steps", "1", "--report_to", "none", "--eval_strategy", "epoch",
+        "--save_strategy", "no", "--use_cpu"]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    subprocess.run([sys.executable, EXAMPLES / "glue_trainer.py"] + [str(a) for a in args], check=True, env=env,
+                   cwd=ROOT, capture_output=True, timeout=600)
+    two_args = [str(a).replace(str(tmp_path / "py"), str(tmp_path / "two")) for a in args]
+    two_args[two_args.index("--per_device_train_batch_size") + 1] = "4"
+    launch(EXAMPLES / "glue_trainer.py", 2, two_args)
+    one, two = results(tmp_path / "py"), results(tmp_path / "two")
+    assert (one["num_processes"], two["num_processes"]) == (1, 2)
+    assert "eval_accuracy" in one and "eval_f1_macro" in one
+
+    def curve(output_dir):
+        with open(Path(output_dir) / "lr_schedule.csv", newline="") as f:
+            return [(int(r["step"]), float(r["lr"])) for r in csv.DictReader(f)]
+
+    expected = schedule_multipliers("exponential_warmup_cosine", 8, 3)
+    assert curve(tmp_path / "py") == curve(tmp_path / "two")
+    assert curve(tmp_path / "py") == [(k, pytest.approx(1e-3 * expected[k - 1], rel=1e-12)) for k in range(1, 9)]
+
+
+def test_hub_tasks_fail_fast_offline_and_name_the_alternative(tmp_path):
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    for script, extra in ((EXAMPLES / "glue.py", []), (EXAMPLES / "glue_trainer.py", ["--use_cpu"])):
+        result = subprocess.run([sys.executable, script, "--task_name", "mrpc", "--output_dir", str(tmp_path)] + extra,
+                                env=env, cwd=ROOT, capture_output=True, text=True, timeout=300)
+        assert result.returncode == 2, result.stderr[-2000:]
+        assert "needs the Hugging Face Hub, which cannot be reached (HF_HUB_OFFLINE is set)" in result.stderr
+        assert "--task_name bbc_news" in result.stderr
+        assert "Traceback" not in result.stderr
+
+
+def test_bad_arguments_exit_2_with_the_message(tmp_path):
+    result = subprocess.run([sys.executable, EXAMPLES / "glue.py", "--task_name", "bbc_news", "--lr_schedule",
+                             "warmup_cosin", "--output_dir", str(tmp_path)], cwd=ROOT, capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 2
+    assert "Unknown schedule name 'warmup_cosin'. Did you mean 'warmup_cosine'" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (["--task_name", "bbc_news", "--num_warmup_steps", "1.5"], "`num_warmup_steps` must be a whole number"),
+        (["--task_name", "bbc_news", "--num_warmup_steps", "soon"], "a ratio below 1, or 'auto'; got 'soon'"),
+        (["--task_name", "bbc_news", "--lr_schedule_kwargs", "{num_cycles: 2}"], "must be a JSON object"),
+        (["--task_name", "bbc_news", "--lr_schedule", "cosine_with_growing_restarts", "--lr_schedule_kwargs",
+          '{"num_cycle": 2}'], "unexpected keyword argument 'num_cycle'. Did you mean 'num_cycles'"),
+        (["--task_name", "bbc_news", "--gradient_accumulation_steps", "0"], "`gradient_accumulation_steps` must be >= 1"),
+        (["--task_name", "bbc_news", "--checkpointing_steps", "often"], "`checkpointing_steps` must be"),
+        (["--train_file", "a.csv"], "both `--train_file` and `--validation_file`"),
+        (["--train_file", "a.txt", "--validation_file", "b.csv"], "must be .csv, .json or .jsonl"),
+    ],
+)
+def test_argument_errors(argv, message):
+    with pytest.raises((ValueError, TypeError)) as info:
+        glue.parse_args(argv)
+    assert message in str(info.value)
+
+
+def test_warmup_forms():
+    assert glue.parse_warmup("auto") == "auto"
+    assert glue.parse_warmup("0.06") == 0.06 and glue.resolve_warmup(0.06, 100) == 6
+    assert glue.parse_warmup("10") == 10 and glue.resolve_warmup(10, 100) == 10
+    assert glue.parse_warmup("0") == 0
+
+
+def test_config_files_parse():
+    for path in sorted((EXAMPLES / "configs").glob("*.yaml")):
+        script = glue if "trainer" not in path.name else __import__("glue_trainer")
+        model_args, data_args, args = script.parse_args([str(path)])
+        assert data_args.task_name == "bbc_news", path
+
+
+@pytest.mark.parametrize("name", ["cpu_2proc", "multi_gpu", "multi_node", "deepspeed_zero2", "fsdp"])
+def test_accelerate_configs_load(name):
+    """The configs for hardware this machine lacks are checked as far as they can be: accelerate loads them."""
+    from accelerate.commands.config.config_args import load_config_from_file
+
+    config = load_config_from_file(str(EXAMPLES / "accelerate_configs" / f"{name}.yaml"))
+    expected = {"cpu_2proc": "MULTI_GPU", "multi_gpu": "MULTI_GPU", "multi_node": "MULTI_GPU",
+                "deepspeed_zero2": "DEEPSPEED", "fsdp": "FSDP"}[name]
+    assert config.distributed_type.value == expected
+    assert config.num_processes >= 2
+    assert name in (EXAMPLES / "README.md").read_text()
+
+
+class TestOfflineMetrics:
+    """The local definitions, pinned on inputs small enough to check by hand."""
+
+    def test_accuracy_and_f1(self):
+        # tp = 2, fp = 1, fn = 0, tn = 1: accuracy 3/4, F1 = 2 * 2 / (2 * 2 + 1 + 0) = 0.8
+        for task in ("mrpc", "qqp"):
+            assert glue_data.glue_metrics(task, [1, 0, 1, 1], [1, 0, 0, 1]) == pytest.approx({"accuracy": 0.75, "f1": 0.8})
+        for task in ("sst2", "rte", "qnli", "mnli", "wnli"):
+            assert glue_data.glue_metrics(task, [1, 0, 1, 1], [1, 0, 0, 1]) == {"accuracy": 0.75}
+
+    def test_matthews_correlation(self):
+        # (tp tn - fp fn) / sqrt((tp + fp)(tp + fn)(tn + fp)(tn + fn)) = (2 - 0) / sqrt(3 * 2 * 2 * 1)
+        result = glue_data.glue_metrics("cola", [1, 0, 1, 1], [1, 0, 0, 1])
+        assert result == pytest.approx({"matthews_correlation": 2 / 12**0.5})
+
+    def test_pearson_and_spearman(self):
+        assert glue_data.glue_metrics("stsb", [1.0, 2.0, 3.0], [1.0, 3.0, 2.0]) == pytest.approx(
+            {"pearson": 0.5, "spearmanr": 0.5})
+        assert glue_data.glue_metrics("stsb", [0.5, 1.0, 4.0], [1.0, 2.0, 3.0])["spearmanr"] == pytest.approx(1.0)
+
+    def test_bbc_news_macro_f1(self):
+        # class 0: P = 1, R = 1/2, F1 = 2/3; class 1: P = 1/2, R = 1, F1 = 2/3; class 2: F1 = 1
+        result = glue_data.glue_metrics("bbc_news", [0, 1, 1, 2], [0, 0, 1, 2])
+        assert result == pytest.approx({"accuracy": 0.75, "f1_macro": (2 / 3 + 2 / 3 + 1) / 3})
+
+    def test_offline_the_metric_is_local(self, monkeypatch):
+        monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+        from huggingface_hub import constants
+
+        monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+        metric = glue_data.Metric("mrpc")
+        assert metric.source == "local"
+        assert metric.compute([1, 0], [1, 1]) == pytest.approx({"accuracy": 0.5, "f1": 2 / 3})
+
+
+def test_bbc_news_split_is_seeded_stratified_80_20():
+    data = glue_data.read_bbc_news(42)
+    train, validation = data["train"], data["validation"]
+    assert (len(train), len(validation)) == (1700, 425)  # 2,225 files less 100 word-for-word repeats
+    assert train.features["label"].names == list(glue_data.BBC_NEWS_TOPICS)
+    for label in range(5):
+        n_train, n_val = train["label"].count(label), validation["label"].count(label)
+        assert abs(n_val - 0.2 * (n_train + n_val)) <= 1
+    assert not set(train["text"]) & set(validation["text"])  # held out for real
+    assert len(set(train["text"])) == len(train)
+    assert glue_data.read_bbc_news(42)["validation"]["text"] == validation["text"]
+    assert glue_data.read_bbc_news(7)["validation"]["text"] != validation["text"]
