@@ -25,7 +25,14 @@ from .schedules import (
     resolve_auto_warmup_steps,
 )
 
-__all__ = ["register_schedule", "available_schedules", "get_schedule", "get_schedule_factory", "schedule_multipliers"]
+__all__ = [
+    "register_schedule",
+    "available_schedules",
+    "get_schedule",
+    "get_schedule_factory",
+    "preview_lr_lambda",
+    "schedule_multipliers",
+]
 
 ScheduleFactory = Callable[..., LRScheduler]
 
@@ -209,6 +216,22 @@ def schedule_multipliers(
         `list[float]`: `num_steps + 1` multipliers of the base learning rate.
     """
     num_steps = check_int("num_steps", num_training_steps if num_steps is None else num_steps, minimum=0)
+    lr_lambda = preview_lr_lambda(name, num_training_steps, num_warmup_steps, lr=lr, betas=betas, **kwargs)
+    return [lr_lambda(step) for step in range(num_steps + 1)]
+
+
+def preview_lr_lambda(
+    name: str,
+    num_training_steps: int,
+    num_warmup_steps: int | Literal["auto"] | None = 0,
+    *,
+    lr: float = 1.0,
+    betas: tuple[float, float] = (0.9, 0.999),
+    **kwargs,
+) -> Callable[[int], float]:
+    """The multiplier function of a schedule (of its first param group), built on a throw-away parameter; see
+    [`schedule_multipliers`]. For our schedules it is a `functools.partial` whose `keywords` hold the resolved
+    options (the warmup length that `"auto"` gave, for one)."""
     optimizer = torch.optim.AdamW([torch.zeros(1, requires_grad=True)], lr=lr, betas=betas)
     scheduler = get_schedule(name, optimizer, num_warmup_steps, num_training_steps, **kwargs)
     if not isinstance(scheduler, LambdaLR):
@@ -216,8 +239,7 @@ def schedule_multipliers(
             f"Schedule {name!r} builds a {type(scheduler).__name__}, whose learning rate depends on training; "
             "it has no multiplier curve to preview."
         )
-    lr_lambda = scheduler.lr_lambdas[0]
-    return [lr_lambda(step) for step in range(num_steps + 1)]
+    return scheduler.lr_lambdas[0]
 
 
 register_schedule(

@@ -1,0 +1,225 @@
+"""`hf-lrsched`: list the schedules, and look at one before training with it.
+
+    hf-lrsched list
+    hf-lrsched show cosine_with_growing_restarts --num-training-steps 1000 --num-warmup-steps 50
+    hf-lrsched plot warmup_cosine exponential_warmup_cosine --num-training-steps 1000 --warmup-ratio 0.1 \\
+        --lr 5e-5 -o schedules.png
+
+Bad input (an unknown name, an invalid option) prints the library's own message and exits with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from dataclasses import dataclass, field
+
+from .lr_lambdas import _get_cosine_with_growing_restarts_lr_lambda, cycle_start
+from .registry import available_schedules, preview_lr_lambda, schedule_description
+
+__all__ = ["main", "ScheduleCurve", "compute_curve", "draw_png", "draw_text"]
+
+
+@dataclass
+class ScheduleCurve:
+    """A schedule's learning rate at steps 0..T and its key steps."""
+
+    name: str
+    lrs: list[float]
+    num_warmup_steps: int | None
+    restarts: list[int] = field(default_factory=list)
+
+    @property
+    def num_training_steps(self) -> int:
+        return len(self.lrs) - 1
+
+    def key_steps(self) -> list[tuple[int, str]]:
+        """(step, what) for the start, the end of warmup, each restart and the end, in order."""
+        keys = {0: "start"}
+        if self.num_warmup_steps:
+            keys[self.num_warmup_steps] = "end of warmup"
+        for i, step in enumerate(self.restarts, start=1):
+            keys.setdefault(step, f"restart {i}")
+        keys[self.num_training_steps] = "end"
+        return sorted(keys.items())
+
+
+def compute_curve(name: str, num_training_steps: int, num_warmup_steps, *, lr: float = 1.0, beta2: float = 0.999,
+                  kwargs: dict | None = None) -> ScheduleCurve:
+    """The learning rate of schedule `name` at every step 0..T, with its warmup end and restarts."""
+    lr_lambda = preview_lr_lambda(name, num_training_steps, num_warmup_steps, lr=lr, betas=(0.9, beta2),
+                                  **(kwargs or {}))
+    multipliers = [lr_lambda(step) for step in range(num_training_steps + 1)]
+    keywords = getattr(lr_lambda, "keywords", {})
+    warmup = keywords.get("num_warmup_steps", num_warmup_steps if isinstance(num_warmup_steps, int) else None)
+    if getattr(lr_lambda, "func", None) is _get_cosine_with_growing_restarts_lr_lambda:
+        bounds = {k: keywords[k] for k in ("first_cycle_steps", "cycle_mult", "num_cycles")}
+        decay_steps = keywords["num_training_steps"] - warmup
+        restarts, i = [], 1
+        while (start := cycle_start(i, decay_steps=decay_steps, **bounds)) < decay_steps:
+            restarts.append(warmup + start)
+            i += 1
+    else:  # any other schedule: a restart is where the rate rises again after warmup
+        restarts = [t for t in range((warmup or 0) + 2, num_training_steps + 1)
+                    if multipliers[t] > multipliers[t - 1] + 1e-12 and multipliers[t - 1] <= multipliers[t - 2] + 1e-12]
+    return ScheduleCurve(name, [lr * m for m in multipliers], warmup, restarts)
+
+
+def draw_text(curve: ScheduleCurve, width: int = 64, height: int = 12) -> str:
+    """The curve drawn in characters, with `^` under the end of warmup and `R` under each restart."""
+    T, top = curve.num_training_steps, max(curve.lrs) or 1.0
+    grid = [[" "] * width for _ in range(height)]
+    for column in range(width):
+        step = round(column * T / (width - 1))
+        row = round((1 - curve.lrs[step] / top) * (height - 1))
+        grid[row][column] = "*"
+    axis = [" "] * width
+    if curve.num_warmup_steps:
+        axis[round(curve.num_warmup_steps * (width - 1) / T)] = "^"
+    for step in curve.restarts:
+        axis[round(step * (width - 1) / T)] = "R"
+    label_top, label_bottom = f"{top:.3g}", f"{min(curve.lrs):.3g}"
+    pad = max(len(label_top), len(label_bottom))
+    lines = []
+    for r, row in enumerate(grid):
+        label = label_top if r == 0 else label_bottom if r == height - 1 else ""
+        lines.append(f"{label:>{pad}} |{''.join(row)}")
+    lines.append(f"{'':>{pad}} +{'-' * width}")
+    lines.append(f"{'':>{pad}}  {''.join(axis)}")
+    lines.append(f"{'':>{pad}}  0{str(T):>{width - 1}}")
+    return "\n".join(lines)
+
+
+def draw_table(curve: ScheduleCurve) -> str:
+    rows = [("step", "", "learning rate")] + [(str(s), what, f"{curve.lrs[s]:.6g}") for s, what in curve.key_steps()]
+    widths = [max(len(row[i]) for row in rows) for i in range(3)]
+    return "\n".join(f"{a:>{widths[0]}}  {b:<{widths[1]}}  {c:>{widths[2]}}" for a, b, c in rows)
+
+
+def draw_png(curves: list[ScheduleCurve], path: str, *, title: str | None = None) -> None:
+    """The curves overlaid in one PNG, warmup ends dashed and restarts dotted, in each curve's colour."""
+    try:
+        from matplotlib.figure import Figure
+    except ImportError:
+        raise RuntimeError("`hf-lrsched plot` needs matplotlib: pip install 'hf_lrsched[plot]'.") from None
+    fig = Figure(figsize=(8, 4.5), dpi=120)
+    ax = fig.add_subplot()
+    for curve in curves:
+        (line,) = ax.plot(range(curve.num_training_steps + 1), curve.lrs, label=curve.name, linewidth=1.8)
+        if curve.num_warmup_steps:
+            ax.axvline(curve.num_warmup_steps, color=line.get_color(), linestyle="--", linewidth=0.9, alpha=0.7)
+        for step in curve.restarts:
+            ax.axvline(step, color=line.get_color(), linestyle=":", linewidth=0.9, alpha=0.7)
+    ax.set_xlabel("optimizer step")
+    ax.set_ylabel("learning rate")
+    ax.set_title(title or "Learning-rate schedule", fontsize=11)
+    ax.grid(alpha=0.3)
+    ax.set_xlim(0, max(c.num_training_steps for c in curves))
+    ax.set_ylim(bottom=0)
+    # Below the axes, so that no curve hides behind it; the line styles are explained there too.
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.14), fontsize=8, frameon=False,
+              title="dashed: end of warmup, dotted: restarts", title_fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+
+
+def _warmup(args) -> int | str:
+    if args.warmup_ratio is not None:
+        if not 0 <= args.warmup_ratio < 1:
+            raise ValueError(f"`--warmup-ratio` must be in [0, 1), got {args.warmup_ratio}.")
+        return math.ceil(args.warmup_ratio * args.num_training_steps)
+    if args.num_warmup_steps == "auto":
+        return "auto"
+    try:
+        return int(args.num_warmup_steps)
+    except ValueError:
+        raise ValueError(
+            f"`--num-warmup-steps` must be a number of steps or 'auto', got {args.num_warmup_steps!r}."
+        ) from None
+
+
+def _curves(args) -> list[ScheduleCurve]:
+    kwargs_list = [json.loads(k) for k in args.kwargs] if args.kwargs else [{}]
+    for kwargs in kwargs_list:
+        if not isinstance(kwargs, dict):
+            raise ValueError(f"`--kwargs` must be a JSON object, got {kwargs!r}.")
+    if len(kwargs_list) == 1:
+        kwargs_list = kwargs_list * len(args.names)
+    if len(kwargs_list) != len(args.names):
+        raise ValueError(
+            f"Give `--kwargs` once (for every schedule) or once per schedule: {len(args.names)} schedules, "
+            f"{len(kwargs_list)} --kwargs."
+        )
+    warmup = _warmup(args)
+    return [compute_curve(name, args.num_training_steps, warmup, lr=args.lr, beta2=args.beta2, kwargs=kwargs)
+            for name, kwargs in zip(args.names, kwargs_list)]
+
+
+def _cmd_list(args) -> None:
+    names = available_schedules()
+    width = max(map(len, names))
+    for name in names:
+        print(f"{name:<{width}}  {schedule_description(name)}")
+
+
+def _cmd_show(args) -> None:
+    for i, curve in enumerate(_curves(args)):
+        if i:
+            print()
+        warmup = curve.num_warmup_steps or 0
+        print(f"{curve.name}: {curve.num_training_steps} steps, warmup {warmup}, restarts at {curve.restarts or 'none'}")
+        print(draw_text(curve, width=args.width, height=args.height))
+        print()
+        print(draw_table(curve))
+
+
+def _cmd_plot(args) -> None:
+    curves = _curves(args)
+    draw_png(curves, args.output, title=args.title)
+    print(f"wrote {args.output}: {', '.join(c.name for c in curves)}")
+
+
+def _schedule_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("names", nargs="+", metavar="NAME", help="schedule name(s); see `hf-lrsched list`")
+    parser.add_argument("--num-training-steps", type=int, required=True, metavar="N", help="total optimizer steps T")
+    warmup = parser.add_mutually_exclusive_group()
+    warmup.add_argument("--num-warmup-steps", default="0", metavar="W",
+                        help="warmup steps, or 'auto' to derive them from Adam's beta2 (default 0)")
+    warmup.add_argument("--warmup-ratio", type=float, metavar="R", help="warmup as a ratio of T: ceil(R * T) steps")
+    parser.add_argument("--kwargs", action="append", metavar="JSON",
+                        help="the schedule's options as a JSON object; once for all, or once per NAME in order")
+    parser.add_argument("--lr", type=float, default=1.0, help="base learning rate (default 1: the multiplier)")
+    parser.add_argument("--beta2", type=float, default=0.999, help="Adam's beta2, for 'auto' warmup (default 0.999)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="hf-lrsched", description="Learning-rate schedules for Transformers.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("list", help="every available schedule with a one-line description").set_defaults(func=_cmd_list)
+    show = sub.add_parser("show", help="draw schedules in the terminal, with a table of the key steps")
+    _schedule_options(show)
+    show.add_argument("--width", type=int, default=64, help="plot width in characters")
+    show.add_argument("--height", type=int, default=12, help="plot height in lines")
+    show.set_defaults(func=_cmd_show)
+    plot = sub.add_parser("plot", help="draw schedules into a PNG (needs matplotlib)")
+    _schedule_options(plot)
+    plot.add_argument("-o", "--output", required=True, metavar="FILE.png", help="where to write the PNG")
+    plot.add_argument("--title", help="the plot's title")
+    plot.set_defaults(func=_cmd_plot)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except (ValueError, TypeError, RuntimeError) as error:  # the library's own message, no traceback
+        print(f"hf-lrsched: error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,95 @@
+"""The `hf-lrsched` console script, run as installed: every subcommand, the PNG, the exit status on bad input."""
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from hf_lrsched import available_schedules, schedule_description, schedule_multipliers
+from hf_lrsched.cli import compute_curve
+
+SCRIPT = shutil.which("hf-lrsched", path=str(Path(sys.executable).parent)) or shutil.which("hf-lrsched")
+
+
+def run(*args):
+    assert SCRIPT, "the hf-lrsched console script is not installed (pip install -e .)"
+    return subprocess.run([SCRIPT, *map(str, args)], capture_output=True, text=True, timeout=120)
+
+
+def test_list_names_every_schedule_with_its_description():
+    result = run("list")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.strip().splitlines()
+    assert len(lines) == len(available_schedules())
+    for name, line in zip(available_schedules(), lines):
+        assert line.split()[0] == name and line.endswith(schedule_description(name))
+
+
+def test_show_draws_and_tabulates_the_key_steps():
+    kwargs = '{"num_cycles": 3, "cycle_mult": 2.0, "min_lr_ratio": 0.1}'
+    result = run("show", "cosine_with_growing_restarts", "--num-training-steps", 80, "--num-warmup-steps", 10,
+                 "--kwargs", kwargs, "--lr", 2)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    # D = 70, L_0 = 10: restarts at 10 + 10 and 10 + 30
+    assert "80 steps, warmup 10, restarts at [20, 40]" in out
+    table = {line.split()[0]: line.split()[-1] for line in out.splitlines() if line[:4].strip().isdigit()}
+    assert table == {"0": "0", "10": "2", "20": "2", "40": "2", "80": "0.2"}
+    assert "^" in out and out.count("R") >= 2  # the warmup end and restarts marked under the text plot
+    assert sum(line.count("*") for line in out.splitlines()) == 64  # one point per column
+
+
+def test_show_several_names_and_warmup_ratio():
+    result = run("show", "linear", "warmup_cosine", "--num-training-steps", 100, "--warmup-ratio", 0.05)
+    assert result.returncode == 0, result.stderr
+    assert "linear: 100 steps, warmup 5" in result.stdout and "warmup_cosine: 100 steps, warmup 5" in result.stdout
+
+
+def test_plot_writes_a_valid_png_with_curves_overlaid(tmp_path):
+    import matplotlib.image
+
+    output = tmp_path / "curves.png"
+    result = run("plot", "warmup_cosine", "exponential_warmup_cosine", "cosine_with_growing_restarts",
+                 "--num-training-steps", 500, "--num-warmup-steps", "auto", "--beta2", 0.98, "--lr", 5e-5,
+                 "--kwargs", "{}", "--kwargs", "{}", "--kwargs", '{"num_cycles": 2, "cycle_decay": 0.5}', "-o", output)
+    assert result.returncode == 0, result.stderr
+    with open(output, "rb") as f:
+        assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+    image = matplotlib.image.imread(output)
+    assert image.shape[:2] == (480, 960) and image.std() > 0.05  # 8 x 4 inches at 120 dpi, not blank
+
+
+def test_curve_marks_warmup_and_restarts():
+    curve = compute_curve("cosine_with_growing_restarts", 80, 10, kwargs={"num_cycles": 3, "cycle_mult": 2.0})
+    assert (curve.num_warmup_steps, curve.restarts) == (10, [20, 40])
+    assert curve.lrs == schedule_multipliers("cosine_with_growing_restarts", 80, 10, num_cycles=3, cycle_mult=2.0)
+    # transformers' hard restarts are found where the rate rises again
+    hard = compute_curve("cosine_with_restarts", 100, 10, kwargs={"num_cycles": 3})
+    assert hard.restarts == [40, 70]
+    auto = compute_curve("warmup_cosine", 10_000, "auto", beta2=0.98)
+    assert auto.num_warmup_steps == 100
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["show", "warmup_cosin", "--num-training-steps", 10], "Unknown schedule name 'warmup_cosin'. Did you mean"),
+        (["show", "warmup_cosine", "--num-training-steps", 10, "--kwargs", '{"min_lr_ratio": 2}'],
+         "`min_lr_ratio` must be in [0, 1), got 2.0"),
+        (["show", "warmup_cosine", "--num-training-steps", 10, "--num-warmup-steps", 20], "`num_warmup_steps` must be"),
+        (["show", "warmup_cosine", "--num-training-steps", 10, "--kwargs", "{oops"], "Expecting property name"),
+        (["show", "warmup_cosine", "--num-training-steps", 10, "--num-warmup-steps", "soon"], "'auto', got 'soon'"),
+        (["plot", "warmup_cosine", "linear", "--num-training-steps", 10, "--kwargs", "{}", "--kwargs", "{}",
+          "--kwargs", "{}", "-o", "x.png"], "once per schedule: 2 schedules, 3 --kwargs"),
+        (["show", "reduce_lr_on_plateau", "--num-training-steps", 10], "no multiplier curve"),
+        (["show", "warmup_cosine"], "the following arguments are required: --num-training-steps"),
+        (["frobnicate"], "invalid choice: 'frobnicate'"),
+    ],
+)
+def test_bad_input_exits_2_with_the_message_and_no_traceback(args, message):
+    result = run(*args)
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
