@@ -55,10 +55,9 @@ def compute_curve(name: str, num_training_steps: int, num_warmup_steps, *, lr: f
     keywords = getattr(lr_lambda, "keywords", {})
     warmup = keywords.get("num_warmup_steps", num_warmup_steps if isinstance(num_warmup_steps, int) else None)
     if getattr(lr_lambda, "func", None) is _get_cosine_with_growing_restarts_lr_lambda:
-        bounds = {k: keywords[k] for k in ("first_cycle_steps", "cycle_mult", "num_cycles")}
-        decay_steps = keywords["num_training_steps"] - warmup
+        cycles = keywords["cycles"]
         restarts, i = [], 1
-        while (start := cycle_start(i, decay_steps=decay_steps, **bounds)) < decay_steps:
+        while (start := cycle_start(i, cycles)) < cycles.decay_steps:
             restarts.append(warmup + start)
             i += 1
     else:  # any other schedule: a restart is where the rate rises again after warmup

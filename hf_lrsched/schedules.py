@@ -18,6 +18,8 @@ from transformers.utils import logging
 from ._validation import check_choice, check_float, check_int
 from .lr_lambdas import (
     WARMUP_TYPES,
+    Cycles,
+    Warmup,
     _get_cosine_with_growing_restarts_lr_lambda,
     _get_warmup_cosine_lr_lambda,
     cycle_start,
@@ -132,9 +134,7 @@ def _check_common(
     shared = dict(
         num_warmup_steps=num_warmup_steps,
         num_training_steps=num_training_steps,
-        warmup_type=warmup_type,
-        warmup_start_ratio=warmup_start_ratio,
-        warmup_exp_rate=warmup_exp_rate,
+        warmup=Warmup(warmup_type, warmup_start_ratio, warmup_exp_rate),
     )
     return shared, floors
 
@@ -290,42 +290,40 @@ def _fit_first_cycle_steps(decay_steps: int, num_cycles: int, cycle_mult: float)
     return decay_steps * (cycle_mult - 1.0) / (cycle_mult**num_cycles - 1.0)
 
 
-def _check_fitted_cycles(
-    decay_steps: int, num_cycles: int, first_cycle_steps: float, cycle_mult: float, restart_warmup_steps: int
-) -> None:
+def _check_fitted_cycles(cycles: Cycles) -> None:
     """Raise unless every fitted cycle is at least one step long and every cycle after a restart is longer than R.
 
     Lengths are exact (the rounded `B_i`). The scan stops early: once `floor(L_i)` exceeds what is needed, every later
     cycle, being longer, does too; only the last cycle, which ends at `D` exactly, is checked on its own.
     """
-    bounds = dict(first_cycle_steps=first_cycle_steps, cycle_mult=cycle_mult, num_cycles=num_cycles, decay_steps=decay_steps)
+    first, mult, _, num_cycles, decay_steps, _, restart_warmup_steps = cycles
 
     def fail(index: int, length: int, needed: int) -> None:
         why = "at least 1 step" if index == 0 else f"longer than restart_warmup_steps={restart_warmup_steps}"
         raise ValueError(
-            f"`num_cycles`={num_cycles} with cycle_mult={cycle_mult} does not fit into the {decay_steps} decay steps "
+            f"`num_cycles`={num_cycles} with cycle_mult={mult} does not fit into the {decay_steps} decay steps "
             f"(num_training_steps - num_warmup_steps): cycle {index} would be {length} steps long (first cycle "
-            f"{first_cycle_steps:.4g} steps before rounding), but every cycle must be {why} (needs >= {needed}). "
+            f"{first:.4g} steps before rounding), but every cycle must be {why} (needs >= {needed}). "
             "Use fewer cycles, a smaller cycle_mult or a smaller restart_warmup_steps."
         )
 
-    if decay_steps < num_cycles or first_cycle_steps <= 0.0:
-        fail(0, math.floor(first_cycle_steps), 1)
-    if cycle_mult == 1.0 and num_cycles > 1_000_000:
+    if decay_steps < num_cycles or first <= 0.0:
+        fail(0, math.floor(first), 1)
+    if mult == 1.0 and num_cycles > 1_000_000:
         # Equal cycles of floor(D / n) or ceil(D / n) steps: the shortest one decides, without a scan.
         if decay_steps // num_cycles < restart_warmup_steps + 1:
             fail(1, decay_steps // num_cycles, restart_warmup_steps + 1)
         return
     for index in range(num_cycles):
         needed = 1 if index == 0 else restart_warmup_steps + 1
-        length = cycle_start(index + 1, **bounds) - cycle_start(index, **bounds)
+        length = cycle_start(index + 1, cycles) - cycle_start(index, cycles)
         if length < needed:
             fail(index, length, needed)
-        if index >= 1 and cycle_mult > 1.0 and math.floor(first_cycle_steps * cycle_mult**index) > needed:
+        if index >= 1 and mult > 1.0 and math.floor(first * mult**index) > needed:
             break  # every later cycle but the last is at least floor(L_i) steps long
     last = num_cycles - 1
     needed = 1 if last == 0 else restart_warmup_steps + 1
-    length = decay_steps - cycle_start(last, **bounds)
+    length = decay_steps - cycle_start(last, cycles)
     if length < needed:
         fail(last, length, needed)
 
@@ -422,15 +420,10 @@ def get_cosine_with_growing_restarts_schedule(
     else:
         num_cycles = check_int("num_cycles", 3 if num_cycles is None else num_cycles, minimum=1)
         first_cycle_steps = _fit_first_cycle_steps(decay_steps, num_cycles, cycle_mult)
-        _check_fitted_cycles(decay_steps, num_cycles, first_cycle_steps, cycle_mult, restart_warmup_steps)
-    lr_lambda = functools.partial(
-        _get_cosine_with_growing_restarts_lr_lambda,
-        **shared,
-        first_cycle_steps=first_cycle_steps,
-        cycle_mult=cycle_mult,
-        log_cycle_mult=math.log(cycle_mult),
-        num_cycles=num_cycles,
-        cycle_decay=cycle_decay,
-        restart_warmup_steps=restart_warmup_steps,
+    cycles = Cycles(
+        first_cycle_steps, cycle_mult, math.log(cycle_mult), num_cycles, decay_steps, cycle_decay, restart_warmup_steps
     )
+    if num_cycles is not None:
+        _check_fitted_cycles(cycles)
+    lr_lambda = functools.partial(_get_cosine_with_growing_restarts_lr_lambda, **shared, cycles=cycles)
     return _lambda_lr(optimizer, lr_lambda, floors, last_epoch)

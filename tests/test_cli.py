@@ -58,7 +58,7 @@ def test_plot_writes_a_valid_png_with_curves_overlaid(tmp_path):
     with open(output, "rb") as f:
         assert f.read(8) == b"\x89PNG\r\n\x1a\n"
     image = matplotlib.image.imread(output)
-    assert image.shape[:2] == (480, 960) and image.std() > 0.05  # 8 x 4 inches at 120 dpi, not blank
+    assert image.shape[:2] == (540, 960) and image.std() > 0.05  # 8 x 4.5 inches at 120 dpi, not blank
 
 
 def test_curve_marks_warmup_and_restarts():

@@ -8,7 +8,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from hf_lrsched import get_cosine_with_growing_restarts_schedule, get_warmup_cosine_schedule
-from hf_lrsched.lr_lambdas import cycle_start
+from hf_lrsched.lr_lambdas import Cycles, cycle_start
 
 from .test_schedules import make_optimizer
 
@@ -103,11 +103,11 @@ def test_growing_restarts_invariants(config, cycle_decay, warmup_type, warmup_st
     first = cycle_kwargs.get("first_cycle_steps")
     if n is not None:
         first = decay_steps * (mult - 1) / (mult**n - 1) if mult > 1 else decay_steps / n
-    bounds = dict(first_cycle_steps=first, cycle_mult=mult, num_cycles=n, decay_steps=decay_steps)
+    cycles = Cycles(first, mult, math.log(mult), n, decay_steps)
     restart_warmup = cycle_kwargs["restart_warmup_steps"]
     i = 0
-    while cycle_start(i, **bounds) < decay_steps:
-        start, end = cycle_start(i, **bounds), cycle_start(i + 1, **bounds)
+    while cycle_start(i, cycles) < decay_steps:
+        start, end = cycle_start(i, cycles), cycle_start(i + 1, cycles)
         assert end > start
         peak = min_lr_ratio + (1 - min_lr_ratio) * cycle_decay**i
         rise = restart_warmup if i > 0 else 0

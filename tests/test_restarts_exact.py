@@ -5,7 +5,7 @@ import math
 
 import pytest
 
-from hf_lrsched.lr_lambdas import cycle_index, cycle_start
+from hf_lrsched.lr_lambdas import Cycles, cycle_index, cycle_start
 from hf_lrsched.schedules import _fit_first_cycle_steps
 
 from .test_schedules import make_optimizer
@@ -26,15 +26,14 @@ def reference_starts(first_cycle_steps, cycle_mult, count):
 
 
 def assert_exact_at_boundaries(starts, *, first_cycle_steps, cycle_mult, num_cycles=None, decay_steps):
-    bounds = dict(first_cycle_steps=first_cycle_steps, cycle_mult=cycle_mult, num_cycles=num_cycles, decay_steps=decay_steps)
-    log_r = math.log(cycle_mult)
+    cycles = Cycles(first_cycle_steps, cycle_mult, math.log(cycle_mult), num_cycles, decay_steps)
     for i, b in enumerate(starts):
-        assert cycle_start(i, **bounds) == b, f"B_{i}"
+        assert cycle_start(i, cycles) == b, f"B_{i}"
         if b >= decay_steps:
             break
-        assert cycle_index(b, log_cycle_mult=log_r, **bounds)[:2] == (i, b), f"start of cycle {i} at {b}"
+        assert cycle_index(b, cycles)[:2] == (i, b), f"start of cycle {i} at {b}"
         if i > 0:
-            assert cycle_index(b - 1, log_cycle_mult=log_r, **bounds)[0] == i - 1, f"last step of cycle {i - 1}"
+            assert cycle_index(b - 1, cycles)[0] == i - 1, f"last step of cycle {i - 1}"
 
 
 @pytest.mark.parametrize(
@@ -70,9 +69,7 @@ def test_fit_mode_exact_at_every_boundary_and_ends_at_d(decay_steps, num_cycles,
     assert_exact_at_boundaries(
         starts, first_cycle_steps=first, cycle_mult=mult, num_cycles=num_cycles, decay_steps=decay_steps
     )
-    log_r = math.log(mult)
-    last = cycle_index(decay_steps - 1, first_cycle_steps=first, cycle_mult=mult, log_cycle_mult=log_r,
-                       num_cycles=num_cycles, decay_steps=decay_steps)
+    last = cycle_index(decay_steps - 1, Cycles(first, mult, math.log(mult), num_cycles, decay_steps))
     assert last == (num_cycles - 1, starts[-2], decay_steps)
 
 
