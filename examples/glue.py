@@ -19,8 +19,9 @@ once per real optimizer step (not on a step skipped for a mixed-precision overfl
     accelerate launch examples/glue.py examples/configs/bbc_news.yaml
 
 Writes to `--output_dir`: `all_results.json` (the final evaluation, the run's step count and duration),
-`lr_schedule.csv` (`step,lr`: the learning rate each optimizer step used, steps counted from 1), the fine-tuned
-model and tokenizer, and a checkpoint every `--checkpointing_steps`.
+`lr_schedule.csv` (`step,lr`: the learning rate each optimizer step used, steps counted from 1), `train_loss.csv`
+(`step,loss`: the main process's mean loss of each optimizer step), the fine-tuned model and tokenizer, and a
+checkpoint every `--checkpointing_steps`.
 """
 
 from __future__ import annotations
@@ -54,7 +55,7 @@ from tqdm.auto import tqdm
 from transformers import DataCollatorWithPadding, HfArgumentParser
 
 from hf_lrsched import get_schedule
-from hf_lrsched.registry import check_schedule_kwargs
+from hf_lrsched.registry import PROBE_TRAINING_STEPS, probe_optimizer
 
 logger = get_logger(__name__)
 
@@ -92,23 +93,33 @@ class LoopArguments:
         default=None, metadata={"help": "Save the state every N optimizer steps, or 'epoch' at each epoch's end."}
     )
     resume_from_checkpoint: str | None = field(default=None, metadata={"help": "A checkpoint folder to resume from."})
+    eval_steps: int | None = field(
+        default=None, metadata={"help": "Also evaluate every N optimizer steps (all_results.json: eval_history)."}
+    )
     with_tracking: bool = field(default=False, metadata={"help": "Log the loss and learning rate to trackers."})
     report_to: str = field(default="all", metadata={"help": "Trackers for --with_tracking (tensorboard, wandb, ...)."})
 
     def __post_init__(self):
+        if self.max_train_steps is not None and self.max_train_steps < 1:
+            raise ValueError(f"`max_train_steps` must be >= 1, got {self.max_train_steps}.")
         if isinstance(self.lr_schedule_kwargs, str):
             try:
                 self.lr_schedule_kwargs = json.loads(self.lr_schedule_kwargs)
             except json.JSONDecodeError as error:
                 raise ValueError(f"`lr_schedule_kwargs` must be a JSON object: {error}") from None
         self.lr_schedule_kwargs = dict(self.lr_schedule_kwargs or {})
-        check_schedule_kwargs(self.lr_schedule, self.lr_schedule_kwargs)  # an unknown name or option fails now
         self.num_warmup_steps = parse_warmup(self.num_warmup_steps)
+        # An unknown name, option or value fails now, before any model is loaded: the schedule is built once on a
+        # throw-away optimizer (with the real step count when --max_train_steps gives it).
+        num_training_steps = self.max_train_steps or PROBE_TRAINING_STEPS
+        get_schedule(self.lr_schedule, probe_optimizer(self.learning_rate),
+                     resolve_warmup(self.num_warmup_steps, num_training_steps), num_training_steps,
+                     **self.lr_schedule_kwargs)
         for name in ("per_device_train_batch_size", "per_device_eval_batch_size", "gradient_accumulation_steps"):
             if getattr(self, name) < 1:
                 raise ValueError(f"`{name}` must be >= 1, got {getattr(self, name)}.")
-        if self.max_train_steps is not None and self.max_train_steps < 1:
-            raise ValueError(f"`max_train_steps` must be >= 1, got {self.max_train_steps}.")
+        if self.eval_steps is not None and self.eval_steps < 1:
+            raise ValueError(f"`eval_steps` must be >= 1, got {self.eval_steps}.")
         if self.max_train_steps is None and not self.num_train_epochs > 0:
             raise ValueError(f"`num_train_epochs` must be > 0, got {self.num_train_epochs}.")
         if self.checkpointing_steps not in (None, "epoch") and not str(self.checkpointing_steps).isdigit():
@@ -258,41 +269,8 @@ def train(model_args: ModelArguments, data_args: DataArguments, args: LoopArgume
                        {**run_config, "completed_steps": completed_steps, "lr_history": lr_history})
 
     metric = Metric(data_args.task_name)
-    progress = tqdm(range(max_train_steps), initial=completed_steps, disable=not accelerator.is_local_main_process)
-    eval_metrics: dict[str, float] = {}
-    start = time.time()
-    for epoch in range(starting_epoch, num_train_epochs):
-        model.train()
-        train_dataloader.set_epoch(epoch)
-        total_loss, num_batches = 0.0, 0
-        if epoch == starting_epoch and resume_batches:
-            active_dataloader = accelerator.skip_first_batches(train_dataloader, resume_batches)
-        else:
-            active_dataloader = train_dataloader
-        for batch in active_dataloader:
-            with accelerator.accumulate(model):
-                outputs = model(**batch)
-                loss = outputs.loss
-                total_loss += loss.detach().float().item()
-                num_batches += 1
-                accelerator.backward(loss)
-                if accelerator.sync_gradients:
-                    lr_used = optimizer.param_groups[0]["lr"]
-                optimizer.step()
-                if accelerator.sync_gradients and not accelerator.optimizer_step_was_skipped:
-                    lr_scheduler.step()
-                optimizer.zero_grad()
-            if accelerator.sync_gradients:
-                completed_steps += 1
-                lr_history.append((completed_steps, lr_used))
-                progress.update(1)
-                if args.with_tracking:
-                    accelerator.log({"train_loss": loss.item(), "lr": lr_used}, step=completed_steps)
-                if args.checkpointing_steps not in (None, "epoch") and completed_steps % int(args.checkpointing_steps) == 0:
-                    save_checkpoint(f"step_{completed_steps}")
-            if completed_steps >= max_train_steps:
-                break
 
+    def evaluate() -> dict[str, float]:
         model.eval()
         predictions, references = [], []
         for batch in eval_dataloader:
@@ -302,11 +280,61 @@ def train(model_args: ModelArguments, data_args: DataArguments, args: LoopArgume
             preds, refs = accelerator.gather_for_metrics((preds, batch["labels"]))
             predictions.append(preds.cpu())
             references.append(refs.cpu())
-        eval_metrics = metric.compute(torch.cat(predictions).numpy(), torch.cat(references).numpy())
+        model.train()
+        return metric.compute(torch.cat(predictions).numpy(), torch.cat(references).numpy())
+
+    progress = tqdm(range(max_train_steps), initial=completed_steps, disable=not accelerator.is_local_main_process)
+    eval_metrics: dict[str, float] = {}
+    eval_history: list[dict] = []  # with --eval_steps: the metrics every N optimizer steps
+    loss_history: list[tuple[int, float]] = []  # this process's mean training loss of each optimizer step
+    first_step, train_time, start = completed_steps, 0.0, time.time()
+    for epoch in range(starting_epoch, num_train_epochs):
+        model.train()
+        train_dataloader.set_epoch(epoch)
+        if epoch == starting_epoch and resume_batches:
+            active_dataloader = accelerator.skip_first_batches(train_dataloader, resume_batches)
+        else:
+            active_dataloader = train_dataloader
+        step_loss, step_batches, tic = 0.0, 0, time.perf_counter()
+        for batch in active_dataloader:
+            with accelerator.accumulate(model):
+                loss = model(**batch).loss
+                step_loss += loss.detach().float().item()
+                step_batches += 1
+                accelerator.backward(loss)
+                if accelerator.sync_gradients:
+                    lr_used = optimizer.param_groups[0]["lr"]
+                optimizer.step()
+                if accelerator.sync_gradients and not accelerator.optimizer_step_was_skipped:
+                    lr_scheduler.step()
+                optimizer.zero_grad()
+            if not accelerator.sync_gradients:
+                continue
+            completed_steps += 1
+            train_time += time.perf_counter() - tic
+            lr_history.append((completed_steps, lr_used))
+            loss_history.append((completed_steps, step_loss / step_batches))
+            step_loss, step_batches = 0.0, 0
+            progress.update(1)
+            if args.with_tracking:
+                accelerator.log({"train_loss": loss_history[-1][1], "lr": lr_used}, step=completed_steps)
+            if args.checkpointing_steps not in (None, "epoch") and completed_steps % int(args.checkpointing_steps) == 0:
+                save_checkpoint(f"step_{completed_steps}")
+            if args.eval_steps and completed_steps % args.eval_steps == 0 and completed_steps < max_train_steps:
+                eval_history.append({"step": completed_steps, **evaluate()})
+                if args.with_tracking:
+                    accelerator.log({f"eval_{k}": v for k, v in eval_history[-1].items() if k != "step"},
+                                    step=completed_steps)
+            if completed_steps >= max_train_steps:
+                break
+            tic = time.perf_counter()
+
+        eval_metrics = evaluate()
+        if args.eval_steps:
+            eval_history.append({"step": completed_steps, **eval_metrics})
         accelerator.print(f"epoch {epoch}: {eval_metrics} (metrics: {metric.source})")
         if args.with_tracking:
-            accelerator.log({**{f"eval_{k}": v for k, v in eval_metrics.items()},
-                             "train_loss_epoch": total_loss / max(num_batches, 1), "epoch": epoch}, step=completed_steps)
+            accelerator.log({**{f"eval_{k}": v for k, v in eval_metrics.items()}, "epoch": epoch}, step=completed_steps)
         if args.checkpointing_steps == "epoch":
             save_checkpoint(f"epoch_{epoch}")
         if completed_steps >= max_train_steps:
@@ -317,6 +345,7 @@ def train(model_args: ModelArguments, data_args: DataArguments, args: LoopArgume
     if args.with_tracking:
         accelerator.end_training()
     accelerator.wait_for_everyone()
+    samples = (completed_steps - first_step) * total_batch_size
     results = {
         **{f"eval_{k}": v for k, v in eval_metrics.items()},
         **run_config,
@@ -324,8 +353,13 @@ def train(model_args: ModelArguments, data_args: DataArguments, args: LoopArgume
         "num_warmup_steps": bound_warmup_steps(lr_scheduler, num_warmup_steps),
         "final_lr": lr_scheduler.get_last_lr()[0],
         "train_runtime_s": round(runtime, 1),
+        # the training loop alone: forward, backward, optimizer and scheduler steps (no evaluation, no checkpoint)
+        "train_loop_s": round(train_time, 3),
+        "train_samples_per_second": round(samples / train_time, 3) if train_time else None,
         "metrics_source": metric.source,
     }
+    if eval_history:
+        results["eval_history"] = eval_history
     if accelerator.is_main_process:
         accelerator.unwrap_model(model).save_pretrained(args.output_dir)
         tokenizer.save_pretrained(args.output_dir)
@@ -334,6 +368,10 @@ def train(model_args: ModelArguments, data_args: DataArguments, args: LoopArgume
             writer = csv.writer(f)
             writer.writerow(["step", "lr"])
             writer.writerows((step, repr(lr)) for step, lr in lr_history)
+        with open(os.path.join(args.output_dir, "train_loss.csv"), "w", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(["step", "loss"])
+            writer.writerows(loss_history)
     accelerator.wait_for_everyone()
     return results
 

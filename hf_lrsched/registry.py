@@ -31,10 +31,15 @@ __all__ = [
     "get_schedule",
     "get_schedule_factory",
     "preview_lr_lambda",
+    "probe_optimizer",
     "schedule_multipliers",
 ]
 
 ScheduleFactory = Callable[..., LRScheduler]
+
+# The number of training steps assumed when options are checked before the real count is known (at parse time):
+# large enough that no valid configuration fails for want of steps. The real count is checked again at training.
+PROBE_TRAINING_STEPS = 10**6
 
 _REGISTRY: dict[str, ScheduleFactory] = {}
 _DESCRIPTIONS: dict[str, str] = {}
@@ -220,6 +225,11 @@ def schedule_multipliers(
     return [lr_lambda(step) for step in range(num_steps + 1)]
 
 
+def probe_optimizer(lr: float = 1.0, betas: tuple[float, float] = (0.9, 0.999)) -> torch.optim.AdamW:
+    """An `AdamW` over one throw-away parameter: enough to build (and so to check) any schedule without a model."""
+    return torch.optim.AdamW([torch.zeros(1, requires_grad=True)], lr=lr, betas=betas)
+
+
 def preview_lr_lambda(
     name: str,
     num_training_steps: int,
@@ -232,8 +242,7 @@ def preview_lr_lambda(
     """The multiplier function of a schedule (of its first param group), built on a throw-away parameter; see
     [`schedule_multipliers`]. For our schedules it is a `functools.partial` whose `keywords` hold the resolved
     options (the warmup length that `"auto"` gave, for one)."""
-    optimizer = torch.optim.AdamW([torch.zeros(1, requires_grad=True)], lr=lr, betas=betas)
-    scheduler = get_schedule(name, optimizer, num_warmup_steps, num_training_steps, **kwargs)
+    scheduler = get_schedule(name, probe_optimizer(lr, betas), num_warmup_steps, num_training_steps, **kwargs)
     if not isinstance(scheduler, LambdaLR):
         raise ValueError(
             f"Schedule {name!r} builds a {type(scheduler).__name__}, whose learning rate depends on training; "

@@ -9,14 +9,9 @@ from dataclasses import dataclass, field
 import torch
 from transformers import TrainingArguments
 
-from .registry import check_schedule_kwargs, get_schedule, get_schedule_factory
+from .registry import PROBE_TRAINING_STEPS, check_schedule_kwargs, get_schedule, get_schedule_factory, probe_optimizer
 
 __all__ = ["LRSchedTrainingArguments", "build_lr_scheduler", "uses_lrsched"]
-
-# The number of training steps assumed when the arguments are checked at parse time and `max_steps` is not set:
-# large enough that no valid configuration fails for want of steps. The real count is checked again at training.
-_PROBE_TRAINING_STEPS = 10**6
-
 
 @dataclass
 class LRSchedTrainingArguments(TrainingArguments):
@@ -106,11 +101,8 @@ class LRSchedTrainingArguments(TrainingArguments):
         name, kwargs = schedule_name_and_kwargs(self)
         get_schedule_factory(name)
         check_schedule_kwargs(name, kwargs)
-        num_training_steps = self.max_steps if self.max_steps > 0 else _PROBE_TRAINING_STEPS
-        probe = torch.optim.AdamW(
-            [torch.nn.Parameter(torch.zeros(1))], lr=self.learning_rate, betas=(self.adam_beta1, self.adam_beta2)
-        )
-        build_lr_scheduler(self, probe, num_training_steps)
+        num_training_steps = self.max_steps if self.max_steps > 0 else PROBE_TRAINING_STEPS
+        build_lr_scheduler(self, probe_optimizer(self.learning_rate, (self.adam_beta1, self.adam_beta2)), num_training_steps)
 
     def _check_deepspeed_scheduler(self) -> None:
         """A DeepSpeed config with its own `scheduler` wins over any Trainer-side schedule: say so, and stop."""

@@ -1,4 +1,6 @@
-"""The `hf-lrsched` console script, run as installed: every subcommand, the PNG, the exit status on bad input."""
+"""The `hf-lrsched` console script: every subcommand, the PNG, the exit status on bad input. The installed script
+itself runs once per subcommand; the other cases call its `main` in-process (the same code, without a new
+interpreter each time)."""
 
 import shutil
 import subprocess
@@ -8,14 +10,25 @@ from pathlib import Path
 import pytest
 
 from hf_lrsched import available_schedules, schedule_description, schedule_multipliers
-from hf_lrsched.cli import compute_curve
+from hf_lrsched.cli import compute_curve, main
 
 SCRIPT = shutil.which("hf-lrsched", path=str(Path(sys.executable).parent)) or shutil.which("hf-lrsched")
 
 
 def run(*args):
+    """The installed console script, in a new process."""
     assert SCRIPT, "the hf-lrsched console script is not installed (pip install -e .)"
     return subprocess.run([SCRIPT, *map(str, args)], capture_output=True, text=True, timeout=120)
+
+
+def run_in_process(capsys, *args):
+    """`hf-lrsched ARGS` through `main`, as the script calls it: (exit status, stdout, stderr)."""
+    try:
+        status = main([str(a) for a in args])
+    except SystemExit as exit_:  # argparse's own errors
+        status = exit_.code
+    out, err = capsys.readouterr()
+    return status, out, err
 
 
 def test_list_names_every_schedule_with_its_description():
@@ -41,10 +54,11 @@ def test_show_draws_and_tabulates_the_key_steps():
     assert sum(line.count("*") for line in out.splitlines()) == 64  # one point per column
 
 
-def test_show_several_names_and_warmup_ratio():
-    result = run("show", "linear", "warmup_cosine", "--num-training-steps", 100, "--warmup-ratio", 0.05)
-    assert result.returncode == 0, result.stderr
-    assert "linear: 100 steps, warmup 5" in result.stdout and "warmup_cosine: 100 steps, warmup 5" in result.stdout
+def test_show_several_names_and_warmup_ratio(capsys):
+    status, out, err = run_in_process(capsys, "show", "linear", "warmup_cosine", "--num-training-steps", 100,
+                                      "--warmup-ratio", 0.05)
+    assert status == 0, err
+    assert "linear: 100 steps, warmup 5" in out and "warmup_cosine: 100 steps, warmup 5" in out
 
 
 def test_plot_writes_a_valid_png_with_curves_overlaid(tmp_path):
@@ -88,8 +102,14 @@ def test_curve_marks_warmup_and_restarts():
         (["frobnicate"], "invalid choice: 'frobnicate'"),
     ],
 )
-def test_bad_input_exits_2_with_the_message_and_no_traceback(args, message):
-    result = run(*args)
+def test_bad_input_exits_2_with_the_message(capsys, args, message):
+    status, out, err = run_in_process(capsys, *args)
+    assert status == 2
+    assert message in err
+
+
+def test_bad_input_from_the_installed_script_has_no_traceback():
+    result = run("show", "warmup_cosine", "--num-training-steps", 10, "--kwargs", '{"cycle_mult": 2}')
     assert result.returncode == 2
-    assert message in result.stderr
+    assert "hf-lrsched: error: Schedule 'warmup_cosine' got an unexpected keyword argument 'cycle_mult'" in result.stderr
     assert "Traceback" not in result.stderr

@@ -128,7 +128,7 @@ SCHEDULE = ["--lr_schedule", "cosine_with_growing_restarts", "--lr_schedule_kwar
 )
 def test_learning_rate_is_identical_on_one_and_two_processes(tmp_path, tiny_model_dir, csv_files, mode, one, two):
     out1, out2 = tmp_path / "p1", tmp_path / "p2"
-    launch(EXAMPLES / "glue.py", 1, common_args(tiny_model_dir, csv_files, out1) + SCHEDULE + one)
+    launch(EXAMPLES / "glue.py", 1, common_args(tiny_model_dir, csv_files, out1) + SCHEDULE + one + ["--eval_steps", 5])
     launch(EXAMPLES / "glue.py", 2, common_args(tiny_model_dir, csv_files, out2) + SCHEDULE + two)
     r1, r2 = results(out1), results(out2)
     assert (r1["num_processes"], r2["num_processes"]) == (1, 2)
@@ -145,6 +145,11 @@ def test_learning_rate_is_identical_on_one_and_two_processes(tmp_path, tiny_mode
     assert lrs1 == [(k, pytest.approx(1e-3 * expected[k - 1], rel=1e-12)) for k in range(1, steps + 1)]
     # after the last step the schedule stands on its floor, on both
     assert r1["final_lr"] == r2["final_lr"] == pytest.approx(1e-5, rel=1e-12)
+    # --eval_steps 5 evaluates every 5 steps and at each epoch's end (7 steps per epoch); the loss of every step
+    assert [e["step"] for e in r1["eval_history"]] == ([5, 7, 10, 14] if mode == "epochs" else [5, 7, 10])
+    assert r1["eval_history"][-1]["accuracy"] == r1["eval_accuracy"]
+    with open(out1 / "train_loss.csv", newline="") as f:
+        assert [int(row["step"]) for row in csv.DictReader(f)] == list(range(1, steps + 1))
 
 
 def test_resume_mid_epoch_continues_exactly(tmp_path, tiny_model_dir, csv_files):
@@ -232,6 +237,11 @@ def test_bad_arguments_exit_2_with_the_message(tmp_path):
         (["--task_name", "bbc_news", "--lr_schedule_kwargs", "{num_cycles: 2}"], "must be a JSON object"),
         (["--task_name", "bbc_news", "--lr_schedule", "cosine_with_growing_restarts", "--lr_schedule_kwargs",
           '{"num_cycle": 2}'], "unexpected keyword argument 'num_cycle'. Did you mean 'num_cycles'"),
+        (["--task_name", "bbc_news", "--lr_schedule_kwargs", '{"min_lr_ratio": 2}'], "`min_lr_ratio` must be in [0, 1)"),
+        (["--task_name", "bbc_news", "--max_train_steps", "5", "--lr_schedule", "cosine_with_growing_restarts",
+          "--lr_schedule_kwargs", '{"num_cycles": 10}'], "`num_cycles`=10 with cycle_mult=2.0 does not fit"),
+        (["--task_name", "bbc_news", "--learning_rate", "1e-5", "--lr_schedule_kwargs", '{"min_lr": 1e-4}'],
+         "`min_lr`=0.0001 must be below the base learning rate"),
         (["--task_name", "bbc_news", "--gradient_accumulation_steps", "0"], "`gradient_accumulation_steps` must be >= 1"),
         (["--task_name", "bbc_news", "--checkpointing_steps", "often"], "`checkpointing_steps` must be"),
         (["--train_file", "a.csv"], "both `--train_file` and `--validation_file`"),

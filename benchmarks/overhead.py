@@ -1,0 +1,156 @@
+"""The cost of a schedule: `scheduler.step()` per optimizer step, building a scheduler, previewing a whole curve.
+
+Each hf_lrsched schedule against `transformers`' `get_cosine_schedule_with_warmup` (the reference of every ratio)
+and `get_cosine_with_hard_restarts_schedule_with_warmup`, and `torch`'s `CosineAnnealingWarmRestarts`; with 1 and 4
+param groups; at step counts 10^3 to 10^6, each measured near the end of training, so that a cost growing with the
+step index or the number of cycles would show. One process, the schedulers interleaved round by round, the median of
+the rounds reported.
+
+    python benchmarks/overhead.py            # about 2 minutes on 2 cores
+    python benchmarks/overhead.py --quick    # a few seconds: the smoke test's setting
+
+Writes `benchmarks/results/overhead.{md,json}` (`--out-dir` to change).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+import warnings
+from pathlib import Path
+
+import torch
+from common import RESULTS, command_line, machine, machine_line, markdown_table, median, write
+from transformers import get_cosine_schedule_with_warmup, get_cosine_with_hard_restarts_schedule_with_warmup
+
+from hf_lrsched import get_schedule, schedule_multipliers
+
+
+def optimizer(groups: int) -> torch.optim.Optimizer:
+    return torch.optim.AdamW([{"params": [torch.nn.Parameter(torch.zeros(1))]} for _ in range(groups)], lr=1e-3)
+
+
+def factories(total: int) -> dict:
+    """name -> function(optimizer) building the scheduler for `total` steps (warmup 1%)."""
+    warmup = total // 100
+    return {
+        "transformers cosine": lambda o: get_cosine_schedule_with_warmup(o, warmup, total),
+        "transformers hard restarts (3)": lambda o: get_cosine_with_hard_restarts_schedule_with_warmup(
+            o, warmup, total, num_cycles=3),
+        "torch CosineAnnealingWarmRestarts": lambda o: torch.optim.lr_scheduler.CosineAnnealingWarmRestarts(
+            o, T_0=max(total // 100, 1), T_mult=2),
+        "warmup_cosine": lambda o: get_schedule("warmup_cosine", o, warmup, total, min_lr_ratio=0.1),
+        "exponential_warmup_cosine": lambda o: get_schedule("exponential_warmup_cosine", o, warmup, total),
+        "growing restarts, 3 cycles": lambda o: get_schedule("cosine_with_growing_restarts", o, warmup, total,
+                                                             num_cycles=3, cycle_decay=0.8, restart_warmup_steps=5),
+        "growing restarts, first 10 steps, r=1.0001": lambda o: get_schedule(
+            "cosine_with_growing_restarts", o, warmup, total, first_cycle_steps=10, cycle_mult=1.0001),
+    }
+
+
+def position(scheduler, step: int) -> None:
+    """Move a scheduler to `step` without stepping through the ones before."""
+    if isinstance(scheduler, torch.optim.lr_scheduler.CosineAnnealingWarmRestarts):
+        scheduler.step(step)  # computes its cycle from the epoch, with a logarithm
+    else:
+        scheduler.last_epoch = step
+
+
+def time_steps(scheduler, start: int, count: int) -> float:
+    """Seconds per `scheduler.step()` over `count` steps from `start`."""
+    position(scheduler, start)
+    step = scheduler.step
+    tic = time.perf_counter()
+    for _ in range(count):
+        step()
+    return (time.perf_counter() - tic) / count
+
+
+def bench_steps(totals, groups_list, rounds: int, count: int) -> list[dict]:
+    rows = []
+    for groups in groups_list:
+        for total in totals:
+            builders = factories(total)
+            opt = optimizer(groups)
+            schedulers = {name: build(opt) for name, build in builders.items()}
+            steps = min(count, total // 2)
+            start = total - steps - 1  # the last steps of training: the most cycles, the largest step index
+            samples = {name: [] for name in schedulers}
+            for _ in range(rounds):  # interleaved: every scheduler once per round
+                for name, scheduler in schedulers.items():
+                    samples[name].append(time_steps(scheduler, start, steps))
+            reference = median(samples["transformers cosine"])
+            for name, times in samples.items():
+                rows.append({"groups": groups, "steps": total, "schedule": name, "us_per_step": median(times) * 1e6,
+                             "ratio": median(times) / reference})
+    return rows
+
+
+def bench_build(rounds: int) -> list[dict]:
+    total = 10**6
+    rows = []
+    for name, build in factories(total).items():
+        times = []
+        for _ in range(rounds):
+            opt = optimizer(1)
+            tic = time.perf_counter()
+            build(opt)
+            times.append(time.perf_counter() - tic)
+        rows.append({"schedule": name, "us_to_build": median(times) * 1e6})
+    return rows
+
+
+def bench_curve(total: int, rounds: int) -> list[dict]:
+    rows = []
+    for name, kwargs in (("warmup_cosine", {}), ("cosine_with_growing_restarts", {"num_cycles": 5}),
+                         ("cosine", {})):
+        times = []
+        for _ in range(rounds):
+            tic = time.perf_counter()
+            schedule_multipliers(name, total, total // 100, **kwargs)
+            times.append(time.perf_counter() - tic)
+        rows.append({"schedule": name, "steps": total, "seconds": median(times)})
+    return rows
+
+
+def main(argv=None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="tiny sizes, for the smoke test")
+    parser.add_argument("--out-dir", type=Path, default=RESULTS)
+    args = parser.parse_args(argv)
+    warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step()` before")
+    if args.quick:
+        totals, rounds, count, curve_steps = [10**3], 2, 50, 10**3
+    else:
+        totals, rounds, count, curve_steps = [10**3, 10**4, 10**5, 10**6], 9, 2000, 10**6
+    data = {
+        "machine": machine(),
+        "command": command_line(),
+        "steps": bench_steps(totals, [1, 4], rounds, count),
+        "build": bench_build(max(rounds, 5) * 5),
+        "curve": bench_curve(curve_steps, 3 if not args.quick else 1),
+    }
+    step_rows = [[r["groups"], f"{r['steps']:,}", r["schedule"], f"{r['us_per_step']:.2f}", f"{r['ratio']:.2f}"]
+                 for r in data["steps"]]
+    worst = {}
+    for r in data["steps"]:
+        if r["schedule"] not in ("transformers cosine",):
+            worst[r["schedule"]] = max(worst.get(r["schedule"], 0.0), r["ratio"])
+    markdown = "\n\n".join([
+        "### Scheduler overhead",
+        f"Measured with `{data['command']}` on {machine_line(data['machine'])}. "
+        f"`scheduler.step()` timed over the last {count:,} steps of training (the last half for 1,000 steps), "
+        f"{rounds} interleaved rounds, median; ratio to `transformers`' cosine at the same size (1.00 = the same cost).",
+        markdown_table(["param groups", "training steps", "schedule", "us per step", "ratio"], step_rows),
+        "Worst ratio over all rows: " + ", ".join(f"{name} {ratio:.2f}" for name, ratio in worst.items()) + ".",
+        "Building a scheduler for 10^6 steps (median):",
+        markdown_table(["schedule", "us to build"], [[r["schedule"], f"{r['us_to_build']:.0f}"] for r in data["build"]]),
+        f"A whole {curve_steps:,}-step curve for a preview (`schedule_multipliers`, median of 3):",
+        markdown_table(["schedule", "seconds"], [[r["schedule"], f"{r['seconds']:.3f}"] for r in data["curve"]]),
+    ])
+    write("overhead", data, markdown, args.out_dir)
+    return data
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,83 @@
+"""Write the README's benchmark summary from `benchmarks/results/*.json`, so that no number in it is typed by hand.
+
+    python benchmarks/summarize.py           # rewrites the block between the benchmark markers of README.md
+    python benchmarks/summarize.py --check   # exits 1 if README.md is not what the results say
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+START = "<!-- benchmarks:start: written by `python benchmarks/summarize.py` from benchmarks/results/ -->"
+END = "<!-- benchmarks:end -->"
+
+
+def load(name: str) -> dict | None:
+    path = RESULTS / f"{name}.json"
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def summary() -> str:
+    lines = []
+    overhead, throughput, quality = load("overhead"), load("throughput"), load("quality")
+    if overhead:
+        worst: dict[str, float] = {}
+        for row in overhead["steps"]:
+            worst[row["schedule"]] = max(worst.get(row["schedule"], 0.0), row["ratio"])
+        ours = {k: v for k, v in worst.items() if not k.startswith(("transformers", "torch"))}
+        us = [row["us_per_step"] for row in overhead["steps"]]
+        # how much each schedule's cost moves between the smallest and the largest step count (same group count)
+        by_size: dict[tuple, list[float]] = {}
+        for row in overhead["steps"]:
+            by_size.setdefault((row["schedule"], row["groups"]), []).append(row["us_per_step"])
+        spread = max(max(v) / min(v) - 1 for (name, _), v in by_size.items() if name in ours)
+        sizes = sorted({row["steps"] for row in overhead["steps"]})
+        lines.append(
+            f"- **Cost per step** (`benchmarks/overhead.py`): a `scheduler.step()` takes {min(us):.1f} to "
+            f"{max(us):.1f} us at {sizes[0]:,} to {sizes[-1]:,} steps with 1 or 4 param groups; the worst ratio to "
+            "`transformers`' cosine over all sizes is "
+            + ", ".join(f"{ratio:.2f} for `{name}`" for name, ratio in ours.items())
+            + f". Between the smallest and the largest step count, the cost of each of ours moves by at most "
+            f"{spread:.0%}."
+        )
+    if throughput:
+        ratios = ", ".join(f"`{r['schedule']}` {r['ratio']:.3f}" for r in throughput["rows"] if r["schedule"] != "cosine")
+        lines.append(f"- **Training throughput** (`benchmarks/throughput.py`), ratio to `transformers`' cosine in the "
+                     f"same loop: {ratios}.")
+    if quality:
+        for budget, rows in quality["results"].items():
+            best = max(rows, key=lambda label: statistics.mean(rows[label]["accuracy"]))
+            linear = next((label for label in rows if label.startswith("linear")), None)
+            text = (f"- **Fine-tuning, {budget}** (`benchmarks/quality.py`, {len(quality['seeds'])} seeds): best mean "
+                    f"held-out accuracy {statistics.mean(rows[best]['accuracy']):.4f} with `{best}`")
+            if linear:
+                text += f"; `transformers`' default `linear` {statistics.mean(rows[linear]['accuracy']):.4f}"
+            lines.append(text + ".")
+    if not lines:
+        lines.append("- No benchmark has been run yet.")
+    lines.append("- Full tables, plots, commands and the machine: [docs/benchmarks.md](docs/benchmarks.md) and "
+                 "`benchmarks/results/`.")
+    return "\n".join([START, *lines, END])
+
+
+def rewrite(text: str) -> str:
+    start, end = text.index(START), text.index(END) + len(END)
+    return text[:start] + summary() + text[end:]
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--check", action="store_true")
+    args = parser.parse_args()
+    readme = ROOT / "README.md"
+    text = readme.read_text()
+    if args.check:
+        sys.exit(0 if rewrite(text) == text else 1)
+    readme.write_text(rewrite(text))
+    print(summary())

@@ -1,0 +1,88 @@
+"""Draw every figure of the documentation from the library itself.
+
+Run by the MkDocs hook (`docs/hooks.py`) at every build, into `docs/figures/`; never pasted in. The README's figure
+is the `overview` figure, committed as this script writes it:
+
+    python docs/make_figures.py                                  # all figures into docs/figures/
+    python docs/make_figures.py --readme docs/assets/schedules.png  # the README's figure
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from hf_lrsched.cli import compute_curve, draw_png
+
+T = 1000
+
+# name -> (title, [(schedule, warmup, kwargs), ...])
+FIGURES = {
+    "overview": (
+        "hf_lrsched schedules over 1,000 steps (base learning rate 1)",
+        [
+            ("warmup_cosine", 100, {"min_lr_ratio": 0.05}),
+            ("exponential_warmup_cosine", 100, {"min_lr_ratio": 0.05}),
+            ("cosine_with_growing_restarts", 50, {"num_cycles": 3, "cycle_mult": 2.0, "cycle_decay": 0.8,
+                                                  "restart_warmup_steps": 10, "min_lr_ratio": 0.05}),
+        ],
+    ),
+    "warmup_cosine": (
+        "warmup_cosine: linear, exponential and cosine warmup over 100 steps, floor 0.1",
+        [
+            ("warmup_cosine", 100, {"min_lr_ratio": 0.1}),
+            ("warmup_cosine", 100, {"min_lr_ratio": 0.1, "warmup_type": "cosine"}),
+            ("warmup_cosine", 100, {"min_lr_ratio": 0.1, "warmup_start_ratio": 0.2}),
+        ],
+    ),
+    "exponential_warmup_cosine": (
+        "exponential_warmup_cosine: k = 5 (default) against k = 2 and linear warmup",
+        [
+            ("exponential_warmup_cosine", 150, {}),
+            ("exponential_warmup_cosine", 150, {"warmup_exp_rate": 2.0}),
+            ("warmup_cosine", 150, {}),
+        ],
+    ),
+    "cosine_with_growing_restarts": (
+        "cosine_with_growing_restarts (4 cycles) against transformers' cosine_with_restarts",
+        [
+            ("cosine_with_growing_restarts", 40, {"num_cycles": 4, "cycle_mult": 2.0, "cycle_decay": 0.75,
+                                                  "restart_warmup_steps": 15, "min_lr_ratio": 0.02}),
+            ("cosine_with_restarts", 40, {"num_cycles": 4}),
+        ],
+    ),
+    "auto_warmup": (
+        "num_warmup_steps='auto', AdamW beta2 = 0.98: linear 100 steps, exponential 250",
+        [
+            ("warmup_cosine", "auto", {"max_auto_warmup_ratio": 0.3}),
+            ("exponential_warmup_cosine", "auto", {"max_auto_warmup_ratio": 0.3}),
+        ],
+    ),
+}
+
+
+def make_figure(name: str, path: str | Path) -> Path:
+    title, specs = FIGURES[name]
+    curves = []
+    for schedule, warmup, kwargs in specs:
+        curve = compute_curve(schedule, T, warmup, beta2=0.98, kwargs=kwargs)
+        options = ", ".join(f"{k}={v}" for k, v in kwargs.items() if k not in ("num_cycles", "min_lr_ratio"))
+        curve.name = f"{schedule} ({options})" if options else schedule
+        curves.append(curve)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    draw_png(curves, str(path), title=title)
+    return path
+
+
+def make_all(out_dir: str | Path) -> list[Path]:
+    return [make_figure(name, Path(out_dir) / f"{name}.png") for name in FIGURES]
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out-dir", default=str(Path(__file__).parent / "figures"))
+    parser.add_argument("--readme", metavar="PATH", help="write only the README's figure (the overview) to PATH")
+    args = parser.parse_args()
+    for written in [make_figure("overview", args.readme)] if args.readme else make_all(args.out_dir):
+        print(written)

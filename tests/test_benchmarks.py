@@ -1,0 +1,53 @@
+"""Each benchmark script stays runnable (tiny sizes, no timing asserted), and the README's summary is the one the
+committed results give."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from .test_examples import csv_files, tiny_model_dir  # noqa: F401  (fixtures)
+
+ROOT = Path(__file__).resolve().parents[1]
+BENCHMARKS = ROOT / "benchmarks"
+
+
+def run(script, *args):
+    result = subprocess.run([sys.executable, BENCHMARKS / script, *map(str, args)], cwd=ROOT, capture_output=True,
+                            text=True, timeout=900)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
+    return result
+
+
+def test_overhead_quick(tmp_path):
+    run("overhead.py", "--quick", "--out-dir", tmp_path)
+    data = json.loads((tmp_path / "overhead.json").read_text())
+    assert {row["schedule"] for row in data["steps"]} >= {"transformers cosine", "warmup_cosine",
+                                                           "growing restarts, 3 cycles"}
+    assert all(row["us_per_step"] > 0 for row in data["steps"])
+    assert "| param groups |" in (tmp_path / "overhead.md").read_text()
+
+
+@pytest.mark.slow
+def test_throughput_and_quality_smoke(tmp_path, tiny_model_dir, csv_files):  # noqa: F811
+    data = ["--model_name_or_path", tiny_model_dir, "--train_file", csv_files / "train.csv", "--validation_file",
+            csv_files / "validation.csv"]
+    run("throughput.py", "--rounds", 1, "--steps", 2, "--out-dir", tmp_path, *data)
+    rows = json.loads((tmp_path / "throughput.json").read_text())["rows"]
+    assert [r["schedule"] for r in rows][0] == "cosine" and rows[0]["ratio"] == 1.0
+
+    run("quality.py", "--quick", "--schedules", "cosine", "warmup_cosine (auto)", "--max_length", 16,
+        "--eval-steps", 5, "--out-dir", tmp_path, *data)
+    quality = json.loads((tmp_path / "quality.json").read_text())
+    rows = quality["results"]["20 steps"]
+    assert set(rows) == {"cosine", "warmup_cosine (auto)"}
+    assert all(len(r["accuracy"]) == 1 and 0 <= r["accuracy"][0] <= 1 for r in rows.values())
+    assert (tmp_path / "quality_loss_20_steps.png").read_bytes()[:4] == b"\x89PNG"
+    assert len(list((tmp_path / "quality_runs").glob("*.json"))) == 2  # kept, so a rerun resumes
+
+
+def test_readme_summary_is_generated_from_the_results():
+    result = subprocess.run([sys.executable, BENCHMARKS / "summarize.py", "--check"], cwd=ROOT)
+    assert result.returncode == 0, "README.md's benchmark block is stale: run python benchmarks/summarize.py"
