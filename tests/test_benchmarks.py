@@ -34,7 +34,7 @@ def test_overhead_quick(tmp_path):
 def test_throughput_and_quality_smoke(tmp_path, tiny_model_dir, csv_files):  # noqa: F811
     data = ["--model_name_or_path", tiny_model_dir, "--train_file", csv_files / "train.csv", "--validation_file",
             csv_files / "validation.csv"]
-    run("throughput.py", "--rounds", 1, "--steps", 2, "--out-dir", tmp_path, *data)
+    run("throughput.py", "--rounds", 1, "--steps", 12, "--out-dir", tmp_path, *data)
     rows = json.loads((tmp_path / "throughput.json").read_text())["rows"]
     assert [r["schedule"] for r in rows][0] == "cosine" and rows[0]["ratio"] == 1.0
 
