@@ -43,8 +43,6 @@ PROBE_TRAINING_STEPS = 10**6
 
 _REGISTRY: dict[str, ScheduleFactory] = {}
 _DESCRIPTIONS: dict[str, str] = {}
-# Names whose factory comes from `transformers`; their keyword arguments are checked against the upstream function.
-_TRANSFORMERS_NAMES: frozenset[str] = frozenset(member.value for member in SchedulerType)
 
 
 def register_schedule(
@@ -115,7 +113,8 @@ def get_schedule_factory(name: str) -> ScheduleFactory:
 def check_schedule_kwargs(name: str, kwargs: dict) -> None:
     """Raise `TypeError` for a keyword the schedule `name` does not take, naming the closest ones it does."""
     factory = get_schedule_factory(name)
-    target = TYPE_TO_SCHEDULER_FUNCTION[SchedulerType(name)] if name in _TRANSFORMERS_NAMES else factory
+    upstream = _upstream_name(factory)
+    target = TYPE_TO_SCHEDULER_FUNCTION[SchedulerType(upstream)] if upstream else factory
     try:
         parameters = inspect.signature(target).parameters
     except (TypeError, ValueError):  # a builtin or C callable: let the call itself complain
@@ -164,9 +163,16 @@ def get_schedule(
     factory = get_schedule_factory(name)
     name = name.value if isinstance(name, SchedulerType) else name
     check_schedule_kwargs(name, kwargs)
-    if name in _TRANSFORMERS_NAMES and num_warmup_steps == "auto":
+    if _upstream_name(factory) and num_warmup_steps == "auto":
         num_warmup_steps = resolve_auto_warmup_steps(optimizer, check_int("num_training_steps", num_training_steps, minimum=1))
     return factory(optimizer, num_warmup_steps=num_warmup_steps, num_training_steps=num_training_steps, **kwargs)
+
+
+def _upstream_name(factory: ScheduleFactory) -> str | None:
+    """The `transformers` scheduler name a factory delegates to, or None for any other factory."""
+    if isinstance(factory, functools.partial) and factory.func is _transformers_factory:
+        return factory.args[0]
+    return None
 
 
 def _transformers_factory(name: str, optimizer, num_warmup_steps=None, num_training_steps=None, **kwargs):
@@ -281,7 +287,7 @@ _TRANSFORMERS_DESCRIPTIONS = {
     "warmup_stable_decay": "Warmup, a constant stage, then a decay (WSD).",
     "greedy": "Adapt the learning rate to the training loss (not a LambdaLR).",
 }
-for _name in sorted(_TRANSFORMERS_NAMES):
+for _name in sorted(member.value for member in SchedulerType):
     _fn = TYPE_TO_SCHEDULER_FUNCTION[SchedulerType(_name)]
     _line = _TRANSFORMERS_DESCRIPTIONS.get(_name) or _first_sentence(inspect.getdoc(_fn) or "")
     register_schedule(

@@ -94,11 +94,15 @@ def test_registering_a_taken_name_needs_override(scratch_registry):
     with pytest.raises(ValueError, match="'cosine' is already registered"):
         register_schedule("cosine")(lambda *a, **k: None)
 
-    def replacement(optimizer, num_warmup_steps=None, num_training_steps=None):
-        return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
+    def replacement(optimizer, num_warmup_steps=None, num_training_steps=None, *, level=1.0):
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: level)
 
     register_schedule("cosine", replacement, override=True)
     assert get_schedule("cosine", make_optimizer(), 5, 10).get_last_lr() == [10.0]
+    # the replacement's own options are checked against its own signature, not transformers' cosine
+    assert get_schedule("cosine", make_optimizer(), 5, 10, level=0.5).get_last_lr() == [5.0]
+    with pytest.raises(TypeError, match="unexpected keyword argument 'num_cycles'"):
+        get_schedule("cosine", make_optimizer(), 5, 10, num_cycles=0.5)
 
 
 def test_register_rejects_bad_arguments(scratch_registry):
