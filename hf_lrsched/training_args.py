@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 import torch
 from transformers import TrainingArguments
 
-from .registry import PROBE_TRAINING_STEPS, check_schedule_kwargs, get_schedule, get_schedule_factory, probe_optimizer
+from .registry import PROBE_TRAINING_STEPS, get_schedule, probe_optimizer
 
 __all__ = ["LRSchedTrainingArguments", "build_lr_scheduler", "uses_lrsched"]
 
@@ -98,9 +98,6 @@ class LRSchedTrainingArguments(TrainingArguments):
 
     def _check_schedule(self) -> None:
         """Build the schedule once on a throw-away optimizer, so that bad input fails now, not after model loading."""
-        name, kwargs = schedule_name_and_kwargs(self)
-        get_schedule_factory(name)
-        check_schedule_kwargs(name, kwargs)
         num_training_steps = self.max_steps if self.max_steps > 0 else PROBE_TRAINING_STEPS
         build_lr_scheduler(self, probe_optimizer(self.learning_rate, (self.adam_beta1, self.adam_beta2)), num_training_steps)
 
@@ -119,9 +116,10 @@ class LRSchedTrainingArguments(TrainingArguments):
                 return  # the parent reports a missing file
         if isinstance(config, dict) and "scheduler" in config:
             kind = config["scheduler"].get("type", "?") if isinstance(config["scheduler"], dict) else "?"
+            ours = self.lr_schedule or f"{getattr(self.lr_scheduler_type, 'value', self.lr_scheduler_type)} with auto_warmup"
             raise ValueError(
                 f"The DeepSpeed config defines its own scheduler (type {kind!r}), which DeepSpeed runs instead of "
-                f"`lr_schedule`={self.lr_schedule or self.lr_scheduler_type.value!r}: the two cannot both apply. "
+                f"{ours!r}: the two cannot both apply. "
                 "Remove the 'scheduler' section from the DeepSpeed config to use the hf_lrsched schedule, or unset "
                 "`lr_schedule` (and `auto_warmup`) to keep DeepSpeed's."
             )

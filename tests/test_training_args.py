@@ -108,6 +108,9 @@ class TestDeepSpeed:
         with pytest.raises(ValueError, match=r"DeepSpeed config defines its own scheduler \(type 'WarmupDecayLR'\).*"
                                              r"Remove the 'scheduler' section"):
             LRSchedTrainingArguments(output_dir=str(tmp_path), deepspeed=config, lr_schedule="warmup_cosine")
+        with pytest.raises(ValueError, match="instead of 'cosine with auto_warmup'"):
+            LRSchedTrainingArguments(output_dir=str(tmp_path), deepspeed=config, lr_scheduler_type="cosine",
+                                     auto_warmup=True)
 
     def test_without_a_deepspeed_scheduler_ours_is_built(self, tmp_path, monkeypatch):
         import accelerate.utils
