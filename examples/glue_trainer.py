@@ -18,6 +18,7 @@ import os
 import sys
 
 import numpy as np
+import glue_data
 from glue_data import (
     DataArguments,
     HubUnavailableError,
@@ -29,19 +30,13 @@ from glue_data import (
     tokenize_datasets,
     write_json,
 )
-from transformers import DataCollatorWithPadding, HfArgumentParser, set_seed
+from transformers import DataCollatorWithPadding, set_seed
 
 from hf_lrsched import LRSchedTrainer, LRSchedTrainingArguments
 
 
 def parse_args(argv: list[str] | None = None):
-    parser = HfArgumentParser((ModelArguments, DataArguments, LRSchedTrainingArguments))
-    argv = sys.argv[1:] if argv is None else argv
-    if len(argv) == 1 and argv[0].endswith(".json"):
-        return parser.parse_json_file(os.path.abspath(argv[0]))
-    if len(argv) == 1 and argv[0].endswith((".yaml", ".yml")):
-        return parser.parse_yaml_file(os.path.abspath(argv[0]))
-    return parser.parse_args_into_dataclasses(args=argv)
+    return glue_data.parse_args((ModelArguments, DataArguments, LRSchedTrainingArguments), argv)
 
 
 def train(model_args: ModelArguments, data_args: DataArguments, training_args: LRSchedTrainingArguments) -> dict:
