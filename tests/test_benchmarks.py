@@ -8,8 +8,6 @@ from pathlib import Path
 
 import pytest
 
-from .test_examples import csv_files, tiny_model_dir  # noqa: F401  (fixtures)
-
 ROOT = Path(__file__).resolve().parents[1]
 BENCHMARKS = ROOT / "benchmarks"
 
@@ -31,7 +29,7 @@ def test_overhead_quick(tmp_path):
 
 
 @pytest.mark.slow
-def test_throughput_and_quality_smoke(tmp_path, tiny_model_dir, csv_files):  # noqa: F811
+def test_throughput_and_quality_smoke(tmp_path, tiny_model_dir, csv_files):
     data = ["--model_name_or_path", tiny_model_dir, "--train_file", csv_files / "train.csv", "--validation_file",
             csv_files / "validation.csv"]
     run("throughput.py", "--rounds", 1, "--steps", 12, "--out-dir", tmp_path, *data)

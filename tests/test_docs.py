@@ -2,12 +2,14 @@
 
 import dataclasses
 import inspect
+import os
 import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from transformers import TrainingArguments
 
 from hf_lrsched import (
     LRSchedTrainingArguments,
@@ -22,8 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_mkdocs_build_strict(tmp_path):
     site = tmp_path / "site"
     result = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "-d", str(site)], cwd=ROOT,
-                            capture_output=True, text=True, timeout=600, env={"NO_MKDOCS_2_WARNING": "1",
-                                                                              **__import__("os").environ})
+                            capture_output=True, text=True, timeout=600, env={**os.environ, "NO_MKDOCS_2_WARNING": "1"})
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     for page in ("index.html", "schedules/cosine_with_growing_restarts/index.html", "trainer/index.html",
                  "accelerate/index.html", "configuration/index.html", "pitfalls/index.html", "api/index.html"):
@@ -53,7 +54,7 @@ def test_configuration_reference_names_every_field_and_option():
     text = (ROOT / "docs" / "configuration.md").read_text()
     documented = set(re.findall(r"`([a-z_]+)`", text))
     new_fields = {f.name for f in dataclasses.fields(LRSchedTrainingArguments)} - {
-        f.name for f in dataclasses.fields(__import__("transformers").TrainingArguments)}
+        f.name for f in dataclasses.fields(TrainingArguments)}
     assert new_fields == {"lr_schedule", "lr_schedule_kwargs", "auto_warmup", "save_lr_curve"}
     options = set()
     for factory in (get_warmup_cosine_schedule, get_cosine_with_growing_restarts_schedule):
