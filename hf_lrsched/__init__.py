@@ -24,6 +24,7 @@ __version__ = "0.1.0"
 # The Trainer layer imports `transformers.Trainer` (and so `accelerate`): loaded on first use only, so that the
 # schedules themselves need nothing but torch and transformers.
 _LAZY = {
+    "LRSchedArguments": "training_args",
     "LRSchedTrainingArguments": "training_args",
     "LRSchedMixin": "trainer",
     "LRSchedTrainer": "trainer",
@@ -41,6 +42,7 @@ def __getattr__(name):
 __all__ = [
     "LRCurveCallback",
     "LRSchedMixin",
+    "LRSchedArguments",
     "LRSchedTrainer",
     "LRSchedTrainingArguments",
     "available_schedules",

@@ -9,6 +9,8 @@ from transformers import TrainerCallback
 from transformers.trainer_callback import ExportableState
 from transformers.utils import logging
 
+from .schedules import ScheduleLR
+
 logger = logging.get_logger(__name__)
 
 __all__ = ["LRCurveCallback", "write_lr_curve"]
@@ -23,9 +25,13 @@ class LRCurveCallback(TrainerCallback, ExportableState):
     scheduler moves on) and, at the end of training, writes `lr_schedule.csv` (`step,lr[,lr_group_1,...]`, steps
     counted from 1) and, where matplotlib is installed, `lr_schedule.png` into `output_dir`, on the main process.
 
-    The curve is part of every checkpoint (`trainer_state.json`), so a resumed run writes the whole curve, not only
-    the steps after the resume. The learning rate also reaches TensorBoard and other trackers through the Trainer's
-    own logging (`learning_rate`, every `logging_steps`).
+    A resumed run writes the whole curve, not only the steps after the resume, while checkpoints stay small: for an
+    hf_lrsched schedule, whose resume identity guarantees that the resumed schedule gives every step already taken
+    the rate it had, the rows before the checkpoint are recomputed from the schedule, and a checkpoint stores only
+    the rare steps at which the schedule did not advance (an optimizer step skipped under mixed precision). For any
+    other scheduler the rows themselves are stored in the checkpoint (`trainer_state.json`). The learning rate also
+    reaches TensorBoard and other trackers through the Trainer's own logging (`learning_rate`, every
+    `logging_steps`).
 
     Args:
         write_png (`bool`, *optional*, defaults to `True`):
@@ -35,27 +41,49 @@ class LRCurveCallback(TrainerCallback, ExportableState):
     def __init__(self, write_png: bool = True):
         self.write_png = write_png
         self.history: list[list[float]] = []  # [step, lr of group 0, lr of group 1, ...]
+        self.epochs: dict[int, int] = {}  # step -> the scheduler step it used, where that is not step - 1
+        self._recomputable = False  # whether `history` can be recomputed from the scheduler on resume
 
-    def on_train_begin(self, args, state, control, **kwargs):
-        # On resume, `state` was just read from the checkpoint and carries the curve up to its step.
+    def on_train_begin(self, args, state, control, lr_scheduler=None, **kwargs):
+        # On resume, `state` was just read from the checkpoint, and the scheduler's state loaded.
         stored = (state.stateful_callbacks or {}).get(type(self).__name__)
         if isinstance(stored, list):
             stored = stored[-1] if stored else None
-        saved = (stored or {}).get("attributes", {}).get("history", [])
-        self.history = [row for row in saved if row[0] <= state.global_step]
+        attributes = (stored or {}).get("attributes", {})
+        self.epochs = {int(step): int(epoch) for step, epoch in attributes.get("epochs", [])}
+        self._recomputable = isinstance(lr_scheduler, ScheduleLR)
+        saved = attributes.get("history", [])
+        if saved or not self._recomputable:
+            self.history = [row for row in saved if row[0] <= state.global_step]
+        else:
+            self.history = [self._row(lr_scheduler, step) for step in range(1, state.global_step + 1)]
 
-    def on_optimizer_step(self, args, state, control, optimizer=None, **kwargs):
+    def _row(self, scheduler: ScheduleLR, step: int) -> list[float]:
+        """The rates step `step` used, as the scheduler set them: `base_lr * lambda(epoch)` for each group."""
+        epoch = self.epochs.get(step, step - 1)
+        return [step] + [float(base * fn(epoch)) for base, fn in zip(scheduler.base_lrs, scheduler.lr_lambdas)]
+
+    def on_optimizer_step(self, args, state, control, optimizer=None, lr_scheduler=None, **kwargs):
         if optimizer is None:
             return
         step = state.global_step + 1  # the Trainer counts the step after the optimizer and scheduler moved
         self.history.append([step] + [float(group["lr"]) for group in optimizer.param_groups])
+        epoch = getattr(lr_scheduler, "last_epoch", step - 1)
+        if epoch != step - 1:
+            self.epochs[step] = epoch
 
     def on_train_end(self, args, state, control, **kwargs):
         if state.is_world_process_zero and self.history and args.output_dir:
             write_lr_curve(self.history, args.output_dir, write_png=self.write_png)
 
     def state(self) -> dict:
-        return {"args": {"write_png": self.write_png}, "attributes": {"history": self.history}}
+        return {
+            "args": {"write_png": self.write_png},
+            "attributes": {
+                "epochs": sorted([step, epoch] for step, epoch in self.epochs.items()),
+                "history": [] if self._recomputable else self.history,
+            },
+        }
 
 
 def write_lr_curve(history: list[list[float]], output_dir: str, *, write_png: bool = True) -> list[str]:

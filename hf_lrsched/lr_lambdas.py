@@ -11,7 +11,10 @@ evaluate the formulas of `SCHEDULES.md` for one step.
 from __future__ import annotations
 
 import math
+from fractions import Fraction
 from typing import NamedTuple
+
+from ._exact import START_PRECISION, Dyadic, pow_bounds, round_half_up
 
 WARMUP_TYPES = ("linear", "exponential", "cosine")
 
@@ -24,16 +27,202 @@ class Warmup(NamedTuple):
     exp_rate: float  # k, the rate of exponential warmup
 
 
-class Cycles(NamedTuple):
-    """The cycles of `cosine_with_growing_restarts`, laid out once by its factory."""
+class Cycles:
+    """
+    The cycles of `cosine_with_growing_restarts`, laid out once by its factory: the exact starts `B_i` of
+    `SCHEDULES.md` and, for any decay step `tau`, the cycle that holds it, found in closed form.
 
-    first_cycle_steps: float  # L_0: an integer in free mode, D (r - 1) / (r^n - 1) in fit mode
-    cycle_mult: float  # r >= 1
-    log_cycle_mult: float  # log(r)
-    num_cycles: int | None  # n in fit mode (B_n = D), None in free mode
-    decay_steps: int  # D = T - W
-    cycle_decay: float = 1.0  # gamma: the height of cycle i above the floor is gamma^i
-    restart_warmup_steps: int = 0  # R: steps from the floor back to the peak after each restart
+    `B_i = floor(C_i + 1/2)` where `C_i` is the real number `L_0 (r^i - 1) / (r - 1)` (free mode) or
+    `D (r^i - 1) / (r^n - 1)` (fit mode) of the exact binary values of the floats given. A float evaluation decides
+    `B_i` wherever its error bound proves the integer (almost always); near a tie, or where cancellation near `r = 1`
+    leaves it open, `hf_lrsched._exact` settles it in integer arithmetic. A logarithm guesses the cycle of a step and
+    the exact starts correct the guess, so nothing ever loops over the cycles. The last cycle found is remembered:
+    consecutive steps in one cycle cost one comparison, and the memo is checked on every use, never trusted.
+
+    Picklable and deep-copyable (rebuilt from its options; the memo is not carried over).
+    """
+
+    __slots__ = (
+        "decay_steps", "num_cycles", "first_cycle_steps", "cycle_mult", "cycle_decay", "restart_warmup_steps",
+        "_r", "_log_r", "_scale", "_x_n", "_memo",
+    )
+
+    def __init__(
+        self,
+        decay_steps: int,
+        *,
+        num_cycles: int | None = None,
+        first_cycle_steps: int | None = None,
+        cycle_mult: float = 2.0,
+        cycle_decay: float = 1.0,
+        restart_warmup_steps: int = 0,
+    ):
+        if (num_cycles is None) == (first_cycle_steps is None):
+            raise ValueError("Cycles takes exactly one of `num_cycles` (fit mode) and `first_cycle_steps` (free mode).")
+        self.decay_steps = decay_steps  # D = T - W
+        self.num_cycles = num_cycles  # n in fit mode (B_n = D), None in free mode
+        self.first_cycle_steps = first_cycle_steps  # L_0 in free mode, None in fit mode
+        self.cycle_mult = cycle_mult  # r >= 1
+        self.cycle_decay = cycle_decay  # gamma: the height of cycle i above the floor is gamma^i
+        self.restart_warmup_steps = restart_warmup_steps  # R: steps from the floor back to the peak after a restart
+        self._r = Dyadic(cycle_mult)
+        self._log_r = math.log1p(cycle_mult - 1.0) if cycle_mult < 2.0 else math.log(cycle_mult)
+        self._x_n = 0.0 if num_cycles is None else num_cycles * self._log_r
+        # C_i = scale * expm1(i log r) on the fast path: scale = L_0 / (r - 1) (free) or D / expm1(n log r) (fit).
+        self._scale: float | None = None
+        if cycle_mult > 1.0:
+            try:
+                if num_cycles is None:
+                    self._scale = float(first_cycle_steps) / (cycle_mult - 1.0)
+                elif self._x_n < 700.0:
+                    self._scale = decay_steps / math.expm1(self._x_n)
+            except OverflowError:
+                self._scale = None
+        self._memo: tuple[int, int, int] | None = None
+
+    def __reduce__(self):
+        return (
+            _rebuild_cycles,
+            (self.decay_steps, self.num_cycles, self.first_cycle_steps, self.cycle_mult, self.cycle_decay,
+             self.restart_warmup_steps),
+        )
+
+    def __repr__(self) -> str:
+        mode = f"num_cycles={self.num_cycles}" if self.num_cycles is not None else f"first_cycle_steps={self.first_cycle_steps}"
+        return (
+            f"Cycles(decay_steps={self.decay_steps}, {mode}, cycle_mult={self.cycle_mult}, "
+            f"cycle_decay={self.cycle_decay}, restart_warmup_steps={self.restart_warmup_steps})"
+        )
+
+    @property
+    def first_cycle_length(self) -> float:
+        """`L_0` as a float (in fit mode `D (r - 1) / (r^n - 1)`, which may be fractional), for messages."""
+        if self.first_cycle_steps is not None:
+            return float(self.first_cycle_steps)
+        if self.cycle_mult == 1.0:
+            return self.decay_steps / self.num_cycles
+        if self._x_n > 700.0:
+            return 0.0
+        return self.decay_steps * (self.cycle_mult - 1.0) / math.expm1(self._x_n)
+
+    def start(self, index: int) -> int:
+        """`B_i`: the decay step at which cycle `index` starts (`B_0 = 0`; `B_n = D` in fit mode)."""
+        n = self.num_cycles
+        if index <= 0:
+            return 0
+        if n is not None and index >= n:
+            return self.decay_steps
+        if self.cycle_mult == 1.0:  # equal cycles, in integers: i L_0, or round(i D / n)
+            if n is None:
+                return index * self.first_cycle_steps
+            return (2 * index * self.decay_steps + n) // (2 * n)
+        if n is None and index == 1:
+            return self.first_cycle_steps  # C_1 = L_0 exactly
+        if self._scale is not None:
+            x = index * self._log_r
+            if x < 700.0:
+                c = self._scale * math.expm1(x)
+                # Each libm call is within 2 ulp; the error of expm1(x) grows with x; 64 ulp per term is ample.
+                err = (c + 1.0) * (4.0 + x + self._x_n) * _ULP64
+                if c + err < 2.0**62:
+                    lo = math.floor(c - err + 0.5)
+                    if lo == math.floor(c + err + 0.5):
+                        return lo
+        return self._exact_start(index)
+
+    def _c_bounds(self, index: int, prec: int) -> tuple[Fraction, Fraction]:
+        """Rationals `lo <= C_index <= hi`, from powers of `r` at `prec` bits."""
+        one = 1 << prec
+        a_lo, a_hi = pow_bounds(self._r, index, prec)
+        if self.num_cycles is None:
+            r_minus_1 = (self._r.p << (prec - self._r.k)) - one  # exact: prec >= k
+            return (Fraction(self.first_cycle_steps * (a_lo - one), r_minus_1),
+                    Fraction(self.first_cycle_steps * (a_hi - one), r_minus_1))
+        n_lo, n_hi = pow_bounds(self._r, self.num_cycles, prec)
+        return (Fraction(self.decay_steps * (a_lo - one), n_hi - one),
+                Fraction(self.decay_steps * (a_hi - one), n_lo - one))
+
+    def _exact_start(self, index: int) -> int:
+        top = self._r.exact_bits(max(index, self.num_cycles or 0))
+        prec = START_PRECISION
+        while True:
+            lo, hi = self._c_bounds(index, prec)
+            if round_half_up(lo) == round_half_up(hi) or prec >= top:
+                return round_half_up(lo)
+            prec = min(2 * prec, top)
+
+    def real_length_at_least(self, index: int, steps: int) -> bool:
+        """Whether the real length `C_{i+1} - C_i = L_0 r^i` of cycle `index` is at least `steps`, decided exactly."""
+        if self.cycle_mult == 1.0:
+            if self.num_cycles is None:
+                return self.first_cycle_steps >= steps
+            return self.decay_steps >= steps * self.num_cycles
+        top = self._r.exact_bits(max(index + 1, self.num_cycles or 0))
+        prec = START_PRECISION
+        while True:
+            one = 1 << prec
+            a_lo, a_hi = pow_bounds(self._r, index, prec)
+            if self.num_cycles is None:  # L_0 r^i >= steps
+                lo, hi, target_lo, target_hi = self.first_cycle_steps * a_lo, self.first_cycle_steps * a_hi, steps * one, steps * one
+            else:  # D (r - 1) r^i >= steps (r^n - 1)
+                r_minus_1 = (self._r.p << (prec - self._r.k)) - one
+                n_lo, n_hi = pow_bounds(self._r, self.num_cycles, prec)
+                lo, hi = self.decay_steps * r_minus_1 * a_lo, self.decay_steps * r_minus_1 * a_hi
+                target_lo, target_hi = steps * (n_lo - one) * one, steps * (n_hi - one) * one
+            if lo >= target_hi:
+                return True
+            if hi < target_lo or prec >= top:
+                return lo >= target_hi
+            prec = min(2 * prec, top)
+
+    def _guess(self, decay_step: int) -> int:
+        """A cycle index close to the one holding `decay_step`, by a logarithm; `locate` corrects it."""
+        n = self.num_cycles
+        if self.cycle_mult == 1.0:
+            return decay_step // self.first_cycle_steps if n is None else decay_step * n // self.decay_steps
+        if self._scale is None:
+            if n is None:  # L_0 overflows a float: the first cycle outlasts any step
+                return 0
+            guess = n + math.log(max(decay_step, 1) / self.decay_steps) / self._log_r  # r^n is astronomically large
+        else:
+            guess = math.log1p(decay_step / self._scale) / self._log_r
+        index = int(guess) if guess > 0 else 0
+        return index if n is None else min(index, n - 1)
+
+    def locate(self, decay_step: int) -> tuple[int, int, int]:
+        """`(i, B_i, B_{i+1})` for the cycle `i` that holds `decay_step` (`0 <= tau < D`), exact at every boundary."""
+        memo = self._memo
+        if memo is not None and memo[1] <= decay_step < memo[2]:
+            return memo
+        index = self._guess(decay_step)
+        start = self.start(index)
+        while start > decay_step:
+            index -= 1
+            start = self.start(index)
+        end = self.start(index + 1)
+        while end <= decay_step:
+            index += 1
+            start, end = end, self.start(index + 1)
+        self._memo = (index, start, end)
+        return self._memo
+
+
+_ULP64 = 64.0 * 2.0**-53
+
+
+def _rebuild_cycles(decay_steps, num_cycles, first_cycle_steps, cycle_mult, cycle_decay, restart_warmup_steps):
+    return Cycles(decay_steps, num_cycles=num_cycles, first_cycle_steps=first_cycle_steps, cycle_mult=cycle_mult,
+                  cycle_decay=cycle_decay, restart_warmup_steps=restart_warmup_steps)
+
+
+def cycle_start(index: int, cycles: Cycles) -> int:
+    """`B_i`, the decay step at which cycle `index` starts; see `Cycles.start`."""
+    return cycles.start(index)
+
+
+def cycle_index(decay_step: int, cycles: Cycles) -> tuple[int, int, int]:
+    """`(i, B_i, B_{i+1})` for the cycle holding `decay_step`; see `Cycles.locate`."""
+    return cycles.locate(decay_step)
 
 
 def warmup_multiplier(current_step: int, num_warmup_steps: int, warmup: Warmup) -> float:
@@ -59,61 +248,6 @@ def _get_warmup_cosine_lr_lambda(
     return min_lr_ratio + (1.0 - min_lr_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
-def cycle_start(index: int, cycles: Cycles) -> int:
-    """`B_i`: the decay-phase step at which cycle `index` starts.
-
-    `B_i = round(C_i)` with `C_i = L_0 (r^i - 1) / (r - 1)` (`i L_0` when `r = 1`), rounding half up so that
-    cycles of at least one step never collapse. In fit mode (`num_cycles` set) `B_n = D` exactly; with `r = 1` the
-    fit-mode starts are computed in integers, `round(i D / n)`.
-    """
-    first, mult, _, num_cycles, decay_steps, _, _ = cycles
-    if num_cycles is not None:
-        if index >= num_cycles:
-            return decay_steps
-        if mult == 1.0:
-            return (2 * index * decay_steps + num_cycles) // (2 * num_cycles)
-    elif mult == 1.0:
-        return index * int(first)
-    return math.floor(first * (mult**index - 1.0) / (mult - 1.0) + 0.5)
-
-
-def cycle_index(decay_step: int, cycles: Cycles) -> tuple[int, int, int]:
-    """The cycle `i` holding `decay_step` (`tau`), with its start `B_i` and end `B_{i+1}`, in closed form.
-
-    A logarithm (a division when `r = 1`) gives the index up to floating-point error; the integer boundaries of
-    `cycle_start` then settle it, so the answer is exact at every boundary whatever the number of cycles (at most a
-    step or two of correction, never a loop over cycles). The common case, a guess that is already right, computes
-    the two boundaries inline, with `cycle_start`'s very expressions.
-    """
-    first, mult, log_mult, num_cycles, decay_steps, _, _ = cycles
-    if mult == 1.0:
-        if num_cycles is None:  # equal integer cycles: exact in integers
-            index = decay_step // int(first)
-            start = index * int(first)
-            return index, start, start + int(first)
-        index = decay_step * num_cycles // decay_steps
-    else:
-        index = int(math.log1p(decay_step * (mult - 1.0) / first) / log_mult)
-        if num_cycles is not None and index >= num_cycles:
-            index = num_cycles - 1
-        start = math.floor(first * (mult**index - 1.0) / (mult - 1.0) + 0.5)
-        if num_cycles is not None and index + 1 >= num_cycles:
-            end = decay_steps
-        else:
-            end = math.floor(first * (mult ** (index + 1) - 1.0) / (mult - 1.0) + 0.5)
-        if start <= decay_step < end:
-            return index, start, end
-    start = cycle_start(index, cycles)
-    while start > decay_step:
-        index -= 1
-        start = cycle_start(index, cycles)
-    end = cycle_start(index + 1, cycles)
-    while end <= decay_step and (num_cycles is None or index + 1 < num_cycles):
-        index += 1
-        start, end = end, cycle_start(index + 1, cycles)
-    return index, start, end
-
-
 def _get_cosine_with_growing_restarts_lr_lambda(
     current_step: int, *, num_warmup_steps: int, num_training_steps: int, warmup: Warmup, min_lr_ratio: float,
     cycles: Cycles
@@ -123,7 +257,7 @@ def _get_cosine_with_growing_restarts_lr_lambda(
     if current_step >= num_training_steps:
         return min_lr_ratio
     decay_step = current_step - num_warmup_steps
-    index, start, end = cycle_index(decay_step, cycles)
+    index, start, end = cycles.locate(decay_step)
     height = (1.0 - min_lr_ratio) * cycles.cycle_decay**index
     local_step = decay_step - start
     rise = cycles.restart_warmup_steps if index > 0 else 0

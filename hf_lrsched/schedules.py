@@ -11,10 +11,14 @@ import math
 from collections.abc import Callable
 from typing import Literal
 
+from fractions import Fraction
+
+import torch
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LambdaLR
 from transformers.utils import logging
 
+from ._exact import decimal_fraction
 from ._validation import check_choice, check_float, check_int
 from .lr_lambdas import (
     WARMUP_TYPES,
@@ -22,7 +26,6 @@ from .lr_lambdas import (
     Warmup,
     _get_cosine_with_growing_restarts_lr_lambda,
     _get_warmup_cosine_lr_lambda,
-    cycle_start,
 )
 
 logger = logging.get_logger(__name__)
@@ -32,6 +35,7 @@ __all__ = [
     "get_exponential_warmup_cosine_schedule",
     "get_cosine_with_growing_restarts_schedule",
     "resolve_auto_warmup_steps",
+    "ScheduleLR",
 ]
 
 WarmupType = Literal["linear", "exponential", "cosine"]
@@ -72,17 +76,11 @@ def resolve_auto_warmup_steps(
     warmup_type = check_choice("warmup_type", warmup_type, WARMUP_TYPES)
     warmup_exp_rate = check_float("warmup_exp_rate", warmup_exp_rate, low=0.0, low_open=True)
     max_auto_warmup_ratio = check_float("max_auto_warmup_ratio", max_auto_warmup_ratio, low=0.0, high=1.0)
-    betas = optimizer.param_groups[0].get("betas") if optimizer.param_groups else None
-    if betas is None:
-        raise ValueError(
-            f"`num_warmup_steps='auto'` derives the warmup length from Adam's beta2, but {type(optimizer).__name__} "
-            "has no `betas`; pass `num_warmup_steps` as a number of steps instead."
-        )
-    beta2 = check_float("beta2 (the optimizer's betas[1])", betas[1], low=0.0, high=1.0, high_open=True)
-    scale = warmup_exp_rate if warmup_type == "exponential" else 2.0
-    # Rounded before the ceiling so that float noise (2 / (1 - 0.9999) = 20000.0000000022) costs no extra step.
-    warmup_steps = math.ceil(round(scale / (1.0 - beta2), 6))
-    cap = math.floor(max_auto_warmup_ratio * num_training_steps)
+    beta2 = optimizer_beta2(optimizer)
+    scale = decimal_fraction(warmup_exp_rate) if warmup_type == "exponential" else Fraction(2)
+    # Exact: beta2 as written (0.99999 gives 200000 steps, not the 200001 of float arithmetic); see `decimal_fraction`.
+    warmup_steps = math.ceil(scale / (1 - decimal_fraction(beta2)))
+    cap = math.floor(decimal_fraction(max_auto_warmup_ratio) * num_training_steps)
     if warmup_steps > cap:
         logger.warning_once(
             f"`num_warmup_steps='auto'`: the untuned {warmup_type} warmup for beta2={beta2} is {warmup_steps} steps, "
@@ -91,6 +89,54 @@ def resolve_auto_warmup_steps(
         )
         warmup_steps = cap
     return warmup_steps
+
+
+def _as_written(value):
+    """A plain number from a float or a one-element tensor; a float32 tensor gives the shortest decimal that is
+    that float32 (`torch.tensor(0.999)` gives 0.999, not 0.9990000128746033)."""
+    if not isinstance(value, torch.Tensor):
+        return value
+    if value.numel() != 1:
+        return value.tolist()
+    number = value.item()
+    if value.dtype in (torch.float32, torch.float16, torch.bfloat16) and math.isfinite(number):
+        for digits in range(1, 18):
+            text = f"{number:.{digits}g}"
+            if torch.tensor(float(text), dtype=value.dtype).item() == number:
+                return float(text)
+    return number
+
+
+def optimizer_beta2(optimizer: Optimizer) -> float:
+    """The `beta2` that every param group of an Adam-family optimizer shares; a clear error otherwise."""
+    name = type(optimizer).__name__
+    groups = getattr(optimizer, "param_groups", None)
+    if not groups:
+        raise ValueError(
+            f"`num_warmup_steps='auto'` derives the warmup length from the optimizer's param groups, but {name} has "
+            "none; build the schedule after adding parameters to the optimizer, or pass `num_warmup_steps` as a number."
+        )
+    values = []
+    for index, group in enumerate(groups):
+        betas = group.get("betas")
+        if betas is None:
+            raise ValueError(
+                f"`num_warmup_steps='auto'` derives the warmup length from Adam's beta2, but {name} has no `betas`"
+                f"{f' in param group {index}' if index else ''}; pass `num_warmup_steps` as a number of steps instead."
+            )
+        if not isinstance(betas, (tuple, list)) or len(betas) != 2:
+            raise ValueError(
+                f"`num_warmup_steps='auto'` needs the optimizer's `betas` as a pair (beta1, beta2), but param group "
+                f"{index} of {name} has betas={betas!r}."
+            )
+        beta2 = _as_written(betas[1])
+        values.append(check_float("beta2 (the optimizer's betas[1])", beta2, low=0.0, high=1.0, high_open=True))
+    if len(set(values)) > 1:
+        raise ValueError(
+            f"`num_warmup_steps='auto'` derives one warmup length from beta2, but the param groups of {name} have "
+            f"different beta2 values {values}; give them one beta2, or pass `num_warmup_steps` as a number of steps."
+        )
+    return values[0]
 
 
 def _check_common(
@@ -104,10 +150,11 @@ def _check_common(
     min_lr_ratio,
     min_lr,
     max_auto_warmup_ratio,
-) -> tuple[dict, list[float]]:
+) -> tuple[dict, list[float], dict]:
     """Validate the options every schedule shares and resolve `"auto"` warmup and the per-group floors.
 
-    Returns the keyword arguments shared by all lambdas and one floor ratio `m` per param group.
+    Returns the keyword arguments shared by all lambdas, one floor ratio `m` per param group and the resolved
+    options as plain values.
     """
     num_training_steps = check_int("num_training_steps", num_training_steps, minimum=1)
     warmup_type = check_choice("warmup_type", warmup_type, WARMUP_TYPES)
@@ -136,7 +183,17 @@ def _check_common(
         num_training_steps=num_training_steps,
         warmup=Warmup(warmup_type, warmup_start_ratio, warmup_exp_rate),
     )
-    return shared, floors
+    # The resolved options, plain numbers and strings: what a scheduler's state records (see `ScheduleLR`).
+    options = dict(
+        num_warmup_steps=num_warmup_steps,
+        num_training_steps=num_training_steps,
+        warmup_type=warmup_type,
+        warmup_start_ratio=warmup_start_ratio,
+        warmup_exp_rate=warmup_exp_rate,
+        min_lr_ratio=None if min_lr_ratio is None else float(min_lr_ratio),
+        min_lr=None if min_lr is None else float(min_lr),
+    )
+    return shared, floors, options
 
 
 def _min_lr_ratios(optimizer: Optimizer, min_lr_ratio, min_lr) -> list[float]:
@@ -165,14 +222,132 @@ def _min_lr_ratios(optimizer: Optimizer, min_lr_ratio, min_lr) -> list[float]:
     return ratios
 
 
-def _lambda_lr(optimizer: Optimizer, lr_lambda: Callable, floors: list[float], last_epoch: int) -> LambdaLR:
-    """A `LambdaLR` with one partial per param group when the floors differ, else one shared partial."""
+def _lambda_lr(
+    optimizer: Optimizer, name: str, lr_lambda: Callable, floors: list[float], last_epoch: int, options: dict
+) -> ScheduleLR:
+    """A `ScheduleLR` with one partial per param group when the floors differ, else one shared partial."""
     last_epoch = check_int("last_epoch", last_epoch, minimum=-1)
     if len(set(floors)) <= 1:
         lambdas = functools.partial(lr_lambda, min_lr_ratio=floors[0] if floors else 0.0)
     else:
         lambdas = [functools.partial(lr_lambda, min_lr_ratio=floor) for floor in floors]
-    return LambdaLR(optimizer, lambdas, last_epoch)
+    return ScheduleLR(optimizer, lambdas, last_epoch, name=name, options=options)
+
+
+class ScheduleLR(LambdaLR):
+    """
+    The `torch.optim.lr_scheduler.LambdaLR` that every hf_lrsched factory returns: a `LambdaLR` in every respect,
+    whose state also records what the schedule is, so that a resume cannot silently bend the curve.
+
+    `state_dict()` adds the schedule's name, its resolved options (`T`, `W` with `"auto"` resolved, every option that
+    shapes the rate) and the base learning rates, all plain numbers and strings (`torch.load(weights_only=True)`
+    reads it). `load_state_dict()` follows the contract's resume identity rule: a state is accepted when the saved
+    schedule and this one give every param group the same learning rate at every step already taken (`t` below the
+    state's step count), and refused otherwise with a `ValueError` that names what differs. So a run may grow while
+    its past is unchanged (a longer run still in warmup, a `wsd` run extended in its stable phase), and another
+    schedule, other cycles or another base rate under an absolute `min_lr` are refused. Identical options are
+    accepted at once; otherwise the check costs one evaluation of each schedule per step taken.
+
+    After a state is loaded, the optimizer's learning rates are those of this schedule at the current step.
+    """
+
+    def __init__(self, optimizer: Optimizer, lr_lambda, last_epoch: int = -1, *, name: str, options: dict):
+        self._schedule = {"name": name, "options": dict(options)}
+        super().__init__(optimizer, lr_lambda, last_epoch)
+
+    @property
+    def schedule_name(self) -> str:
+        """The name of the schedule (`"warmup_cosine"`, `"cosine_with_growing_restarts"`, `"wsd"`)."""
+        return self._schedule["name"]
+
+    @property
+    def schedule_options(self) -> dict:
+        """The resolved options the schedule was built with (a copy)."""
+        return dict(self._schedule["options"])
+
+    def state_dict(self) -> dict:
+        state = super().state_dict()
+        state["_schedule"] = {**self._schedule, "base_lrs": [float(lr) for lr in self.base_lrs]}
+        return state
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        state = dict(state_dict)
+        saved = state.pop("_schedule", None)
+        steps_taken = int(state.get("last_epoch", 0))
+        if saved is None:
+            logger.warning(
+                "This scheduler state records no hf_lrsched schedule (saved by another scheduler or an older "
+                "version): it is loaded without checking that it belongs to this schedule."
+            )
+        else:
+            check_resume_identity(saved, self, steps_taken)
+        state.pop("base_lrs", None)  # this schedule's base rates: equal to the saved ones wherever the past agrees
+        super().load_state_dict(state)
+        values = [base_lr * fn(self.last_epoch) for base_lr, fn in zip(self.base_lrs, self.lr_lambdas)]
+        for group, lr in zip(self.optimizer.param_groups, values):
+            if isinstance(group["lr"], torch.Tensor):
+                group["lr"].fill_(lr)
+            else:
+                group["lr"] = lr
+        self._last_lr = [group["lr"] for group in self.optimizer.param_groups]
+
+
+def check_resume_identity(saved: dict, scheduler: ScheduleLR, steps_taken: int) -> None:
+    """Raise `ValueError` unless the saved schedule and `scheduler` agree on every group's rate at `t < steps_taken`."""
+    mine = {**scheduler._schedule, "base_lrs": [float(lr) for lr in scheduler.base_lrs]}
+    if saved == mine:
+        return
+    differences = _describe_differences(saved, mine)
+    if len(saved.get("base_lrs", [])) != len(mine["base_lrs"]):
+        where = (f"the saved run had {len(saved.get('base_lrs', []))} param groups, this optimizer has "
+                 f"{len(mine['base_lrs'])}")
+    else:
+        where = _first_disagreement(saved, scheduler, steps_taken)
+    if where is None:
+        return
+    raise ValueError(
+        f"Cannot resume this schedule from the saved state: {where}. What differs (saved -> now): {differences}. "
+        f"A resume must give the {steps_taken} steps already taken the learning rates they had. Resume with the "
+        "saved options, or start a new run; to lengthen a run, use a schedule whose past does not depend on its "
+        "length (`wsd`, grown while still in its stable phase)."
+    )
+
+
+def _describe_differences(saved: dict, mine: dict) -> str:
+    parts = []
+    if saved.get("name") != mine["name"]:
+        parts.append(f"schedule {saved.get('name')!r} -> {mine['name']!r}")
+    old, new = saved.get("options", {}), mine["options"]
+    for key in sorted(set(old) | set(new)):
+        if old.get(key) != new.get(key):
+            parts.append(f"{key} {old.get(key)!r} -> {new.get(key)!r}")
+    old_lrs, new_lrs = saved.get("base_lrs", []), mine["base_lrs"]
+    for index, (a, b) in enumerate(zip(old_lrs, new_lrs)):
+        if a != b:
+            parts.append(f"base learning rate of param group {index} {a!r} -> {b!r}")
+    return "; ".join(parts) or "nothing"
+
+
+def _first_disagreement(saved: dict, scheduler: ScheduleLR, steps_taken: int) -> str | None:
+    """Where the saved schedule's rates differ from `scheduler`'s over the steps taken, or None if nowhere."""
+    factory = _FACTORIES.get(saved.get("name"))
+    if factory is None:
+        return f"the saved schedule {saved.get('name')!r} is unknown to this version of hf_lrsched"
+    probe = torch.optim.SGD(
+        [{"params": [torch.zeros(1, requires_grad=True)], "lr": lr} for lr in saved["base_lrs"]], lr=0.0
+    )
+    try:
+        old = factory(probe, **saved["options"])
+    except (TypeError, ValueError) as error:
+        return f"the saved schedule cannot be rebuilt ({error})"
+    pairs = list(zip(saved["base_lrs"], old.lr_lambdas, scheduler.base_lrs, scheduler.lr_lambdas))
+    for step in range(steps_taken):
+        for group, (old_base, old_fn, new_base, new_fn) in enumerate(pairs):
+            then, now = old_base * old_fn(step), float(new_base) * new_fn(step)
+            if then != now:
+                return (f"param group {group} had learning rate {then!r} at step {step}, and this schedule gives it "
+                        f"{now!r}")
+    return None
 
 
 def get_warmup_cosine_schedule(
@@ -187,7 +362,7 @@ def get_warmup_cosine_schedule(
     min_lr: float | None = None,
     max_auto_warmup_ratio: float = 0.1,
     last_epoch: int = -1,
-) -> LambdaLR:
+) -> ScheduleLR:
     """
     Create a schedule that warms the learning rate up from `s` times the base rate to the base rate over `W` steps,
     then decays it along a half cosine to the floor `m` times the base rate at step `T`, and stays there.
@@ -226,9 +401,9 @@ def get_warmup_cosine_schedule(
             The index of the last epoch when resuming training.
 
     Returns:
-        `torch.optim.lr_scheduler.LambdaLR` with the appropriate schedule.
+        [`ScheduleLR`]: a `torch.optim.lr_scheduler.LambdaLR` with the appropriate schedule.
     """
-    shared, floors = _check_common(
+    shared, floors, options = _check_common(
         optimizer,
         num_warmup_steps,
         num_training_steps,
@@ -239,7 +414,8 @@ def get_warmup_cosine_schedule(
         min_lr=min_lr,
         max_auto_warmup_ratio=max_auto_warmup_ratio,
     )
-    return _lambda_lr(optimizer, functools.partial(_get_warmup_cosine_lr_lambda, **shared), floors, last_epoch)
+    lr_lambda = functools.partial(_get_warmup_cosine_lr_lambda, **shared)
+    return _lambda_lr(optimizer, "warmup_cosine", lr_lambda, floors, last_epoch, options)
 
 
 def get_exponential_warmup_cosine_schedule(
@@ -254,7 +430,7 @@ def get_exponential_warmup_cosine_schedule(
     min_lr: float | None = None,
     max_auto_warmup_ratio: float = 0.1,
     last_epoch: int = -1,
-) -> LambdaLR:
+) -> ScheduleLR:
     """
     [`get_warmup_cosine_schedule`] with exponential warmup by default:
 
@@ -265,7 +441,7 @@ def get_exponential_warmup_cosine_schedule(
     [`get_warmup_cosine_schedule`].
 
     Returns:
-        `torch.optim.lr_scheduler.LambdaLR` with the appropriate schedule.
+        [`ScheduleLR`]: a `torch.optim.lr_scheduler.LambdaLR` with the appropriate schedule.
     """
     return get_warmup_cosine_schedule(
         optimizer,
@@ -281,51 +457,50 @@ def get_exponential_warmup_cosine_schedule(
     )
 
 
-def _fit_first_cycle_steps(decay_steps: int, num_cycles: int, cycle_mult: float) -> float:
-    """`L_0 = D (r - 1) / (r^n - 1)`, `D / n` when `r = 1`: the first cycle length that fits `n` cycles into `D`."""
-    if cycle_mult == 1.0:
-        return decay_steps / num_cycles
-    if num_cycles * math.log(cycle_mult) > 700.0:  # r^n overflows a float: the first cycle is far below one step
-        return 0.0
-    return decay_steps * (cycle_mult - 1.0) / (cycle_mult**num_cycles - 1.0)
-
-
 def _check_fitted_cycles(cycles: Cycles) -> None:
     """Raise unless every fitted cycle is at least one step long and every cycle after a restart is longer than R.
 
-    Lengths are exact (the rounded `B_i`). The scan stops early: once `floor(L_i)` exceeds what is needed, every later
-    cycle, being longer, does too; only the last cycle, which ends at `D` exactly, is checked on its own.
+    No scan over the cycles: the real lengths `l_i = L_0 r^i` grow with `i`, and a rounded length lies strictly
+    between `l_i - 1` and `l_i + 1`. So every cycle from the first `j >= 1` with `l_j >= R + 1` on is long enough,
+    and each cycle `1 <= i < j` is at most `R + 1` steps: they are all exactly `R + 1` if and only if their lengths
+    add up to `(j - 1) (R + 1)`. A bisection finds `j` (and, on failure, the first short cycle) with exact
+    comparisons.
     """
-    first, mult, _, num_cycles, decay_steps, _, restart_warmup_steps = cycles
+    num_cycles, decay_steps, restart_warmup_steps = cycles.num_cycles, cycles.decay_steps, cycles.restart_warmup_steps
 
-    def fail(index: int, length: int, needed: int) -> None:
+    def fail(index: int, needed: int) -> None:
+        length = cycles.start(index + 1) - cycles.start(index)
         why = "at least 1 step" if index == 0 else f"longer than restart_warmup_steps={restart_warmup_steps}"
         raise ValueError(
-            f"`num_cycles`={num_cycles} with cycle_mult={mult} does not fit into the {decay_steps} decay steps "
-            f"(num_training_steps - num_warmup_steps): cycle {index} would be {length} steps long (first cycle "
-            f"{first:.4g} steps before rounding), but every cycle must be {why} (needs >= {needed}). "
-            "Use fewer cycles, a smaller cycle_mult or a smaller restart_warmup_steps."
+            f"`num_cycles`={num_cycles} with cycle_mult={cycles.cycle_mult} does not fit into the {decay_steps} decay "
+            f"steps (num_training_steps - num_warmup_steps): cycle {index} would be {length} steps long (first cycle "
+            f"{cycles.first_cycle_length:.6g} steps before rounding), but every cycle must be {why} (needs >= "
+            f"{needed}). Use fewer cycles, a smaller cycle_mult or a smaller restart_warmup_steps."
         )
 
-    if decay_steps < num_cycles or first <= 0.0:
-        fail(0, math.floor(first), 1)
-    if mult == 1.0 and num_cycles > 1_000_000:
-        # Equal cycles of floor(D / n) or ceil(D / n) steps: the shortest one decides, without a scan.
-        if decay_steps // num_cycles < restart_warmup_steps + 1:
-            fail(1, decay_steps // num_cycles, restart_warmup_steps + 1)
+    if cycles.start(1) < 1:
+        fail(0, 1)
+    if num_cycles == 1:
         return
-    for index in range(num_cycles):
-        needed = 1 if index == 0 else restart_warmup_steps + 1
-        length = cycle_start(index + 1, cycles) - cycle_start(index, cycles)
-        if length < needed:
-            fail(index, length, needed)
-        if index >= 1 and mult > 1.0 and math.floor(first * mult**index) > needed:
-            break  # every later cycle but the last is at least floor(L_i) steps long
-    last = num_cycles - 1
-    needed = 1 if last == 0 else restart_warmup_steps + 1
-    length = decay_steps - cycle_start(last, cycles)
-    if length < needed:
-        fail(last, length, needed)
+    needed = restart_warmup_steps + 1
+    lo, hi = 1, num_cycles  # the first cycle i >= 1 whose real length is at least `needed` (num_cycles if none)
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if cycles.real_length_at_least(mid, needed):
+            hi = mid
+        else:
+            lo = mid + 1
+    first_long, base = lo, cycles.start(1)
+    if cycles.start(first_long) - base == (first_long - 1) * needed:
+        return
+    lo, hi = 1, first_long - 1  # the first short cycle: from it on, the lengths fall behind (i - 1) * needed
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if cycles.start(mid + 1) - base < mid * needed:
+            hi = mid
+        else:
+            lo = mid + 1
+    fail(lo, needed)
 
 
 def get_cosine_with_growing_restarts_schedule(
@@ -345,7 +520,7 @@ def get_cosine_with_growing_restarts_schedule(
     min_lr: float | None = None,
     max_auto_warmup_ratio: float = 0.1,
     last_epoch: int = -1,
-) -> LambdaLR:
+) -> ScheduleLR:
     """
     Create a schedule with a warmup as in [`get_warmup_cosine_schedule`], then cosine annealing with warm restarts
     whose cycles grow by `cycle_mult` (SGDR, Loshchilov & Hutter 2017), optionally with decaying peaks and a short
@@ -388,9 +563,9 @@ def get_cosine_with_growing_restarts_schedule(
             As in [`get_warmup_cosine_schedule`].
 
     Returns:
-        `torch.optim.lr_scheduler.LambdaLR` with the appropriate schedule.
+        [`ScheduleLR`]: a `torch.optim.lr_scheduler.LambdaLR` with the appropriate schedule.
     """
-    shared, floors = _check_common(
+    shared, floors, options = _check_common(
         optimizer,
         num_warmup_steps,
         num_training_steps,
@@ -419,11 +594,28 @@ def get_cosine_with_growing_restarts_schedule(
             )
     else:
         num_cycles = check_int("num_cycles", 3 if num_cycles is None else num_cycles, minimum=1)
-        first_cycle_steps = _fit_first_cycle_steps(decay_steps, num_cycles, cycle_mult)
     cycles = Cycles(
-        first_cycle_steps, cycle_mult, math.log(cycle_mult), num_cycles, decay_steps, cycle_decay, restart_warmup_steps
+        decay_steps,
+        num_cycles=num_cycles,
+        first_cycle_steps=first_cycle_steps,
+        cycle_mult=cycle_mult,
+        cycle_decay=cycle_decay,
+        restart_warmup_steps=restart_warmup_steps,
     )
     if num_cycles is not None:
         _check_fitted_cycles(cycles)
+    cycle_options = dict(
+        num_cycles=num_cycles,
+        first_cycle_steps=first_cycle_steps,
+        cycle_mult=cycle_mult,
+        cycle_decay=cycle_decay,
+        restart_warmup_steps=restart_warmup_steps,
+    )
     lr_lambda = functools.partial(_get_cosine_with_growing_restarts_lr_lambda, **shared, cycles=cycles)
-    return _lambda_lr(optimizer, lr_lambda, floors, last_epoch)
+    return _lambda_lr(optimizer, "cosine_with_growing_restarts", lr_lambda, floors, last_epoch, {**options, **cycle_options})
+
+
+_FACTORIES: dict[str, Callable[..., ScheduleLR]] = {
+    "warmup_cosine": get_warmup_cosine_schedule,
+    "cosine_with_growing_restarts": get_cosine_with_growing_restarts_schedule,
+}

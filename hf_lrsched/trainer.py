@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 from transformers import Trainer
 from transformers.utils import is_sagemaker_mp_enabled
 
 from .callbacks import LRCurveCallback
+from .registry import probe_optimizer
 from .training_args import build_lr_scheduler, uses_lrsched
 
 __all__ = ["LRSchedMixin", "LRSchedTrainer"]
@@ -30,11 +33,44 @@ class LRSchedMixin:
     """
 
     def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
+        try:
+            super().__init__(*args, **kwargs)
+        except TypeError as error:
+            if "unexpected keyword argument" in str(error) and any(
+                f"'{name}'" in str(error) for name in ("lr_schedule", "lr_schedule_kwargs", "auto_warmup", "save_lr_curve")
+            ):
+                raise TypeError(
+                    f"{type(self).__name__} rebuilt its arguments as its own config class, which has no hf_lrsched "
+                    f"fields ({error}). Put the fields in front of that config class instead: "
+                    "`@dataclass class MyConfig(LRSchedArguments, SFTConfig): pass` (for TRL's SFTTrainer; likewise "
+                    "DPOConfig, GRPOConfig, ...), and pass `MyConfig(...)` as `args`."
+                ) from error
+            raise
         if getattr(self.args, "save_lr_curve", False) and not any(
             isinstance(callback, LRCurveCallback) for callback in self.callback_handler.callbacks
         ):
             self.add_callback(LRCurveCallback())
+        self._check_schedule_for_epochs()
+
+    def _check_schedule_for_epochs(self) -> None:
+        """In epoch mode (no `max_steps`), check the schedule against the real step count as soon as the train set's
+        length gives it, rather than inside `train()`: the count is computed as `Trainer` computes it."""
+        args = self.args
+        if not uses_lrsched(args) or args.max_steps > 0 or self.lr_scheduler is not None:
+            return
+        dataset = getattr(self, "train_dataset", None)
+        try:
+            num_rows = len(dataset)  # type: ignore[arg-type]
+        except TypeError:  # no dataset yet, or an iterable one: checked when training starts
+            return
+        batch_size = self._train_batch_size
+        batches = num_rows // batch_size if args.dataloader_drop_last else math.ceil(num_rows / batch_size)
+        batches = math.ceil(batches / max(1, args.world_size))  # each process gets its share of the batches
+        steps_per_epoch = max(math.ceil(batches / args.gradient_accumulation_steps), 1)
+        num_training_steps = math.ceil(args.num_train_epochs * steps_per_epoch)
+        if num_training_steps < 1:
+            return
+        build_lr_scheduler(args, probe_optimizer(args.learning_rate, (args.adam_beta1, args.adam_beta2)), num_training_steps)
 
     def create_scheduler(
         self, num_training_steps: int, optimizer: torch.optim.Optimizer | None = None

@@ -1,4 +1,5 @@
-"""`LRSchedTrainingArguments`: `TrainingArguments` plus the fields that select an hf_lrsched schedule by name."""
+"""`LRSchedArguments`, the fields that select an hf_lrsched schedule by name, as a mixin for any `TrainingArguments`
+subclass (TRL's configs included), and `LRSchedTrainingArguments`, the mixin in front of `TrainingArguments`."""
 
 from __future__ import annotations
 
@@ -11,12 +12,63 @@ from transformers import TrainingArguments
 
 from .registry import PROBE_TRAINING_STEPS, get_schedule, probe_optimizer
 
-__all__ = ["LRSchedTrainingArguments", "build_lr_scheduler", "uses_lrsched"]
+__all__ = ["LRSchedArguments", "LRSchedTrainingArguments", "build_lr_scheduler", "parse_schedule_kwargs", "uses_lrsched"]
+
+#: Keys of `lr_schedule_kwargs` that the Trainer itself supplies: a user's value would clash or break a resume.
+RESERVED_SCHEDULE_KWARGS = {
+    "optimizer": "the Trainer passes its own optimizer",
+    "num_warmup_steps": "set `warmup_steps` (or `auto_warmup`) instead",
+    "num_training_steps": "set `max_steps` or `num_train_epochs` instead",
+    "last_epoch": "the Trainer resumes a schedule from its checkpoint (`resume_from_checkpoint`)",
+}
+
+
+def parse_schedule_kwargs(value, option: str = "lr_schedule_kwargs") -> dict:
+    """A schedule's options from a dict, a JSON object string or None, with a message naming `option` otherwise."""
+    if value is None:
+        return {}
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError as error:
+            raise ValueError(f"`{option}` is not valid JSON ({error.msg} at character {error.pos}): {value!r}.") from None
+    if not isinstance(value, dict):
+        raise ValueError(
+            f"`{option}` must be a JSON object of the schedule's options, e.g. '{{\"num_cycles\": 3}}'; got {value!r}."
+        )
+    return dict(value)
+
+
+def check_reserved_schedule_kwargs(kwargs: dict, option: str = "lr_schedule_kwargs") -> None:
+    """Reject the keys of `RESERVED_SCHEDULE_KWARGS` by name."""
+    for key, why in RESERVED_SCHEDULE_KWARGS.items():
+        if key in kwargs:
+            raise ValueError(f"`{option}` must not contain {key!r}: {why}.")
+
 
 @dataclass
-class LRSchedTrainingArguments(TrainingArguments):
+class LRSchedArguments:
     """
-    [`~transformers.TrainingArguments`] with the fields that select an hf_lrsched schedule by name.
+    The fields that select an hf_lrsched schedule by name, as a mixin in front of any
+    [`~transformers.TrainingArguments`] subclass: `transformers`' own, TRL's configs, yours.
+
+    ```python
+    from dataclasses import dataclass
+
+    from trl import SFTConfig
+
+    from hf_lrsched import LRSchedArguments
+
+
+    @dataclass
+    class SFTConfigWithSchedule(LRSchedArguments, SFTConfig):
+        pass
+    ```
+
+    Put it first: the class keeps every default of the other base (TRL's learning rate, logging steps, ...), and
+    `lr_schedule_kwargs` joins the other base's `_VALID_DICT_FIELDS`, so that both libraries' dict fields parse from
+    JSON strings on the command line, from JSON and from YAML. The other order is refused when the class is created.
+    [`LRSchedTrainingArguments`] is this mixin in front of `TrainingArguments`.
 
     `lr_schedule` takes any name of [`available_schedules`] (ours, `transformers`' and registered ones); when it is
     unset, `lr_scheduler_type` and `lr_scheduler_kwargs` behave exactly as in `transformers`. Warmup follows
@@ -26,29 +78,27 @@ class LRSchedTrainingArguments(TrainingArguments):
     Args:
         lr_schedule (`str`, *optional*):
             The name of the schedule to build with [`get_schedule`], e.g. `"warmup_cosine"`,
-            `"exponential_warmup_cosine"` or `"cosine_with_growing_restarts"`.
+            `"exponential_warmup_cosine"`, `"cosine_with_growing_restarts"` or `"wsd"`.
         lr_schedule_kwargs (`dict` or `str`, *optional*):
             The schedule's own options (`min_lr`, `num_cycles`, `cycle_mult`, ...); a JSON string on the command line.
         auto_warmup (`bool`, *optional*, defaults to `False`):
             Use `num_warmup_steps="auto"`: the warmup length derived from Adam's `beta2` (Ma & Yarats, 2019), capped
             at `max_auto_warmup_ratio` (a schedule option, 0.1 by default) of the training steps. Excludes
-            `warmup_steps`.
+            `warmup_steps`, and needs an optimizer with betas (`optim` of the Adam family).
         save_lr_curve (`bool`, *optional*, defaults to `True`):
-            Record the learning rate at every optimizer step and write it to `output_dir` at the end of training as
-            `lr_schedule.csv` (and `lr_schedule.png` where matplotlib is installed).
+            Record the learning rate of every param group at every optimizer step and write it to `output_dir` at
+            the end of training as `lr_schedule.csv` (and `lr_schedule.png` where matplotlib is installed).
 
     An unknown name or invalid options raise in `__post_init__`, when the arguments are parsed, with the schedule's
-    own message. Checks that depend on the number of training steps run at parse time when `max_steps` is set, and
-    again when the Trainer builds the schedule.
+    own message. Checks that depend on the number of training steps run at parse time when `max_steps` is set, when
+    the Trainer is built in epoch mode, and again when the Trainer builds the schedule.
     """
-
-    _VALID_DICT_FIELDS = TrainingArguments._VALID_DICT_FIELDS + ["lr_schedule_kwargs"]
 
     lr_schedule: str | None = field(
         default=None,
         metadata={
             "help": "An hf_lrsched schedule name (warmup_cosine, exponential_warmup_cosine, "
-            "cosine_with_growing_restarts, any transformers scheduler name, or a registered one). "
+            "cosine_with_growing_restarts, wsd, any transformers scheduler name, or a registered one). "
             "Unset: lr_scheduler_type is used as in transformers."
         },
     )
@@ -67,16 +117,20 @@ class LRSchedTrainingArguments(TrainingArguments):
         metadata={"help": "Write the learning rate of every optimizer step to output_dir (CSV, and PNG if possible)."},
     )
 
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        _check_base_order(cls)
+        inherited = list(getattr(cls, "_VALID_DICT_FIELDS", []))
+        if "lr_schedule_kwargs" not in inherited:
+            cls._VALID_DICT_FIELDS = inherited + ["lr_schedule_kwargs"]
+
     def __post_init__(self):
-        # Before the parent's checks: with DeepSpeed, the parent loads its config (and needs DeepSpeed installed).
+        # Before the parent's checks: it would parse our JSON with a bare JSONDecodeError, and with DeepSpeed it loads
+        # the DeepSpeed config (and needs DeepSpeed installed).
+        self.lr_schedule_kwargs = _convert_str_values(parse_schedule_kwargs(self.lr_schedule_kwargs))
         self._check_deepspeed_scheduler()
-        super().__post_init__()
-        if self.lr_schedule_kwargs is None:
-            self.lr_schedule_kwargs = {}
-        if not isinstance(self.lr_schedule_kwargs, dict):
-            raise ValueError(
-                f"`lr_schedule_kwargs` must be a dict or a JSON object string, got {self.lr_schedule_kwargs!r}."
-            )
+        super().__post_init__()  # type: ignore[misc]
+        check_reserved_schedule_kwargs(self.lr_schedule_kwargs)
         if self.auto_warmup and self.warmup_steps:
             raise ValueError(
                 f"`auto_warmup=True` derives the warmup length from the optimizer; it excludes "
@@ -94,12 +148,29 @@ class LRSchedTrainingArguments(TrainingArguments):
                 f"`lr_scheduler_kwargs`={self.lr_scheduler_kwargs} belong to `lr_scheduler_type`, which "
                 f"`lr_schedule`={self.lr_schedule!r} replaces; pass the options in `lr_schedule_kwargs` instead."
             )
+        if self.auto_warmup:
+            self._check_optimizer_has_betas()
         self._check_schedule()
 
     def _check_schedule(self) -> None:
         """Build the schedule once on a throw-away optimizer, so that bad input fails now, not after model loading."""
         num_training_steps = self.max_steps if self.max_steps > 0 else PROBE_TRAINING_STEPS
         build_lr_scheduler(self, probe_optimizer(self.learning_rate, (self.adam_beta1, self.adam_beta2)), num_training_steps)
+
+    def _check_optimizer_has_betas(self) -> None:
+        """`auto_warmup` needs Adam's beta2: refuse an `optim` without betas now, not inside `train()`."""
+        from transformers import Trainer
+
+        try:
+            _, optimizer_kwargs = Trainer.get_optimizer_cls_and_kwargs(self)
+        except (ImportError, ValueError, TypeError):  # needs a package or a model: checked when training starts
+            return
+        if "betas" not in optimizer_kwargs:
+            optim = getattr(self.optim, "value", self.optim)
+            raise ValueError(
+                f"`auto_warmup=True` derives the warmup length from Adam's beta2, but optim={optim!r} has no betas; "
+                "use an optimizer of the Adam family (adamw_torch, ...) or set `warmup_steps` instead."
+            )
 
     def _check_deepspeed_scheduler(self) -> None:
         """A DeepSpeed config with its own `scheduler` wins over any Trainer-side schedule: say so, and stop."""
@@ -123,6 +194,49 @@ class LRSchedTrainingArguments(TrainingArguments):
                 "Remove the 'scheduler' section from the DeepSpeed config to use the hf_lrsched schedule, or unset "
                 "`lr_schedule` (and `auto_warmup`) to keep DeepSpeed's."
             )
+
+
+def _check_base_order(cls: type) -> None:
+    """Refuse, at class creation, a base order in which a `TrainingArguments` subclass's defaults would be lost or
+    our checks skipped, and say which order works."""
+    mro = cls.__mro__
+    ours = mro.index(LRSchedArguments) if LRSchedArguments in mro else None
+    if ours is None:
+        return
+    bases = [b.__name__ for b in cls.__bases__]
+    for position, base in enumerate(mro[:ours]):
+        if issubclass(base, TrainingArguments) and not issubclass(base, LRSchedArguments):
+            raise TypeError(
+                f"{cls.__name__}{tuple(bases)}: LRSchedArguments must come before {base.__name__} in the bases, or "
+                f"its checks never run; write `class {cls.__name__}(LRSchedArguments, {base.__name__})`."
+            )
+    full = [b for b in mro if b is not cls and issubclass(b, LRSchedArguments) and issubclass(b, TrainingArguments)]
+    for ours_full in full:
+        for other in mro[mro.index(ours_full) + 1 :]:
+            if issubclass(other, TrainingArguments) and other not in ours_full.__mro__:
+                raise TypeError(
+                    f"{cls.__name__}{tuple(bases)}: {ours_full.__name__} redeclares every TrainingArguments field, "
+                    f"so {other.__name__}'s defaults would be silently replaced by transformers'. Use the mixin: "
+                    f"`class {cls.__name__}(LRSchedArguments, {other.__name__})`."
+                )
+
+
+def _convert_str_values(kwargs: dict) -> dict:
+    """Numbers and booleans given as strings (YAML reads `1e-6` as a string) as `TrainingArguments` converts them."""
+    try:
+        from transformers.training_args import _convert_str_dict
+    except ImportError:  # pragma: no cover - a transformers without it
+        return kwargs
+    return _convert_str_dict(dict(kwargs))
+
+
+@dataclass
+class LRSchedTrainingArguments(LRSchedArguments, TrainingArguments):
+    """
+    [`~transformers.TrainingArguments`] with the fields that select an hf_lrsched schedule by name: the
+    [`LRSchedArguments`] mixin in front of `TrainingArguments`. For TRL's configs or another `TrainingArguments`
+    subclass, put [`LRSchedArguments`] in front of that class instead.
+    """
 
 
 def uses_lrsched(args: TrainingArguments) -> bool:

@@ -9,7 +9,7 @@ import hf_lrsched
 from hf_lrsched import available_schedules, get_schedule, register_schedule, schedule_multipliers
 from hf_lrsched.registry import _REGISTRY, _DESCRIPTIONS
 
-from .test_schedules import make_optimizer, unwrap_schedule
+from .helpers import make_optimizer, unwrap_schedule
 
 OURS = ["warmup_cosine", "exponential_warmup_cosine", "cosine_with_growing_restarts"]
 

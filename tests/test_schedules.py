@@ -13,28 +13,7 @@ from hf_lrsched import (
     resolve_auto_warmup_steps,
 )
 
-
-def make_optimizer(lr=10.0, groups=None, cls=torch.optim.AdamW, **kwargs):
-    """An optimizer over throw-away parameters; `groups` is a list of base learning rates, one per param group."""
-    if groups is None:
-        return cls([torch.nn.Parameter(torch.zeros(1))], lr=lr, **kwargs)
-    return cls([{"params": [torch.nn.Parameter(torch.zeros(1))], "lr": g} for g in groups], lr=lr, **kwargs)
-
-
-def unwrap_schedule(scheduler, num_steps):
-    """The learning rate of the first param group before each of `num_steps` optimizer steps (as Trainer logs it)."""
-    lrs = []
-    for _ in range(num_steps):
-        lrs.append(scheduler.get_last_lr()[0])
-        scheduler.optimizer.step()
-        scheduler.step()
-    return lrs
-
-
-def assert_list_close(actual, expected, tol=1e-2):
-    assert len(actual) == len(expected)
-    for step, (a, e) in enumerate(zip(actual, expected)):
-        assert a == pytest.approx(e, abs=tol), f"step {step}: got {a}, expected {e}\nactual:   {actual}\nexpected: {expected}"
+from .helpers import assert_list_close, make_optimizer, unwrap_schedule
 
 
 # Readable tables: base lr 10, so each number is ten times the multiplier.

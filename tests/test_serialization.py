@@ -10,7 +10,7 @@ import torch
 
 from hf_lrsched import get_schedule
 
-from .test_schedules import make_optimizer
+from .helpers import make_optimizer
 
 CONFIGS = {
     "warmup_cosine": dict(num_warmup_steps=10, num_training_steps=60, min_lr_ratio=0.05),

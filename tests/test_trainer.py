@@ -2,11 +2,12 @@
 gradient accumulation, checkpoints and resumes, with several param groups."""
 
 import csv
+import json
 import os
 
 import pytest
 import torch
-from transformers import Trainer, TrainingArguments
+from transformers import Trainer, TrainerCallback, TrainingArguments
 
 from hf_lrsched import LRCurveCallback, LRSchedMixin, LRSchedTrainer, LRSchedTrainingArguments, schedule_multipliers
 
@@ -102,7 +103,11 @@ def test_resume_from_checkpoint_continues_exactly(tmp_path, checkpoint_step):
     # The curve written at the end covers the whole run, the steps before the checkpoint included.
     header, curve = read_curve(tmp_path / "resumed" / "out")
     assert sorted(curve) == list(range(1, 27))
-    assert {step: lrs[0] for step, lrs in curve.items()} == pytest.approx(uninterrupted, rel=1e-12)
+    assert (header, curve) == read_curve(tmp_path / "full" / "out")  # bit for bit, the steps before the resume too
+    # ... while a checkpoint stores no curve: its size does not grow with the number of steps.
+    state = json.loads((checkpoint / "trainer_state.json").read_text())
+    stored = state["stateful_callbacks"]["LRCurveCallback"]
+    assert stored["attributes"] == {"epochs": [], "history": []}
 
 
 def test_two_param_groups_with_an_absolute_floor(tmp_path):
@@ -204,12 +209,44 @@ def test_create_scheduler_contract(tmp_path):
     assert trainer.create_scheduler(40) is scheduler  # built once, then returned as is
 
 
-def test_too_few_steps_fail_with_the_schedule_message_when_the_steps_are_known(tmp_path):
+def test_too_few_steps_fail_when_the_trainer_is_built_in_epoch_mode(tmp_path):
+    # No max_steps: the step count is known once the train set is, so the Trainer refuses at construction.
     args = make_args(tmp_path, num_train_epochs=1, lr_schedule="cosine_with_growing_restarts",
                      lr_schedule_kwargs={"num_cycles": 8})
-    trainer = LRSchedTrainer(model=tiny_bert(), args=args, train_dataset=tiny_dataset(16))  # 4 steps
     with pytest.raises(ValueError, match="num_cycles`=8.*does not fit into the 4 decay steps"):
-        trainer.train()
+        LRSchedTrainer(model=tiny_bert(), args=args, train_dataset=tiny_dataset(16))  # 16 rows / batch 4: 4 steps
+    # With gradient accumulation and 2 epochs: 16 rows / 4 = 4 batches, / 2 = 2 steps an epoch, 4 steps in all.
+    args = make_args(tmp_path, num_train_epochs=2, gradient_accumulation_steps=2, lr_schedule="cosine_with_growing_restarts",
+                     lr_schedule_kwargs={"num_cycles": 5, "cycle_mult": 1.0})
+    with pytest.raises(ValueError, match="num_cycles`=5.*does not fit into the 4 decay steps"):
+        LRSchedTrainer(model=tiny_bert(), args=args, train_dataset=tiny_dataset(16))
+    args = make_args(tmp_path, num_train_epochs=2, gradient_accumulation_steps=2, lr_schedule="cosine_with_growing_restarts",
+                     lr_schedule_kwargs={"num_cycles": 4, "cycle_mult": 1.0})
+    trainer = LRSchedTrainer(model=tiny_bert(), args=args, train_dataset=tiny_dataset(16))
+    trainer.train()
+    assert trainer.state.max_steps == 4  # the count the construction-time check used
+
+
+def test_a_resume_with_other_schedule_options_stops_before_any_step(tmp_path):
+    name = "cosine_with_growing_restarts"
+    common = dict(max_steps=20, warmup_steps=2, save_strategy="steps", save_steps=10, lr_schedule=name)
+    first = LRSchedTrainer(model=tiny_bert(), args=make_args(tmp_path, **common, lr_schedule_kwargs={"num_cycles": 3}),
+                           train_dataset=tiny_dataset())
+    first.train()
+    checkpoint = tmp_path / "out" / "checkpoint-10"
+
+    class StepCounter(TrainerCallback):
+        steps = 0
+
+        def on_step_end(self, args, state, control, **kwargs):
+            StepCounter.steps += 1
+
+    resumed = LRSchedTrainer(model=tiny_bert(), args=make_args(tmp_path / "other", **common,
+                                                                lr_schedule_kwargs={"num_cycles": 4}),
+                             train_dataset=tiny_dataset(), callbacks=[StepCounter()])
+    with pytest.raises(ValueError, match=r"Cannot resume.*num_cycles 3 -> 4.*10 steps already taken"):
+        resumed.train(resume_from_checkpoint=str(checkpoint))
+    assert StepCounter.steps == 0
 
 
 def test_curve_files_and_tensorboard(tmp_path):

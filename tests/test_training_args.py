@@ -78,6 +78,16 @@ def test_auto_warmup_flag(tmp_path):
         (["--lr_schedule_kwargs", '{"min_lr": 1e-6}'], ValueError, ["`lr_schedule` is not"]),
         (["--lr_schedule", "warmup_cosine", "--lr_scheduler_kwargs", '{"num_cycles": 2}'], ValueError,
          ["pass the options in `lr_schedule_kwargs`"]),
+        (["--lr_schedule", "warmup_cosine", "--lr_schedule_kwargs", '{"min_lr": 1e-6'], ValueError,
+         ["`lr_schedule_kwargs` is not valid JSON", "'{\"min_lr\": 1e-6'"]),
+        (["--lr_schedule", "warmup_cosine", "--lr_schedule_kwargs", '{"last_epoch": 14}'], ValueError,
+         ["`lr_schedule_kwargs` must not contain 'last_epoch'", "resume_from_checkpoint"]),
+        (["--lr_schedule", "warmup_cosine", "--lr_schedule_kwargs", '{"num_training_steps": 14}'], ValueError,
+         ["must not contain 'num_training_steps'", "max_steps"]),
+        (["--lr_schedule", "warmup_cosine", "--auto_warmup", "--optim", "sgd"], ValueError,
+         ["auto_warmup=True", "optim='sgd' has no betas"]),
+        (["--lr_schedule", "warmup_cosine", "--auto_warmup", "--optim", "adafactor"], ValueError,
+         ["optim='adafactor' has no betas"]),
     ],
 )
 def test_bad_input_fails_at_parse_time(tmp_path, argv, exception, pieces):

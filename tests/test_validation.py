@@ -12,7 +12,7 @@ from hf_lrsched import (
     get_warmup_cosine_schedule,
 )
 
-from .test_schedules import make_optimizer
+from .helpers import make_optimizer
 
 W, T = 10, 100
 
