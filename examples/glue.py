@@ -26,7 +26,6 @@ checkpoint every `--checkpointing_steps`.
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 import os
@@ -49,6 +48,7 @@ from glue_data import (
     load_model_and_tokenizer,
     load_raw_datasets,
     tokenize_datasets,
+    write_csv,
     write_json,
 )
 from torch.utils.data import DataLoader
@@ -56,7 +56,12 @@ from tqdm.auto import tqdm
 from transformers import DataCollatorWithPadding
 
 from hf_lrsched import get_schedule
-from hf_lrsched.registry import PROBE_TRAINING_STEPS, probe_optimizer
+from hf_lrsched.registry import (
+    PROBE_TRAINING_STEPS,
+    check_reserved_schedule_kwargs,
+    parse_schedule_kwargs,
+    probe_optimizer,
+)
 
 logger = get_logger(__name__)
 
@@ -94,6 +99,9 @@ class LoopArguments:
         default=None, metadata={"help": "Save the state every N optimizer steps, or 'epoch' at each epoch's end."}
     )
     resume_from_checkpoint: str | None = field(default=None, metadata={"help": "A checkpoint folder to resume from."})
+    overwrite_output_dir: bool = field(
+        default=False, metadata={"help": "Write into a non-empty --output_dir (otherwise refused, as in run_glue.py)."}
+    )
     eval_steps: int | None = field(
         default=None, metadata={"help": "Also evaluate every N optimizer steps (all_results.json: eval_history)."}
     )
@@ -103,12 +111,12 @@ class LoopArguments:
     def __post_init__(self):
         if self.max_train_steps is not None and self.max_train_steps < 1:
             raise ValueError(f"`max_train_steps` must be >= 1, got {self.max_train_steps}.")
-        if isinstance(self.lr_schedule_kwargs, str):
-            try:
-                self.lr_schedule_kwargs = json.loads(self.lr_schedule_kwargs)
-            except json.JSONDecodeError as error:
-                raise ValueError(f"`lr_schedule_kwargs` must be a JSON object: {error}") from None
-        self.lr_schedule_kwargs = dict(self.lr_schedule_kwargs or {})
+        if self.max_train_steps is None and not (math.isfinite(self.num_train_epochs) and self.num_train_epochs > 0):
+            raise ValueError(f"`num_train_epochs` must be a finite number > 0, got {self.num_train_epochs}.")
+        self.lr_schedule_kwargs = parse_schedule_kwargs(self.lr_schedule_kwargs)
+        check_reserved_schedule_kwargs(self.lr_schedule_kwargs)
+        if not (math.isfinite(self.learning_rate) and self.learning_rate > 0):
+            raise ValueError(f"`learning_rate` must be a finite number > 0, got {self.learning_rate}.")
         self.num_warmup_steps = parse_warmup(self.num_warmup_steps)
         # An unknown name, option or value fails now, before any model is loaded: the schedule is built once on a
         # throw-away optimizer (with the real step count when --max_train_steps gives it).
@@ -121,10 +129,11 @@ class LoopArguments:
                 raise ValueError(f"`{name}` must be >= 1, got {getattr(self, name)}.")
         if self.eval_steps is not None and self.eval_steps < 1:
             raise ValueError(f"`eval_steps` must be >= 1, got {self.eval_steps}.")
-        if self.max_train_steps is None and not self.num_train_epochs > 0:
-            raise ValueError(f"`num_train_epochs` must be > 0, got {self.num_train_epochs}.")
-        if self.checkpointing_steps not in (None, "epoch") and not str(self.checkpointing_steps).isdigit():
-            raise ValueError(f"`checkpointing_steps` must be a number of steps or 'epoch', got {self.checkpointing_steps!r}.")
+        if self.checkpointing_steps not in (None, "epoch"):
+            if not str(self.checkpointing_steps).isdigit() or int(self.checkpointing_steps) < 1:
+                raise ValueError(
+                    f"`checkpointing_steps` must be a number of steps >= 1 or 'epoch', got {self.checkpointing_steps!r}."
+                )
 
 
 def parse_warmup(value) -> int | float | str:
@@ -164,6 +173,7 @@ def main(argv: list[str] | None = None) -> dict:
 def train(model_args: ModelArguments, data_args: DataArguments, args: LoopArguments) -> dict:
     if args.output_dir is None:
         args.output_dir = os.path.join("outputs", data_args.task_name or "custom")
+    check_output_dir(args)
     # A seedable sampler makes each epoch's shuffle a function of the seed and the epoch, so that a resumed run
     # skips exactly the batches the interrupted one had seen.
     accelerator_kwargs = {
@@ -234,34 +244,27 @@ def train(model_args: ModelArguments, data_args: DataArguments, args: LoopArgume
     logger.info(f"  Examples = {len(processed['train'])}, epochs = {num_train_epochs}, processes = "
                 f"{accelerator.num_processes}, total batch = {total_batch_size}, optimizer steps = {max_train_steps}")
 
+    # What a checkpoint records besides accelerate's state: the options that shape the schedule (to name them when
+    # a resume is refused) and every record so far, so that a resumed run's files equal an uninterrupted run's.
+    options = schedule_options(args, max_train_steps)
+    records: dict[str, list] = {"lr_history": [], "loss_history": [], "eval_history": []}
     completed_steps, starting_epoch, resume_batches = 0, 0, 0
-    lr_history: list[tuple[int, float]] = []
     if args.resume_from_checkpoint:
-        meta_path = Path(args.resume_from_checkpoint) / CHECKPOINT_META
-        if not meta_path.is_file():
-            raise ResumeError(f"`{args.resume_from_checkpoint}` is not a checkpoint of this script (no {CHECKPOINT_META}).")
-        meta = json.loads(meta_path.read_text())
-        for key in ("num_processes", "total_batch_size", "max_train_steps"):
-            if meta[key] != run_config[key]:
-                raise ResumeError(
-                    f"Cannot resume from {args.resume_from_checkpoint}: it was saved with {key}={meta[key]}, this run "
-                    f"has {key}={run_config[key]}. The schedule and the data order are laid out in optimizer steps "
-                    f"of one process count and global batch; resume with "
-                    f"{meta['num_processes']} processes and a total batch of {meta['total_batch_size']}."
-                )
-        accelerator.load_state(args.resume_from_checkpoint)
+        meta = load_checkpoint(accelerator, args.resume_from_checkpoint, run_config, options)
         completed_steps = meta["completed_steps"]
-        lr_history = [tuple(row) for row in meta["lr_history"]]
+        records = {key: [list(row) if isinstance(row, list) else row for row in meta[key]] for key in records}
         starting_epoch = completed_steps // num_update_steps_per_epoch
         resume_batches = (completed_steps - starting_epoch * num_update_steps_per_epoch) * args.gradient_accumulation_steps
         accelerator.print(f"Resumed from {args.resume_from_checkpoint} at optimizer step {completed_steps}")
+    lr_history, loss_history, eval_history = records["lr_history"], records["loss_history"], records["eval_history"]
 
     def save_checkpoint(name: str) -> None:
         path = os.path.join(args.output_dir, name)
         accelerator.save_state(path)
-        if accelerator.is_main_process:
+        if accelerator.is_main_process:  # written last and atomically: a checkpoint without it is incomplete
             write_json(os.path.join(path, CHECKPOINT_META),
-                       {**run_config, "completed_steps": completed_steps, "lr_history": lr_history})
+                       {**run_config, "options": options, "completed_steps": completed_steps, **records})
+        accelerator.wait_for_everyone()
 
     metric = Metric(data_args.task_name)
 
@@ -280,8 +283,6 @@ def train(model_args: ModelArguments, data_args: DataArguments, args: LoopArgume
 
     progress = tqdm(range(max_train_steps), initial=completed_steps, disable=not accelerator.is_local_main_process)
     eval_metrics: dict[str, float] = {}
-    eval_history: list[dict] = []  # with --eval_steps: the metrics every N optimizer steps
-    loss_history: list[tuple[int, float]] = []  # this process's mean training loss of each optimizer step
     first_step, train_time, start = completed_steps, 0.0, time.time()
     for epoch in range(starting_epoch, num_train_epochs):
         model.train()
@@ -307,8 +308,8 @@ def train(model_args: ModelArguments, data_args: DataArguments, args: LoopArgume
                 continue
             completed_steps += 1
             train_time += time.perf_counter() - tic
-            lr_history.append((completed_steps, lr_used))
-            loss_history.append((completed_steps, step_loss / step_batches))
+            lr_history.append([completed_steps, lr_used])
+            loss_history.append([completed_steps, step_loss / step_batches])
             step_loss, step_batches = 0.0, 0
             progress.update(1)
             if args.with_tracking:
@@ -359,16 +360,103 @@ def train(model_args: ModelArguments, data_args: DataArguments, args: LoopArgume
         accelerator.unwrap_model(model).save_pretrained(args.output_dir)
         tokenizer.save_pretrained(args.output_dir)
         write_json(os.path.join(args.output_dir, "all_results.json"), results)
-        with open(os.path.join(args.output_dir, "lr_schedule.csv"), "w", newline="") as f:
-            writer = csv.writer(f)
-            writer.writerow(["step", "lr"])
-            writer.writerows((step, repr(lr)) for step, lr in lr_history)
-        with open(os.path.join(args.output_dir, "train_loss.csv"), "w", newline="") as f:
-            writer = csv.writer(f)
-            writer.writerow(["step", "loss"])
-            writer.writerows(loss_history)
+        write_csv(os.path.join(args.output_dir, "lr_schedule.csv"), ["step", "lr"],
+                  [(step, repr(lr)) for step, lr in lr_history])
+        write_csv(os.path.join(args.output_dir, "train_loss.csv"), ["step", "loss"], loss_history)
     accelerator.wait_for_everyone()
     return results
+
+
+def check_output_dir(args: LoopArguments) -> None:
+    """Refuse to write into a non-empty output directory, unless told to or resuming from a checkpoint inside it."""
+    path = Path(args.output_dir)
+    if args.overwrite_output_dir or not path.is_dir() or not any(path.iterdir()):
+        return
+    if args.resume_from_checkpoint and path.resolve() in Path(args.resume_from_checkpoint).resolve().parents:
+        return
+    raise ResumeError(
+        f"the output directory {str(path)!r} is not empty, and this run would overwrite its results. Pass "
+        "--overwrite_output_dir to write there anyway, --resume_from_checkpoint to continue a run saved in it, or "
+        "another --output_dir."
+    )
+
+
+def schedule_options(args: LoopArguments, max_train_steps: int) -> dict:
+    """The options of this script that shape the learning rate, as a checkpoint records them."""
+    return {
+        "lr_schedule": args.lr_schedule,
+        "lr_schedule_kwargs": args.lr_schedule_kwargs,
+        "num_warmup_steps": args.num_warmup_steps,
+        "learning_rate": args.learning_rate,
+        "max_train_steps": max_train_steps,
+    }
+
+
+def load_checkpoint(accelerator: Accelerator, checkpoint: str, run_config: dict, options: dict) -> dict:
+    """Load accelerate's state from `checkpoint` and return its metadata, or raise `ResumeError` saying why not.
+
+    The process count and global batch must match (the data order and the step count depend on them). The
+    schedule's own options may differ only as far as the schedule's resume identity allows: the learning rate of
+    every step already taken must stay what it was (a `wsd` run may grow in its stable phase, say). A damaged or
+    incomplete checkpoint names the file.
+    """
+    meta_path = Path(checkpoint) / CHECKPOINT_META
+    if not meta_path.is_file():
+        raise ResumeError(f"`{checkpoint}` is not a complete checkpoint of this script: {meta_path} is missing.")
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ResumeError(f"the checkpoint file {meta_path} is damaged or truncated ({error}).") from None
+    if not isinstance(meta, dict) or not isinstance(meta.get("completed_steps"), int):
+        raise ResumeError(f"the checkpoint file {meta_path} is damaged: it records no `completed_steps`.")
+    for key in ("num_processes", "total_batch_size"):
+        if meta.get(key) != run_config[key]:
+            raise ResumeError(
+                f"Cannot resume from {checkpoint}: it was saved with {key}={meta.get(key)}, this run "
+                f"has {key}={run_config[key]}. The schedule and the data order are laid out in optimizer steps "
+                f"of one process count and global batch; resume with "
+                f"{meta.get('num_processes')} processes and a total batch of {meta.get('total_batch_size')}."
+            )
+    saved = meta.get("options", {})
+    changed = [f"--{key} {saved.get(key)!r} -> {value!r}" for key, value in options.items() if saved.get(key) != value]
+    try:
+        accelerator.load_state(checkpoint)
+    except ValueError as error:
+        if "Cannot resume this schedule" not in str(error):
+            raise ResumeError(f"cannot load the checkpoint {checkpoint}: {damaged_file(checkpoint) or error}") from None
+        raise ResumeError(
+            f"Cannot resume from {checkpoint} with {', '.join(changed) or 'these options'}: the {meta['completed_steps']} "
+            f"steps already taken would get other learning rates. {error}"
+        ) from None
+    except Exception as error:  # a truncated or missing file of accelerate's state
+        raise ResumeError(f"cannot load the checkpoint {checkpoint}: {damaged_file(checkpoint) or error}") from None
+    if changed:
+        accelerator.print(f"Resuming with {', '.join(changed)}: the steps already taken keep their learning rates.")
+    for key in ("lr_history", "loss_history", "eval_history"):
+        meta.setdefault(key, [])
+    return meta
+
+
+def damaged_file(checkpoint: str) -> str | None:
+    """The first file of an accelerate checkpoint that cannot be read, described, or None."""
+    from safetensors import safe_open
+
+    path = Path(checkpoint)
+    expected = ["model.safetensors", "optimizer.bin", "random_states_0.pkl", "custom_checkpoint_0.pkl"]
+    for name in expected:
+        if not (path / name).is_file() and not (name == "model.safetensors" and (path / "pytorch_model.bin").is_file()):
+            return f"the file {path / name} is missing"
+    for file in sorted(path.iterdir()):
+        try:
+            if file.suffix == ".safetensors":
+                with safe_open(str(file), framework="pt") as f:
+                    for key in f.keys():
+                        f.get_tensor(key)
+            elif file.suffix in (".bin", ".pkl", ".pt"):
+                torch.load(file, map_location="cpu", weights_only=False)
+        except Exception as error:
+            return f"the file {file} is damaged or truncated ({type(error).__name__}: {error})"
+    return None
 
 
 def bound_warmup_steps(lr_scheduler, default):

@@ -80,18 +80,38 @@ class ModelArguments:
 
 
 def parse_args(dataclass_types: tuple, argv: list[str] | None = None) -> tuple:
-    """The dataclasses from the command line (`sys.argv` by default), or from one `.json`/`.yaml` file given alone."""
+    """The dataclasses from the command line (`sys.argv` by default), or from one `.json`/`.yaml` file given alone.
+
+    A file that is missing, unreadable or not a mapping of argument names to values raises `ValueError` naming it.
+    """
     import sys
 
     from transformers import HfArgumentParser
 
     parser = HfArgumentParser(dataclass_types)
     argv = sys.argv[1:] if argv is None else argv
-    if len(argv) == 1 and argv[0].endswith(".json"):
-        return parser.parse_json_file(os.path.abspath(argv[0]))
-    if len(argv) == 1 and argv[0].endswith((".yaml", ".yml")):
-        return parser.parse_yaml_file(os.path.abspath(argv[0]))
+    if len(argv) == 1 and argv[0].endswith((".json", ".yaml", ".yml")):
+        return parser.parse_dict(read_config_file(argv[0]))
     return parser.parse_args_into_dataclasses(args=argv)
+
+
+def read_config_file(path: str) -> dict:
+    """The arguments in a JSON or YAML file, as a dict; `ValueError` naming the file for anything else."""
+    import yaml
+
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as error:
+        raise ValueError(f"cannot read the config file {path!r}: {error.strerror or error}.") from None
+    try:
+        data = json.loads(text) if path.endswith(".json") else yaml.safe_load(text)
+    except (json.JSONDecodeError, yaml.YAMLError) as error:
+        raise ValueError(f"the config file {path!r} is not valid {'JSON' if path.endswith('.json') else 'YAML'}: "
+                         f"{error}") from None
+    if not isinstance(data, dict):
+        what = "empty" if data is None else f"a {type(data).__name__}"
+        raise ValueError(f"the config file {path!r} must hold a mapping of argument names to values; it is {what}.")
+    return data
 
 
 def default_model(task_name: str | None) -> str:
@@ -296,6 +316,27 @@ class Metric:
 
 
 def write_json(path: str | os.PathLike, data: dict) -> None:
-    with open(path, "w", encoding="utf-8") as f:
-        json.dump(data, f, indent=2, sort_keys=True)
-        f.write("\n")
+    """Write `data` as JSON atomically: a temporary file beside it, then a rename, so a kill never truncates it."""
+    write_atomic(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+def write_csv(path: str | os.PathLike, header: list[str], rows) -> None:
+    """Write a CSV file atomically (see `write_json`)."""
+    import csv
+    import io
+
+    buffer = io.StringIO(newline="")
+    writer = csv.writer(buffer)
+    writer.writerow(header)
+    writer.writerows(rows)
+    write_atomic(path, buffer.getvalue())
+
+
+def write_atomic(path: str | os.PathLike, text: str) -> None:
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w", encoding="utf-8", newline="") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)

@@ -4,6 +4,7 @@ Every schedule is a picklable `torch.optim.lr_scheduler.LambdaLR` built from a m
 `functools.partial`; one registry selects any of them, or any `transformers` scheduler, by name.
 """
 
+from .describe import ScheduleInfo, describe
 from .registry import (
     available_schedules,
     get_schedule,
@@ -16,6 +17,7 @@ from .schedules import (
     get_cosine_with_growing_restarts_schedule,
     get_exponential_warmup_cosine_schedule,
     get_warmup_cosine_schedule,
+    ScheduleLR,
     resolve_auto_warmup_steps,
 )
 
@@ -45,7 +47,10 @@ __all__ = [
     "LRSchedArguments",
     "LRSchedTrainer",
     "LRSchedTrainingArguments",
+    "ScheduleInfo",
+    "ScheduleLR",
     "available_schedules",
+    "describe",
     "get_cosine_with_growing_restarts_schedule",
     "get_exponential_warmup_cosine_schedule",
     "get_schedule",

@@ -11,32 +11,50 @@ Bad input (an unknown name, an invalid option) prints the library's own message 
 from __future__ import annotations
 
 import argparse
-import json
+import bisect
+import itertools
 import math
+import os
 import sys
 from dataclasses import dataclass, field
 
-from .lr_lambdas import _get_cosine_with_growing_restarts_lr_lambda, cycle_start
-from .registry import available_schedules, preview_lr_lambda, schedule_description
+from .describe import describe
+from .registry import available_schedules, parse_schedule_kwargs, preview_scheduler, schedule_description
+from .schedules import ScheduleLR
 
 __all__ = ["main", "ScheduleCurve", "compute_curve", "draw_png", "draw_text"]
 
 
+#: Points of a preview: the curve is sampled at about this many evenly spaced steps, plus every key step.
+SAMPLES = 4000
+#: Restarts drawn and tabulated at most; past this many the table says how many there are.
+MAX_RESTARTS = 200
+#: Below this many steps, a schedule that is not hf_lrsched's is evaluated at every step to find its restarts.
+SCAN_LIMIT = 200_000
+
+
 @dataclass
 class ScheduleCurve:
-    """A schedule's learning rate at steps 0..T and its key steps."""
+    """A schedule's learning rate at sampled steps (every key step included), and its key steps."""
 
     name: str
+    steps: list[int]
     lrs: list[float]
+    num_training_steps: int
     num_warmup_steps: int | None
     restarts: list[int] = field(default_factory=list)
+    num_restarts: int = 0  # all restarts, of which `restarts` lists at most MAX_RESTARTS
+    branch: tuple[int, int] | None = None  # (step, decay steps) of a cooldown branch drawn beside the trunk
 
-    @property
-    def num_training_steps(self) -> int:
-        return len(self.lrs) - 1
+    def lr_at(self, step: int) -> float:
+        """The rate at the sampled step nearest to `step`."""
+        index = bisect.bisect_left(self.steps, step)
+        if index == len(self.steps) or (index > 0 and step - self.steps[index - 1] < self.steps[index] - step):
+            index -= 1
+        return self.lrs[index]
 
     def key_steps(self) -> list[tuple[int, str]]:
-        """(step, what) for the start, the end of warmup, each restart and the end, in order."""
+        """(step, what) for the start, the end of warmup, each restart listed and the end, in order."""
         keys = {0: "start"}
         if self.num_warmup_steps:
             keys[self.num_warmup_steps] = "end of warmup"
@@ -47,23 +65,54 @@ class ScheduleCurve:
 
 
 def compute_curve(name: str, num_training_steps: int, num_warmup_steps, *, lr: float = 1.0, beta2: float = 0.999,
-                  kwargs: dict | None = None) -> ScheduleCurve:
-    """The learning rate of schedule `name` at every step 0..T, with its warmup end and restarts."""
-    lr_lambda = preview_lr_lambda(name, num_training_steps, num_warmup_steps, lr=lr, betas=(0.9, beta2),
+                  kwargs: dict | None = None, samples: int = SAMPLES) -> ScheduleCurve:
+    """The learning rate of schedule `name` at about `samples` steps of 0..T plus its key steps (warmup end, every
+    restart, T, and the step before each), so that 10^9 steps cost no more than 10^3."""
+    scheduler = preview_scheduler(name, num_training_steps, num_warmup_steps, lr=lr, betas=(0.9, beta2),
                                   **(kwargs or {}))
-    multipliers = [lr_lambda(step) for step in range(num_training_steps + 1)]
-    keywords = getattr(lr_lambda, "keywords", {})
-    warmup = keywords.get("num_warmup_steps", num_warmup_steps if isinstance(num_warmup_steps, int) else None)
-    if getattr(lr_lambda, "func", None) is _get_cosine_with_growing_restarts_lr_lambda:
-        cycles = keywords["cycles"]
-        restarts, i = [], 1
-        while (start := cycle_start(i, cycles)) < cycles.decay_steps:
-            restarts.append(warmup + start)
-            i += 1
-    else:  # any other schedule: a restart is where the rate rises again after warmup
-        restarts = [t for t in range((warmup or 0) + 2, num_training_steps + 1)
-                    if multipliers[t] > multipliers[t - 1] + 1e-12 and multipliers[t - 1] <= multipliers[t - 2] + 1e-12]
-    return ScheduleCurve(name, [lr * m for m in multipliers], warmup, restarts)
+    lr_lambda = scheduler.lr_lambdas[0]
+    total = num_training_steps
+    if isinstance(scheduler, ScheduleLR):
+        info = describe(scheduler)
+        warmup: int | None = info.num_warmup_steps
+        restarts = list(itertools.islice(info.iter_restarts(), MAX_RESTARTS))
+        num_restarts = info.num_cycles - 1
+    else:
+        warmup = num_warmup_steps if isinstance(num_warmup_steps, int) else None
+        restarts = _find_restarts(name, lr_lambda, total, warmup or 0, kwargs or {})
+        num_restarts = len(restarts)
+        restarts = restarts[:MAX_RESTARTS]
+    stride = max(1, total // samples)
+    steps = set(range(0, total + 1, stride)) | {total}
+    for key in [warmup or 0, *restarts]:
+        steps |= {key - 1, key}
+    steps = sorted(s for s in steps if 0 <= s <= total)
+    return ScheduleCurve(name, steps, [lr * lr_lambda(s) for s in steps], total, warmup, restarts, num_restarts)
+
+
+def _find_restarts(name: str, lr_lambda, total: int, warmup: int, kwargs: dict) -> list[int]:
+    """Restarts of a schedule that is not ours: steps where the rate jumps up, after warmup.
+
+    A jump is a rise, in one step, by more than a quarter of the rate's range: a smooth rise (a cosine with two
+    cycles) is not a restart. `transformers`' `cosine_with_restarts` is searched near its known cycle starts; any
+    other schedule is scanned step by step when it is short enough, and reports none otherwise.
+    """
+    if name == "cosine_with_restarts":
+        cycles = int(kwargs.get("num_cycles", 1))
+        candidates = set()
+        for i in range(1, cycles):
+            center = warmup + math.ceil(i * (total - warmup) / cycles)
+            candidates |= set(range(center - 2, center + 3))
+        candidates = sorted(t for t in candidates if warmup + 1 <= t < total)
+    elif total <= SCAN_LIMIT:
+        candidates = list(range(warmup + 1, total))
+    else:
+        return []
+    if not candidates:
+        return []
+    sample = [lr_lambda(t) for t in range(0, total + 1, max(1, total // SAMPLES))]
+    threshold = 0.25 * (max(sample) - min(sample))
+    return [t for t in candidates if threshold > 0 and lr_lambda(t) - lr_lambda(t - 1) > threshold]
 
 
 def draw_text(curve: ScheduleCurve, width: int = 64, height: int = 12) -> str:
@@ -72,7 +121,7 @@ def draw_text(curve: ScheduleCurve, width: int = 64, height: int = 12) -> str:
     grid = [[" "] * width for _ in range(height)]
     for column in range(width):
         step = round(column * T / (width - 1))
-        row = round((1 - curve.lrs[step] / top) * (height - 1))
+        row = round((1 - curve.lr_at(step) / top) * (height - 1))
         grid[row][column] = "*"
     axis = [" "] * width
     if curve.num_warmup_steps:
@@ -92,7 +141,9 @@ def draw_text(curve: ScheduleCurve, width: int = 64, height: int = 12) -> str:
 
 
 def draw_table(curve: ScheduleCurve) -> str:
-    rows = [("step", "", "learning rate")] + [(str(s), what, f"{curve.lrs[s]:.6g}") for s, what in curve.key_steps()]
+    rows = [("step", "", "learning rate")] + [(str(s), what, f"{curve.lr_at(s):.6g}") for s, what in curve.key_steps()]
+    if curve.num_restarts > len(curve.restarts):
+        rows.append(("...", f"{curve.num_restarts - len(curve.restarts)} more restarts", ""))
     widths = [max(len(row[i]) for row in rows) for i in range(3)]
     return "\n".join(f"{a:>{widths[0]}}  {b:<{widths[1]}}  {c:>{widths[2]}}" for a, b, c in rows)
 
@@ -106,7 +157,7 @@ def draw_png(curves: list[ScheduleCurve], path: str, *, title: str | None = None
     fig = Figure(figsize=(8, 4.5), dpi=120)
     ax = fig.add_subplot()
     for curve in curves:
-        (line,) = ax.plot(range(curve.num_training_steps + 1), curve.lrs, label=curve.name, linewidth=1.8)
+        (line,) = ax.plot(curve.steps, curve.lrs, label=curve.name, linewidth=1.8)
         if curve.num_warmup_steps:
             ax.axvline(curve.num_warmup_steps, color=line.get_color(), linestyle="--", linewidth=0.9, alpha=0.7)
         for step in curve.restarts:
@@ -140,10 +191,9 @@ def _warmup(args) -> int | str:
 
 
 def _curves(args) -> list[ScheduleCurve]:
-    kwargs_list = [json.loads(k) for k in args.kwargs] if args.kwargs else [{}]
-    for kwargs in kwargs_list:
-        if not isinstance(kwargs, dict):
-            raise ValueError(f"`--kwargs` must be a JSON object, got {kwargs!r}.")
+    kwargs_list = [parse_schedule_kwargs(k, "--kwargs") for k in args.kwargs] if args.kwargs else [{}]
+    if not (math.isfinite(args.lr) and args.lr > 0):
+        raise ValueError(f"`--lr` must be a finite number > 0, got {args.lr}.")
     if len(kwargs_list) == 1:
         kwargs_list = kwargs_list * len(args.names)
     if len(kwargs_list) != len(args.names):
@@ -164,20 +214,41 @@ def _cmd_list(args) -> None:
 
 
 def _cmd_show(args) -> None:
+    for option in ("width", "height"):
+        if getattr(args, option) < 2:
+            raise ValueError(f"`--{option}` must be at least 2 characters, got {getattr(args, option)}.")
     for i, curve in enumerate(_curves(args)):
         if i:
             print()
         warmup = curve.num_warmup_steps or 0
-        print(f"{curve.name}: {curve.num_training_steps} steps, warmup {warmup}, restarts at {curve.restarts or 'none'}")
+        if curve.num_restarts > 8:
+            restarts = f"{curve.num_restarts} restarts, the first at {', '.join(map(str, curve.restarts[:5]))}, ..."
+        else:
+            restarts = f"restarts at {curve.restarts or 'none'}"
+        print(f"{curve.name}: {curve.num_training_steps} steps, warmup {warmup}, {restarts}")
         print(draw_text(curve, width=args.width, height=args.height))
         print()
         print(draw_table(curve))
 
 
 def _cmd_plot(args) -> None:
+    _check_output(args.output)
     curves = _curves(args)
     draw_png(curves, args.output, title=args.title)
     print(f"wrote {args.output}: {', '.join(c.name for c in curves)}")
+
+
+def _check_output(path: str) -> None:
+    """`-o` must name a file in an existing, writable directory: say so before any work."""
+    folder = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(path):
+        raise ValueError(f"`--output` {path!r} is a directory; give a file name such as {os.path.join(path, 'lr.png')!r}.")
+    if not os.path.exists(folder):
+        raise ValueError(f"`--output` {path!r}: the directory {folder!r} does not exist.")
+    if not os.path.isdir(folder):
+        raise ValueError(f"`--output` {path!r}: {folder!r} is a file, not a directory.")
+    if not os.access(folder, os.W_OK):
+        raise ValueError(f"`--output` {path!r}: the directory {folder!r} is not writable.")
 
 
 def _schedule_options(parser: argparse.ArgumentParser) -> None:
@@ -214,7 +285,10 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         args.func(args)
-    except (ValueError, TypeError, RuntimeError) as error:  # the library's own message, no traceback
+    except BrokenPipeError:  # `hf-lrsched show ... | head`: the reader has what it wanted
+        sys.stderr.close()
+        return 0
+    except (ValueError, TypeError, RuntimeError, OSError) as error:  # the library's own message, no traceback
         print(f"hf-lrsched: error: {error}", file=sys.stderr)
         return 2
     return 0

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import json
 import warnings
 from collections.abc import Callable
 from typing import Literal
@@ -31,7 +32,9 @@ __all__ = [
     "available_schedules",
     "get_schedule",
     "get_schedule_factory",
+    "parse_schedule_kwargs",
     "preview_lr_lambda",
+    "preview_scheduler",
     "probe_optimizer",
     "schedule_multipliers",
 ]
@@ -109,6 +112,38 @@ def get_schedule_factory(name: str) -> ScheduleFactory:
         raise ValueError(
             f"Unknown schedule name {name!r}.{suggest(name, _REGISTRY)} Available schedules: {available_schedules()}."
         ) from None
+
+
+#: Keys of `lr_schedule_kwargs` that a training loop supplies itself: a user's value would clash or break a resume.
+RESERVED_SCHEDULE_KWARGS = {
+    "optimizer": "the training loop passes its own optimizer",
+    "num_warmup_steps": "set the warmup steps (`warmup_steps`, `--num_warmup_steps`) or `auto_warmup` instead",
+    "num_training_steps": "set the training length (`max_steps`, `--max_train_steps`, epochs) instead",
+    "last_epoch": "a run resumes its schedule from a checkpoint (`resume_from_checkpoint`)",
+}
+
+
+def parse_schedule_kwargs(value, option: str = "lr_schedule_kwargs") -> dict:
+    """A schedule's options from a dict, a JSON object string or None, with a message naming `option` otherwise."""
+    if value is None:
+        return {}
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError as error:
+            raise ValueError(f"`{option}` is not valid JSON ({error.msg} at character {error.pos}): {value!r}.") from None
+    if not isinstance(value, dict):
+        raise ValueError(
+            f"`{option}` must be a JSON object of the schedule's options, e.g. '{{\"num_cycles\": 3}}'; got {value!r}."
+        )
+    return dict(value)
+
+
+def check_reserved_schedule_kwargs(kwargs: dict, option: str = "lr_schedule_kwargs") -> None:
+    """Reject the keys of `RESERVED_SCHEDULE_KWARGS` by name."""
+    for key, why in RESERVED_SCHEDULE_KWARGS.items():
+        if key in kwargs:
+            raise ValueError(f"`{option}` must not contain {key!r}: {why}.")
 
 
 def check_schedule_kwargs(name: str, kwargs: dict) -> None:
@@ -259,6 +294,26 @@ def probe_optimizer(lr: float = 1.0, betas: tuple[float, float] = (0.9, 0.999)) 
     return torch.optim.AdamW([torch.zeros(1, requires_grad=True)], lr=lr, betas=betas)
 
 
+def preview_scheduler(
+    name: str,
+    num_training_steps: int,
+    num_warmup_steps: int | Literal["auto"] | None = 0,
+    *,
+    lr: float = 1.0,
+    betas: tuple[float, float] = (0.9, 0.999),
+    **kwargs,
+) -> LambdaLR:
+    """A schedule built on a throw-away parameter (see [`schedule_multipliers`]); refuses one that is no
+    `LambdaLR`, since its rate depends on training."""
+    scheduler = get_schedule(name, probe_optimizer(lr, betas), num_warmup_steps, num_training_steps, **kwargs)
+    if not isinstance(scheduler, LambdaLR):
+        raise ValueError(
+            f"Schedule {name!r} builds a {type(scheduler).__name__}, whose learning rate depends on training; "
+            "it has no multiplier curve to preview."
+        )
+    return scheduler
+
+
 def preview_lr_lambda(
     name: str,
     num_training_steps: int,
@@ -269,15 +324,8 @@ def preview_lr_lambda(
     **kwargs,
 ) -> Callable[[int], float]:
     """The multiplier function of a schedule (of its first param group), built on a throw-away parameter; see
-    [`schedule_multipliers`]. For our schedules it is a `functools.partial` whose `keywords` hold the resolved
-    options (the warmup length that `"auto"` gave, for one)."""
-    scheduler = get_schedule(name, probe_optimizer(lr, betas), num_warmup_steps, num_training_steps, **kwargs)
-    if not isinstance(scheduler, LambdaLR):
-        raise ValueError(
-            f"Schedule {name!r} builds a {type(scheduler).__name__}, whose learning rate depends on training; "
-            "it has no multiplier curve to preview."
-        )
-    return scheduler.lr_lambdas[0]
+    [`schedule_multipliers`]."""
+    return preview_scheduler(name, num_training_steps, num_warmup_steps, lr=lr, betas=betas, **kwargs).lr_lambdas[0]
 
 
 register_schedule(

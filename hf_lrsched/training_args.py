@@ -10,41 +10,15 @@ from dataclasses import dataclass, field
 import torch
 from transformers import TrainingArguments
 
-from .registry import PROBE_TRAINING_STEPS, get_schedule, probe_optimizer
+from .registry import (
+    PROBE_TRAINING_STEPS,
+    check_reserved_schedule_kwargs,
+    get_schedule,
+    parse_schedule_kwargs,
+    probe_optimizer,
+)
 
 __all__ = ["LRSchedArguments", "LRSchedTrainingArguments", "build_lr_scheduler", "parse_schedule_kwargs", "uses_lrsched"]
-
-#: Keys of `lr_schedule_kwargs` that the Trainer itself supplies: a user's value would clash or break a resume.
-RESERVED_SCHEDULE_KWARGS = {
-    "optimizer": "the Trainer passes its own optimizer",
-    "num_warmup_steps": "set `warmup_steps` (or `auto_warmup`) instead",
-    "num_training_steps": "set `max_steps` or `num_train_epochs` instead",
-    "last_epoch": "the Trainer resumes a schedule from its checkpoint (`resume_from_checkpoint`)",
-}
-
-
-def parse_schedule_kwargs(value, option: str = "lr_schedule_kwargs") -> dict:
-    """A schedule's options from a dict, a JSON object string or None, with a message naming `option` otherwise."""
-    if value is None:
-        return {}
-    if isinstance(value, str):
-        try:
-            value = json.loads(value)
-        except json.JSONDecodeError as error:
-            raise ValueError(f"`{option}` is not valid JSON ({error.msg} at character {error.pos}): {value!r}.") from None
-    if not isinstance(value, dict):
-        raise ValueError(
-            f"`{option}` must be a JSON object of the schedule's options, e.g. '{{\"num_cycles\": 3}}'; got {value!r}."
-        )
-    return dict(value)
-
-
-def check_reserved_schedule_kwargs(kwargs: dict, option: str = "lr_schedule_kwargs") -> None:
-    """Reject the keys of `RESERVED_SCHEDULE_KWARGS` by name."""
-    for key, why in RESERVED_SCHEDULE_KWARGS.items():
-        if key in kwargs:
-            raise ValueError(f"`{option}` must not contain {key!r}: {why}.")
-
 
 @dataclass
 class LRSchedArguments:

@@ -84,6 +84,21 @@ def test_curve_marks_warmup_and_restarts():
     assert hard.restarts == [40, 70]
     auto = compute_curve("warmup_cosine", 10_000, "auto", beta2=0.98)
     assert auto.num_warmup_steps == 100
+    # a cosine that rises smoothly again (two cycles, no restart) has no restarts, and no trough is called one
+    assert compute_curve("cosine", 100, 0, kwargs={"num_cycles": 2}).restarts == []
+
+
+def test_a_billion_steps_are_sampled_with_every_key_step():
+    curve = compute_curve("cosine_with_growing_restarts", 10**9, 1000, kwargs={"num_cycles": 4, "cycle_mult": 3.0})
+    assert len(curve.steps) < 5000  # sampled, never the whole curve
+    assert curve.num_restarts == 3 and len(curve.restarts) == 3
+    for restart in curve.restarts:
+        assert restart in curve.steps and restart - 1 in curve.steps
+        assert curve.lr_at(restart) == 1.0 and curve.lr_at(restart - 1) < 1e-12
+    assert {0, 1000, 10**9} <= set(curve.steps)
+    many = compute_curve("cosine_with_growing_restarts", 15_000_000, 0,
+                         kwargs={"num_cycles": 10**7, "cycle_mult": 1 + 1e-12})
+    assert many.num_restarts == 10**7 - 1 and len(many.restarts) == 200
 
 
 @pytest.mark.parametrize(
@@ -100,12 +115,30 @@ def test_curve_marks_warmup_and_restarts():
         (["show", "reduce_lr_on_plateau", "--num-training-steps", 10], "no multiplier curve"),
         (["show", "warmup_cosine"], "the following arguments are required: --num-training-steps"),
         (["frobnicate"], "invalid choice: 'frobnicate'"),
+        (["show", "warmup_cosine", "--num-training-steps", 10, "--width", 1], "`--width` must be at least 2"),
+        (["show", "warmup_cosine", "--num-training-steps", 10, "--width", 0], "`--width` must be at least 2"),
+        (["show", "warmup_cosine", "--num-training-steps", 10, "--height", 0], "`--height` must be at least 2"),
+        (["show", "warmup_cosine", "--num-training-steps", 10, "--lr", "inf"], "`--lr` must be a finite number > 0"),
+        (["show", "warmup_cosine", "--num-training-steps", 10, "--kwargs", "[1, 2]"],
+         "`--kwargs` must be a JSON object"),
+        (["show", "warmup_cosine", "--num-training-steps", 10, "--kwargs", "{oops"], "`--kwargs` is not valid JSON"),
+        (["plot", "warmup_cosine", "--num-training-steps", 10, "-o", "/nonexistent-dir/x.png"],
+         "the directory '/nonexistent-dir' does not exist"),
     ],
 )
 def test_bad_input_exits_2_with_the_message(capsys, args, message):
     status, out, err = run_in_process(capsys, *args)
     assert status == 2
     assert message in err
+
+
+def test_plot_into_a_path_under_a_file_or_onto_a_directory_exits_2(capsys, tmp_path):
+    (tmp_path / "file").write_text("")
+    status, _, err = run_in_process(capsys, "plot", "warmup_cosine", "--num-training-steps", 10, "-o",
+                                    tmp_path / "file" / "x.png")
+    assert status == 2 and "is a file, not a directory" in err
+    status, _, err = run_in_process(capsys, "plot", "warmup_cosine", "--num-training-steps", 10, "-o", tmp_path)
+    assert status == 2 and "is a directory" in err
 
 
 def test_bad_input_from_the_installed_script_has_no_traceback():

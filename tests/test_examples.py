@@ -4,6 +4,7 @@ tiny tokenizer and small CSV files. The learning rate per optimizer step must no
 import csv
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -106,10 +107,15 @@ def test_learning_rate_is_identical_on_one_and_two_processes(tmp_path, tiny_mode
         assert [int(row["step"]) for row in csv.DictReader(f)] == list(range(1, steps + 1))
 
 
-def test_resume_mid_epoch_continues_exactly(tmp_path, tiny_model_dir, csv_files):
+def read_csv_rows(path):
+    with open(path, newline="") as f:
+        return list(csv.reader(f))
+
+
+def test_resume_mid_epoch_continues_exactly_and_keeps_every_record(tmp_path, tiny_model_dir, csv_files):
     # 50 rows, batch 4, accumulation 2: 13 batches -> 7 optimizer steps per epoch; step 3 is mid-epoch.
     args = SCHEDULE + ["--per_device_train_batch_size", "4", "--gradient_accumulation_steps", "2",
-                       "--max_train_steps", "12", "--checkpointing_steps", "3"]
+                       "--max_train_steps", "12", "--checkpointing_steps", "3", "--eval_steps", "2"]
     full, resumed = tmp_path / "full", tmp_path / "resumed"
     launch(EXAMPLES / "glue.py", 1, common_args(tiny_model_dir, csv_files, full) + args)
     checkpoint = full / "step_3"
@@ -117,7 +123,12 @@ def test_resume_mid_epoch_continues_exactly(tmp_path, tiny_model_dir, csv_files)
     assert any(name.startswith("custom_checkpoint") for name in os.listdir(checkpoint))  # the scheduler's state
     launch(EXAMPLES / "glue.py", 1,
            common_args(tiny_model_dir, csv_files, resumed) + args + ["--resume_from_checkpoint", checkpoint])
+    # Every record of the resumed run equals the uninterrupted run's, the rows before the resume included.
     assert read_lr_csv(resumed) == read_lr_csv(full)
+    assert read_csv_rows(resumed / "train_loss.csv") == read_csv_rows(full / "train_loss.csv")
+    assert len(read_csv_rows(full / "train_loss.csv")) == 13
+    assert results(resumed)["eval_history"] == results(full)["eval_history"]
+    assert [entry["step"] for entry in results(full)["eval_history"]] == [2, 4, 6, 7, 8, 10, 12]
     assert results(resumed)["completed_steps"] == 12
     assert results(resumed)["final_lr"] == results(full)["final_lr"]
     # The same batches in the same order after the skip (and the optimizer's state restored): the same weights.
@@ -125,6 +136,55 @@ def test_resume_mid_epoch_continues_exactly(tmp_path, tiny_model_dir, csv_files)
 
     a, b = load_file(full / "model.safetensors"), load_file(resumed / "model.safetensors")
     assert all(a[k].equal(b[k]) for k in a)
+
+
+def test_resumes_that_would_bend_the_curve_or_cannot_read_the_checkpoint_exit_2(tmp_path, tiny_model_dir, csv_files):
+    args = SCHEDULE + ["--per_device_train_batch_size", "8", "--max_train_steps", "6", "--checkpointing_steps", "4"]
+    launch(EXAMPLES / "glue.py", 1, common_args(tiny_model_dir, csv_files, tmp_path / "first") + args)
+    checkpoint = tmp_path / "first" / "step_4"
+
+    def resume(output, extra, source=checkpoint):
+        # `python glue.py` runs one process as `accelerate launch` does, and shows the script's own exit status
+        # (the launcher turns any failure into its own traceback and exit 1).
+        argv = common_args(tiny_model_dir, csv_files, tmp_path / output) + args + extra
+        result = subprocess.run([sys.executable, EXAMPLES / "glue.py"] + [str(a) for a in argv]
+                                + ["--resume_from_checkpoint", str(source)], capture_output=True, text=True, cwd=ROOT,
+                                timeout=300, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+        assert result.returncode == 2, result.stderr[-3000:]
+        assert "Traceback" not in result.stderr
+        return result.stderr
+
+    # Another peak rate: the option is named, and the first step whose rate would change.
+    stderr = resume("lr", ["--learning_rate", "2e-3"])
+    assert "Cannot resume from" in stderr and "--learning_rate 0.001 -> 0.002" in stderr
+    assert "4 steps already taken" in stderr
+    # Other schedule options.
+    stderr = resume("kwargs", ["--lr_schedule_kwargs", '{"num_cycles": 3, "cycle_mult": 2.0, "min_lr": 1e-5}'])
+    assert "--lr_schedule_kwargs" in stderr and "num_cycles 2 -> 3" in stderr
+    # A truncated metadata file, then a truncated model file: each named.
+    damaged = tmp_path / "damaged"
+    shutil.copytree(checkpoint, damaged)
+    meta = damaged / "hf_lrsched_checkpoint.json"
+    meta.write_text(meta.read_text()[:40])
+    assert f"the checkpoint file {meta} is damaged or truncated" in resume("meta", [], damaged)
+    shutil.copy(checkpoint / "hf_lrsched_checkpoint.json", meta)
+    weights = damaged / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:100])
+    assert f"the file {weights} is damaged or truncated" in resume("weights", [], damaged)
+
+
+def test_a_non_empty_output_dir_is_refused_unless_overwritten(tmp_path, tiny_model_dir, csv_files):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "all_results.json").write_text("{}")
+    argv = [str(EXAMPLES / "glue.py")] + [str(a) for a in common_args(tiny_model_dir, csv_files, out)]
+    result = subprocess.run([sys.executable] + argv + ["--max_train_steps", "1"], capture_output=True, text=True,
+                            cwd=ROOT, timeout=300, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert f"the output directory {str(out)!r} is not empty" in result.stderr and "--overwrite_output_dir" in result.stderr
+    launch(EXAMPLES / "glue.py", 1, common_args(tiny_model_dir, csv_files, out) + ["--max_train_steps", "1",
+                                                                                 "--overwrite_output_dir"])
+    assert results(out)["completed_steps"] == 1
 
 
 def test_resume_with_another_process_count_stops_with_a_clear_error(tmp_path, tiny_model_dir, csv_files):
@@ -188,7 +248,15 @@ def test_bad_arguments_exit_2_with_the_message(tmp_path):
     [
         (["--task_name", "bbc_news", "--num_warmup_steps", "1.5"], "`num_warmup_steps` must be a whole number"),
         (["--task_name", "bbc_news", "--num_warmup_steps", "soon"], "a ratio below 1, or 'auto'; got 'soon'"),
-        (["--task_name", "bbc_news", "--lr_schedule_kwargs", "{num_cycles: 2}"], "must be a JSON object"),
+        (["--task_name", "bbc_news", "--lr_schedule_kwargs", "{num_cycles: 2}"],
+         "`lr_schedule_kwargs` is not valid JSON (Expecting property name enclosed in double quotes at character 1): "
+         "'{num_cycles: 2}'"),
+        (["--task_name", "bbc_news", "--lr_schedule_kwargs", "[2]"], "`lr_schedule_kwargs` must be a JSON object"),
+        (["--task_name", "bbc_news", "--lr_schedule_kwargs", '{"last_epoch": 3}'],
+         "`lr_schedule_kwargs` must not contain 'last_epoch'"),
+        (["--task_name", "bbc_news", "--checkpointing_steps", "0"], "`checkpointing_steps` must be a number of steps >= 1"),
+        (["--task_name", "bbc_news", "--num_train_epochs", "inf"], "`num_train_epochs` must be a finite number > 0"),
+        (["--task_name", "bbc_news", "--num_train_epochs", "nan"], "`num_train_epochs` must be a finite number > 0"),
         (["--task_name", "bbc_news", "--lr_schedule", "cosine_with_growing_restarts", "--lr_schedule_kwargs",
           '{"num_cycle": 2}'], "unexpected keyword argument 'num_cycle'. Did you mean 'num_cycles'"),
         (["--task_name", "bbc_news", "--lr_schedule_kwargs", '{"min_lr_ratio": 2}'], "`min_lr_ratio` must be in [0, 1)"),
@@ -206,6 +274,25 @@ def test_argument_errors(argv, message):
     with pytest.raises((ValueError, TypeError)) as info:
         glue.parse_args(argv)
     assert message in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "name,text,message",
+    [
+        ("empty.yaml", "", "must hold a mapping of argument names to values; it is empty"),
+        ("list.yaml", "- task_name: bbc_news\n", "it is a list"),
+        ("bad.yaml", "task_name: [bbc\n", "is not valid YAML"),
+        ("bad.json", '{"task_name": ', "is not valid JSON"),
+        ("missing.yaml", None, "cannot read the config file"),
+    ],
+)
+def test_config_file_errors_name_the_file(tmp_path, name, text, message):
+    path = tmp_path / name
+    if text is not None:
+        path.write_text(text)
+    with pytest.raises(ValueError) as info:
+        glue.parse_args([str(path)])
+    assert message in str(info.value) and str(path) in str(info.value)
 
 
 def test_warmup_forms():
