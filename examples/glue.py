@@ -55,7 +55,7 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 from transformers import DataCollatorWithPadding
 
-from hf_lrsched import get_schedule
+from hf_lrsched import ScheduleLR, describe, get_schedule
 from hf_lrsched.registry import (
     PROBE_TRAINING_STEPS,
     check_reserved_schedule_kwargs,
@@ -460,9 +460,8 @@ def damaged_file(checkpoint: str) -> str | None:
 
 
 def bound_warmup_steps(lr_scheduler, default):
-    """The warmup length the schedule uses (an `"auto"` warmup resolved), where its lambda binds one."""
-    lr_lambda = getattr(lr_scheduler, "lr_lambdas", [None])[0]
-    return getattr(lr_lambda, "keywords", {}).get("num_warmup_steps", default)
+    """The warmup length the schedule uses (an `"auto"` warmup resolved) for a schedule of hf_lrsched."""
+    return describe(lr_scheduler).num_warmup_steps if isinstance(lr_scheduler, ScheduleLR) else default
 
 
 if __name__ == "__main__":

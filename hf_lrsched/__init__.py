@@ -17,6 +17,7 @@ from .schedules import (
     get_cosine_with_growing_restarts_schedule,
     get_exponential_warmup_cosine_schedule,
     get_warmup_cosine_schedule,
+    get_wsd_schedule,
     ScheduleLR,
     resolve_auto_warmup_steps,
 )
@@ -56,6 +57,7 @@ __all__ = [
     "get_schedule",
     "get_schedule_factory",
     "get_warmup_cosine_schedule",
+    "get_wsd_schedule",
     "register_schedule",
     "resolve_auto_warmup_steps",
     "schedule_description",

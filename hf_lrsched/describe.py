@@ -39,6 +39,9 @@ class ScheduleInfo:
             Each param group's floor, as an absolute learning rate (`m * base_lr`).
         options (`dict`):
             The resolved options the schedule was built with.
+        decay_start (`int`, *optional*):
+            For `wsd`, the step `S = T - D_d` at which the decay starts (the last step of the stable phase is
+            `S - 1`); a run grows, or branches a cooldown, only from a checkpoint at a step `k <= S`.
     """
 
     name: str
@@ -48,6 +51,7 @@ class ScheduleInfo:
     base_lrs: tuple[float, ...]
     min_lrs: tuple[float, ...]
     options: dict = field(repr=False)
+    decay_start: int | None = None
     _cycles: Cycles | None = field(default=None, repr=False, compare=False)
 
     def iter_restarts(self) -> Iterator[int]:
@@ -99,4 +103,7 @@ def describe(scheduler) -> ScheduleInfo:
             num_cycles = cycles.locate(cycles.decay_steps - 1)[0] + 1
     base_lrs = tuple(float(lr) for lr in scheduler.base_lrs)
     floors = tuple(base * fn(total) for base, fn in zip(base_lrs, scheduler.lr_lambdas))  # lambda(t >= T) = m
-    return ScheduleInfo(scheduler.schedule_name, total, warmup, num_cycles, base_lrs, floors, options, cycles)
+    decay = scheduler.lr_lambdas[0].keywords.get("decay")
+    decay_start = decay.start if decay is not None else None
+    return ScheduleInfo(scheduler.schedule_name, total, warmup, num_cycles, base_lrs, floors, options, decay_start,
+                        cycles)

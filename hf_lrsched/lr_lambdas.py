@@ -225,6 +225,17 @@ def cycle_index(decay_step: int, cycles: Cycles) -> tuple[int, int, int]:
     return cycles.locate(decay_step)
 
 
+DECAY_TYPES = ("cosine", "linear", "1-sqrt")
+
+
+class Decay(NamedTuple):
+    """The decay phase of `wsd`: it starts at `S = T - D_d` and lasts `D_d` steps."""
+
+    start: int  # S
+    steps: int  # D_d
+    type: str  # "cosine", "linear" or "1-sqrt"
+
+
 def warmup_multiplier(current_step: int, num_warmup_steps: int, warmup: Warmup) -> float:
     """Multiplier during warmup, `s + (1 - s) * w(t / W)`, for `0 <= t < W`."""
     u = current_step / num_warmup_steps
@@ -265,3 +276,24 @@ def _get_cosine_with_growing_restarts_lr_lambda(
         return min_lr_ratio + height * local_step / rise
     progress = (local_step - rise) / (end - start - rise)
     return min_lr_ratio + height * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def _get_wsd_lr_lambda(
+    current_step: int, *, num_warmup_steps: int, num_training_steps: int, warmup: Warmup, min_lr_ratio: float,
+    decay: Decay
+) -> float:
+    if current_step < num_warmup_steps:
+        return warmup_multiplier(current_step, num_warmup_steps, warmup)
+    if current_step >= num_training_steps:
+        return min_lr_ratio
+    if current_step < decay.start:
+        return 1.0
+    u = (current_step - decay.start) / decay.steps
+    if decay.type == "cosine":
+        f = 0.5 * (1.0 + math.cos(math.pi * u))
+    elif decay.type == "linear":
+        f = 1.0 - u
+    else:  # 1-sqrt
+        f = 1.0 - math.sqrt(u)
+    # f * (1 - m) + m, in this order: bit for bit what transformers' warmup_stable_decay computes.
+    return f * (1.0 - min_lr_ratio) + min_lr_ratio

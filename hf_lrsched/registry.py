@@ -24,6 +24,7 @@ from .schedules import (
     get_cosine_with_growing_restarts_schedule,
     get_exponential_warmup_cosine_schedule,
     get_warmup_cosine_schedule,
+    get_wsd_schedule,
     resolve_auto_warmup_steps,
 )
 
@@ -342,6 +343,11 @@ register_schedule(
     "cosine_with_growing_restarts",
     get_cosine_with_growing_restarts_schedule,
     description="Warmup, then cosine annealing with warm restarts whose cycles grow (SGDR), decaying peaks optional.",
+)
+register_schedule(
+    "wsd",
+    get_wsd_schedule,
+    description="Warmup, the peak held, then a short decay (cosine, linear or 1-sqrt) to a floor; runs can grow.",
 )
 # One line each for `hf-lrsched list`; a name that a newer `transformers` adds falls back to its docstring.
 _TRANSFORMERS_DESCRIPTIONS = {

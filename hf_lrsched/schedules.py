@@ -21,11 +21,14 @@ from transformers.utils import logging
 from ._exact import decimal_fraction
 from ._validation import check_choice, check_float, check_int
 from .lr_lambdas import (
+    DECAY_TYPES,
     WARMUP_TYPES,
     Cycles,
+    Decay,
     Warmup,
     _get_cosine_with_growing_restarts_lr_lambda,
     _get_warmup_cosine_lr_lambda,
+    _get_wsd_lr_lambda,
 )
 
 logger = logging.get_logger(__name__)
@@ -34,11 +37,13 @@ __all__ = [
     "get_warmup_cosine_schedule",
     "get_exponential_warmup_cosine_schedule",
     "get_cosine_with_growing_restarts_schedule",
+    "get_wsd_schedule",
     "resolve_auto_warmup_steps",
     "ScheduleLR",
 ]
 
 WarmupType = Literal["linear", "exponential", "cosine"]
+DecayType = Literal["cosine", "linear", "1-sqrt"]
 
 
 def resolve_auto_warmup_steps(
@@ -298,17 +303,23 @@ def check_resume_identity(saved: dict, scheduler: ScheduleLR, steps_taken: int) 
     if saved == mine:
         return
     differences = _describe_differences(saved, mine)
+    hint = ""
     if len(saved.get("base_lrs", [])) != len(mine["base_lrs"]):
         where = (f"the saved run had {len(saved.get('base_lrs', []))} param groups, this optimizer has "
                  f"{len(mine['base_lrs'])}")
     else:
-        where = _first_disagreement(saved, scheduler, steps_taken)
-    if where is None:
-        return
+        where, old = _first_disagreement(saved, scheduler, steps_taken)
+        if where is None:
+            return
+        if old is not None and old.schedule_name == "wsd":
+            start = old.lr_lambdas[0].keywords["decay"].start
+            if start < steps_taken:
+                hint = (f" The saved wsd run had begun its decay at step {start}: a wsd run grows, or branches a "
+                        "cooldown, only from a checkpoint taken before its decay starts.")
     raise ValueError(
         f"Cannot resume this schedule from the saved state: {where}. What differs (saved -> now): {differences}. "
-        f"A resume must give the {steps_taken} steps already taken the learning rates they had. Resume with the "
-        "saved options, or start a new run; to lengthen a run, use a schedule whose past does not depend on its "
+        f"A resume must give the {steps_taken} steps already taken the learning rates they had.{hint} Resume with "
+        "the saved options, or start a new run; to lengthen a run, use a schedule whose past does not depend on its "
         "length (`wsd`, grown while still in its stable phase)."
     )
 
@@ -328,26 +339,27 @@ def _describe_differences(saved: dict, mine: dict) -> str:
     return "; ".join(parts) or "nothing"
 
 
-def _first_disagreement(saved: dict, scheduler: ScheduleLR, steps_taken: int) -> str | None:
-    """Where the saved schedule's rates differ from `scheduler`'s over the steps taken, or None if nowhere."""
+def _first_disagreement(saved: dict, scheduler: ScheduleLR, steps_taken: int) -> tuple[str | None, ScheduleLR | None]:
+    """Where the saved schedule's rates differ from `scheduler`'s over the steps taken (None if nowhere), and the
+    saved schedule rebuilt (None if it cannot be)."""
     factory = _FACTORIES.get(saved.get("name"))
     if factory is None:
-        return f"the saved schedule {saved.get('name')!r} is unknown to this version of hf_lrsched"
+        return f"the saved schedule {saved.get('name')!r} is unknown to this version of hf_lrsched", None
     probe = torch.optim.SGD(
         [{"params": [torch.zeros(1, requires_grad=True)], "lr": lr} for lr in saved["base_lrs"]], lr=0.0
     )
     try:
         old = factory(probe, **saved["options"])
     except (TypeError, ValueError) as error:
-        return f"the saved schedule cannot be rebuilt ({error})"
+        return f"the saved schedule cannot be rebuilt ({error})", None
     pairs = list(zip(saved["base_lrs"], old.lr_lambdas, scheduler.base_lrs, scheduler.lr_lambdas))
     for step in range(steps_taken):
         for group, (old_base, old_fn, new_base, new_fn) in enumerate(pairs):
             then, now = old_base * old_fn(step), float(new_base) * new_fn(step)
             if then != now:
                 return (f"param group {group} had learning rate {then!r} at step {step}, and this schedule gives it "
-                        f"{now!r}")
-    return None
+                        f"{now!r}"), old
+    return None, old
 
 
 def get_warmup_cosine_schedule(
@@ -615,7 +627,99 @@ def get_cosine_with_growing_restarts_schedule(
     return _lambda_lr(optimizer, "cosine_with_growing_restarts", lr_lambda, floors, last_epoch, {**options, **cycle_options})
 
 
+def get_wsd_schedule(
+    optimizer: Optimizer,
+    num_warmup_steps: int | Literal["auto"],
+    num_training_steps: int,
+    *,
+    decay_ratio: float | None = None,
+    num_decay_steps: int | None = None,
+    decay_type: DecayType = "cosine",
+    warmup_type: WarmupType = "linear",
+    warmup_start_ratio: float = 0.0,
+    warmup_exp_rate: float = 5.0,
+    min_lr_ratio: float | None = None,
+    min_lr: float | None = None,
+    max_auto_warmup_ratio: float = 0.1,
+    last_epoch: int = -1,
+) -> ScheduleLR:
+    """
+    Create a warmup-stable-decay (WSD) schedule: a warmup as in [`get_warmup_cosine_schedule`], the peak rate held
+    until the last `D_d` steps, then a decay to the floor `m` at step `T`, where it stays (Hu et al. 2024, MiniCPM;
+    Hägele et al. 2024).
+
+    With `S = T - D_d` (the decay's start, `S >= W`) and `u = (t - S) / D_d`:
+
+    - `t < W`: `lambda(t) = s + (1 - s) * w(t / W)`
+    - `W <= t < S`: `lambda(t) = 1`
+    - `S <= t < T`: `lambda(t) = m + (1 - m) * f(u)`, where `f(u)` is `(1 + cos(pi u)) / 2` (`"cosine"`),
+      `1 - u` (`"linear"`) or `1 - sqrt(u)` (`"1-sqrt"`)
+    - `t >= T`: `lambda(t) = m`
+
+    Since the stable phase does not depend on `T`, a run resumed with a larger `T` from a checkpoint still in its
+    stable phase continues exactly (the resume identity of [`ScheduleLR`] allows it), and a short cooldown can be
+    branched from any stable checkpoint (`T = k + D_d` with `num_decay_steps = D_d`). With `warmup_start_ratio = m`
+    and `num_decay_steps`, it equals `transformers.get_wsd_schedule` (`warmup_stable_decay`) at every step.
+
+    Args:
+        optimizer ([`~torch.optim.Optimizer`]):
+            The optimizer for which to schedule the learning rate.
+        num_warmup_steps (`int` or `"auto"`):
+            The number of warmup steps `W`, or `"auto"` (see [`resolve_auto_warmup_steps`]).
+        num_training_steps (`int`):
+            The total number of training steps `T >= 1`.
+        decay_ratio (`float`, *optional*):
+            The decay's share of the training steps, in `[0, 1]`: `D_d = ceil(decay_ratio * T)` (`decay_ratio` read
+            as written, so 0.2 of 10 steps is 2). Defaults to 0.2 when `num_decay_steps` is not given either.
+        num_decay_steps (`int`, *optional*):
+            The decay's length `D_d` in steps, `0 <= D_d <= T - W`. Mutually exclusive with `decay_ratio`.
+        decay_type (`str`, *optional*, defaults to `"cosine"`):
+            The decay's shape: `"cosine"`, `"linear"` or `"1-sqrt"` (which Hägele et al. found better than linear).
+        warmup_type, warmup_start_ratio, warmup_exp_rate, min_lr_ratio, min_lr, max_auto_warmup_ratio, last_epoch:
+            As in [`get_warmup_cosine_schedule`].
+
+    Returns:
+        [`ScheduleLR`]: a `torch.optim.lr_scheduler.LambdaLR` with the appropriate schedule.
+    """
+    shared, floors, options = _check_common(
+        optimizer,
+        num_warmup_steps,
+        num_training_steps,
+        warmup_type=warmup_type,
+        warmup_start_ratio=warmup_start_ratio,
+        warmup_exp_rate=warmup_exp_rate,
+        min_lr_ratio=min_lr_ratio,
+        min_lr=min_lr,
+        max_auto_warmup_ratio=max_auto_warmup_ratio,
+    )
+    decay_type = check_choice("decay_type", decay_type, DECAY_TYPES)
+    total, warmup = shared["num_training_steps"], shared["num_warmup_steps"]
+    if decay_ratio is not None and num_decay_steps is not None:
+        raise ValueError(
+            f"Pass either `decay_ratio` (a share of the training steps) or `num_decay_steps` (a number of steps), "
+            f"not both; got decay_ratio={decay_ratio} and num_decay_steps={num_decay_steps}."
+        )
+    if num_decay_steps is not None:
+        decay_steps = check_int("num_decay_steps", num_decay_steps, minimum=0)
+        source = f"num_decay_steps={decay_steps}"
+    else:
+        ratio = check_float("decay_ratio", 0.2 if decay_ratio is None else decay_ratio, low=0.0, high=1.0)
+        decay_steps = math.ceil(decimal_fraction(ratio) * total)
+        source = f"decay_ratio={ratio} of num_training_steps={total}, {decay_steps} steps"
+    if decay_steps > total - warmup:
+        raise ValueError(
+            f"The decay ({source}) is longer than the {total - warmup} steps after warmup (num_training_steps={total} "
+            f"- num_warmup_steps={warmup}): it would start at step {total - decay_steps}, before warmup ends. Use a "
+            "shorter decay or a shorter warmup."
+        )
+    decay = Decay(total - decay_steps, decay_steps, decay_type)
+    wsd_options = dict(decay_ratio=decay_ratio, num_decay_steps=num_decay_steps, decay_type=decay_type)
+    lr_lambda = functools.partial(_get_wsd_lr_lambda, **shared, decay=decay)
+    return _lambda_lr(optimizer, "wsd", lr_lambda, floors, last_epoch, {**options, **wsd_options})
+
+
 _FACTORIES: dict[str, Callable[..., ScheduleLR]] = {
+    "wsd": get_wsd_schedule,
     "warmup_cosine": get_warmup_cosine_schedule,
     "cosine_with_growing_restarts": get_cosine_with_growing_restarts_schedule,
 }

@@ -173,6 +173,25 @@ def test_resumes_that_would_bend_the_curve_or_cannot_read_the_checkpoint_exit_2(
     assert f"the file {weights} is damaged or truncated" in resume("weights", [], damaged)
 
 
+def test_a_wsd_run_grows_from_a_stable_checkpoint_and_not_from_its_decay(tmp_path, tiny_model_dir, csv_files):
+    schedule = ["--lr_schedule", "wsd", "--lr_schedule_kwargs", '{"num_decay_steps": 4}', "--num_warmup_steps", "2",
+                "--per_device_train_batch_size", "8", "--checkpointing_steps", "4"]
+    launch(EXAMPLES / "glue.py", 1, common_args(tiny_model_dir, csv_files, tmp_path / "trunk") + schedule
+           + ["--max_train_steps", "10"])  # stable until step 6: step_4 is stable, step_8 is in the decay
+    launch(EXAMPLES / "glue.py", 1, common_args(tiny_model_dir, csv_files, tmp_path / "grown") + schedule
+           + ["--max_train_steps", "14", "--resume_from_checkpoint", tmp_path / "trunk" / "step_4"])
+    expected = schedule_multipliers("wsd", 14, 2, lr=1e-3, num_decay_steps=4)
+    assert read_lr_csv(tmp_path / "grown") == [(k, pytest.approx(1e-3 * expected[k - 1], rel=1e-15)) for k in range(1, 15)]
+    assert read_lr_csv(tmp_path / "grown")[:4] == read_lr_csv(tmp_path / "trunk")[:4]
+    result = subprocess.run(
+        [sys.executable, EXAMPLES / "glue.py"] + [str(a) for a in common_args(tiny_model_dir, csv_files, tmp_path / "no")
+                                                  + schedule + ["--max_train_steps", "14", "--resume_from_checkpoint",
+                                                                tmp_path / "trunk" / "step_8"]],
+        capture_output=True, text=True, cwd=ROOT, timeout=300, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "--max_train_steps 10 -> 14" in result.stderr and "had begun its decay at step 6" in result.stderr
+
+
 def test_a_non_empty_output_dir_is_refused_unless_overwritten(tmp_path, tiny_model_dir, csv_files):
     out = tmp_path / "out"
     out.mkdir()
