@@ -269,17 +269,25 @@ def train(model_args: ModelArguments, data_args: DataArguments, args: LoopArgume
     metric = Metric(data_args.task_name)
 
     def evaluate() -> dict[str, float]:
+        """The task's metrics on the whole evaluation set, and its mean loss (cross-entropy, or squared error)."""
         model.eval()
-        predictions, references = [], []
+        predictions, references, losses = [], [], []
         for batch in eval_dataloader:
             with torch.no_grad():
-                logits = model(**batch).logits
-            preds = logits.squeeze(-1) if is_regression else logits.argmax(dim=-1)
-            preds, refs = accelerator.gather_for_metrics((preds, batch["labels"]))
+                logits = model(**batch).logits.float()
+            if is_regression:
+                preds = logits.squeeze(-1)
+                loss = (preds - batch["labels"].float()) ** 2
+            else:
+                preds = logits.argmax(dim=-1)
+                loss = torch.nn.functional.cross_entropy(logits, batch["labels"], reduction="none")
+            preds, refs, loss = accelerator.gather_for_metrics((preds, batch["labels"], loss))
             predictions.append(preds.cpu())
             references.append(refs.cpu())
+            losses.append(loss.cpu())
         model.train()
-        return metric.compute(torch.cat(predictions).numpy(), torch.cat(references).numpy())
+        metrics = metric.compute(torch.cat(predictions).numpy(), torch.cat(references).numpy())
+        return {**metrics, "loss": float(torch.cat(losses).mean())}
 
     progress = tqdm(range(max_train_steps), initial=completed_steps, disable=not accelerator.is_local_main_process)
     eval_metrics: dict[str, float] = {}

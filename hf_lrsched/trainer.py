@@ -72,6 +72,20 @@ class LRSchedMixin:
             return
         build_lr_scheduler(args, probe_optimizer(args.learning_rate, (args.adam_beta1, args.adam_beta2)), num_training_steps)
 
+    def _get_learning_rate(self) -> float:
+        # Called right after the optimizer step, before the scheduler moves on: the rates this step used.
+        if self.optimizer is not None:
+            self._group_learning_rates = [float(group["lr"]) for group in self.optimizer.param_groups]
+        return super()._get_learning_rate()
+
+    def log(self, logs: dict[str, float], *args, **kwargs) -> None:
+        """`Trainer.log`, plus the rate of every param group when there are several: `learning_rate/group_<i>` next
+        to the Trainer's `learning_rate` (group 0), so that TensorBoard and W&B draw them side by side."""
+        rates = getattr(self, "_group_learning_rates", None)
+        if "learning_rate" in logs and rates and len(rates) > 1:
+            logs = {**logs, **{f"learning_rate/group_{i}": rate for i, rate in enumerate(rates)}}
+        super().log(logs, *args, **kwargs)
+
     def create_scheduler(
         self, num_training_steps: int, optimizer: torch.optim.Optimizer | None = None
     ) -> torch.optim.lr_scheduler.LRScheduler:

@@ -49,3 +49,25 @@ def test_throughput_and_quality_smoke(tmp_path, tiny_model_dir, csv_files):
 def test_readme_summary_is_generated_from_the_results():
     result = subprocess.run([sys.executable, BENCHMARKS / "summarize.py", "--check"], cwd=ROOT)
     assert result.returncode == 0, "README.md's benchmark block is stale: run python benchmarks/summarize.py"
+
+
+@pytest.mark.slow
+def test_wsd_smoke(tmp_path, tiny_model_dir, csv_files):
+    data = ["--model_name_or_path", tiny_model_dir, "--train_file", csv_files / "train.csv", "--validation_file",
+            csv_files / "validation.csv"]
+    run("wsd.py", "--seeds", 1, "--budgets", 10, 20, 40, "--max_length", 16, "--out-dir", tmp_path, *data)
+    result = json.loads((tmp_path / "wsd.json").read_text())
+    assert result["decays"] == [2, 4, 8] and result["branch_points"] == [8, 16, 32]
+    assert result["optimizer_steps_per_seed"] == {"wsd": 46, "cosine": 70}
+    for name in ("wsd", "cosine"):
+        assert set(result["results"][name]) == {"10", "20", "40"}
+        assert all(0 <= acc <= 1 for r in result["results"][name].values() for acc in r["accuracy"])
+    # Each branch ran as a resume of the trunk: its curve is the trunk's up to the branch point, then its cooldown.
+    def curve(run_dir):
+        lines = (tmp_path / "wsd_runs" / run_dir / "lr_schedule.csv").read_text().splitlines()[1:]
+        return [float(line.split(",")[1]) for line in lines]
+
+    trunk, branch = curve("wsd-trunk-seed1"), curve("wsd-branch20-seed1")
+    assert len(branch) == 20 and branch[:16] == trunk[:16] and branch[-1] < trunk[19]
+    assert not list((tmp_path / "wsd_runs" / "wsd-trunk-seed1").glob("step_*"))  # checkpoints removed
+    assert (tmp_path / "wsd.png").read_bytes()[:4] == b"\x89PNG"
