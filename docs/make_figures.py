@@ -51,6 +51,22 @@ FIGURES = {
             ("cosine_with_restarts", 40, {"num_cycles": 4}),
         ],
     ),
+    "wsd": (
+        "wsd: warmup 50, stable, then the last 20% decays: cosine, linear and 1-sqrt (floor 0.05)",
+        [
+            ("wsd", 50, {"decay_ratio": 0.2, "min_lr_ratio": 0.05}),
+            ("wsd", 50, {"decay_ratio": 0.2, "min_lr_ratio": 0.05, "decay_type": "linear"}),
+            ("wsd", 50, {"decay_ratio": 0.2, "min_lr_ratio": 0.05, "decay_type": "1-sqrt"}),
+        ],
+    ),
+    "wsd_branches": (
+        "One wsd trunk (stable until step 800) and cooldowns of 60 steps branched at steps 300 and 550",
+        [
+            ("wsd", 50, {"num_decay_steps": 200, "decay_type": "1-sqrt"}),
+            ("wsd", 50, {"num_decay_steps": 60, "decay_type": "1-sqrt"}, (300, 60)),
+            ("wsd", 50, {"num_decay_steps": 60, "decay_type": "1-sqrt"}, (550, 60)),
+        ],
+    ),
     "auto_warmup": (
         "num_warmup_steps='auto', AdamW beta2 = 0.98: linear 100 steps, exponential 250",
         [
@@ -64,10 +80,15 @@ FIGURES = {
 def make_figure(name: str, path: str | Path) -> Path:
     title, specs = FIGURES[name]
     curves = []
-    for schedule, warmup, kwargs in specs:
-        curve = compute_curve(schedule, T, warmup, beta2=0.98, kwargs=kwargs)
+    for schedule, warmup, kwargs, *branch in specs:
+        # A branch (k, D) is a run resumed from the trunk's checkpoint at step k with T = k + D: drawn from k on.
+        total = branch[0][0] + branch[0][1] if branch else T
+        curve = compute_curve(schedule, total, warmup, beta2=0.98, kwargs=kwargs)
         options = ", ".join(f"{k}={v}" for k, v in kwargs.items() if k not in ("num_cycles", "min_lr_ratio"))
         curve.name = f"{schedule} ({options})" if options else schedule
+        if branch:
+            curve.branch = branch[0]
+            curve.name = f"branch at step {branch[0][0]}: {options}"
         curves.append(curve)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

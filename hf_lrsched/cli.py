@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 from .describe import describe
 from .registry import available_schedules, parse_schedule_kwargs, preview_scheduler, schedule_description
-from .schedules import ScheduleLR
+from .schedules import ScheduleLR, check_resume_identity
 
 __all__ = ["main", "ScheduleCurve", "compute_curve", "draw_png", "draw_text"]
 
@@ -157,6 +157,10 @@ def draw_png(curves: list[ScheduleCurve], path: str, *, title: str | None = None
     fig = Figure(figsize=(8, 4.5), dpi=120)
     ax = fig.add_subplot()
     for curve in curves:
+        if curve.branch is not None:  # only its own part: before the branch point it is the trunk
+            start = bisect.bisect_left(curve.steps, curve.branch[0])
+            ax.plot(curve.steps[start:], curve.lrs[start:], label=curve.name, linewidth=1.6, linestyle="--")
+            continue
         (line,) = ax.plot(curve.steps, curve.lrs, label=curve.name, linewidth=1.8)
         if curve.num_warmup_steps:
             ax.axvline(curve.num_warmup_steps, color=line.get_color(), linestyle="--", linewidth=0.9, alpha=0.7)
@@ -202,8 +206,39 @@ def _curves(args) -> list[ScheduleCurve]:
             f"{len(kwargs_list)} --kwargs."
         )
     warmup = _warmup(args)
-    return [compute_curve(name, args.num_training_steps, warmup, lr=args.lr, beta2=args.beta2, kwargs=kwargs)
-            for name, kwargs in zip(args.names, kwargs_list)]
+    curves = []
+    for name, kwargs in zip(args.names, kwargs_list):
+        curves.append(compute_curve(name, args.num_training_steps, warmup, lr=args.lr, beta2=args.beta2, kwargs=kwargs))
+        if args.branch_at is not None:
+            curves.append(_branch(args, name, kwargs, warmup))
+    return curves
+
+
+def _branch(args, name: str, kwargs: dict, warmup) -> ScheduleCurve:
+    """A cooldown of `--branch-steps` steps branched from the `wsd` trunk at `--branch-at`: a run resumed from the
+    trunk's checkpoint at that step with `num_training_steps = k + D` and `num_decay_steps = D`, checked to be a
+    valid resume (the same rates before the branch)."""
+    if args.branch_steps is None:
+        raise ValueError("`--branch-at` needs `--branch-steps D`, the length of the branch's cooldown.")
+    if name != "wsd":
+        raise ValueError(f"`--branch-at` draws a cooldown branched from a wsd trunk; {name!r} is not wsd (its past "
+                         "depends on its length, so no branch of it is a valid resume).")
+    at, steps = args.branch_at, args.branch_steps
+    if at < 1 or steps < 1:
+        raise ValueError(f"`--branch-at` and `--branch-steps` must be >= 1, got {at} and {steps}.")
+    options = {k: v for k, v in kwargs.items() if k not in ("decay_ratio", "num_decay_steps")}
+    options["num_decay_steps"] = steps
+    betas = (0.9, args.beta2)
+    trunk = preview_scheduler(name, args.num_training_steps, warmup, lr=args.lr, betas=betas, **kwargs)
+    branch = preview_scheduler(name, at + steps, warmup, lr=args.lr, betas=betas, **options)
+    try:
+        check_resume_identity(trunk.state_dict()["_schedule"], branch, at)
+    except ValueError as error:
+        raise ValueError(f"`--branch-at {at}`: not a valid branch of this trunk. {error}") from None
+    curve = compute_curve(name, at + steps, warmup, lr=args.lr, beta2=args.beta2, kwargs=options)
+    curve.name = f"{name}, branched at step {at}: cooldown of {steps} steps"
+    curve.branch = (at, steps)
+    return curve
 
 
 def _cmd_list(args) -> None:
@@ -262,6 +297,9 @@ def _schedule_options(parser: argparse.ArgumentParser) -> None:
                         help="the schedule's options as a JSON object; once for all, or once per NAME in order")
     parser.add_argument("--lr", type=float, default=1.0, help="base learning rate (default 1: the multiplier)")
     parser.add_argument("--beta2", type=float, default=0.999, help="Adam's beta2, for 'auto' warmup (default 0.999)")
+    parser.add_argument("--branch-at", type=int, metavar="K",
+                        help="wsd: also draw a cooldown branched from the trunk at step K (with --branch-steps)")
+    parser.add_argument("--branch-steps", type=int, metavar="D", help="wsd: the branch's cooldown length in steps")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -174,3 +174,24 @@ def test_lora_with_two_param_groups_reaches_the_absolute_floor_in_both(tmp_path)
     events = EventAccumulator(found[0])
     events.Reload()
     assert {"train/learning_rate/group_0", "train/learning_rate/group_1"} <= set(events.Tags()["scalars"])
+
+
+def test_the_documented_sft_example_runs_as_written(tmp_path):
+    """The command in `examples/trl_sft.py`'s docstring (shown on the docs' TRL page), with a temporary output dir."""
+    import re
+    import shlex
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    doc = (root / "examples" / "trl_sft.py").read_text().split('"""')[1]
+    command = re.search(r"^\s+(python examples/trl_sft\.py .*?[^\\])$", doc, re.S | re.M).group(1)
+    argv = shlex.split(command.replace("\\\n", " "))[2:]
+    argv[argv.index("--output_dir") + 1] = str(tmp_path)
+    subprocess.run([sys.executable, root / "examples" / "trl_sft.py", *argv, "--report_to", "none"], check=True,
+                   cwd=root, capture_output=True, timeout=600, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    header, curve = read_curve(tmp_path)
+    kwargs = {"decay_ratio": 0.2, "decay_type": "1-sqrt"}
+    expected = schedule_multipliers("wsd", 40, 4, lr=2e-5, **kwargs)  # TRL's default learning rate, 2e-5
+    assert [curve[k][0] for k in range(1, 41)] == pytest.approx([2e-5 * m for m in expected[:40]], rel=1e-12)
