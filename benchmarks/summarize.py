@@ -25,7 +25,7 @@ def load(name: str) -> dict | None:
 
 def summary() -> str:
     lines = []
-    overhead, throughput, quality = load("overhead"), load("throughput"), load("quality")
+    overhead, throughput, quality, wsd = load("overhead"), load("throughput"), load("quality"), load("wsd")
     if overhead:
         worst: dict[str, float] = {}
         for row in overhead["steps"]:
@@ -59,6 +59,19 @@ def summary() -> str:
             if linear:
                 text += f"; `transformers`' default `linear` {statistics.mean(rows[linear]['accuracy']):.4f}"
             lines.append(text + ".")
+    if wsd:
+        parts = []
+        for budget in wsd["budgets"]:
+            a = statistics.mean(wsd["results"]["wsd"][str(budget)]["accuracy"])
+            b = statistics.mean(wsd["results"]["cosine"][str(budget)]["accuracy"])
+            parts.append(f"{budget} steps {a:.4f} vs {b:.4f}")
+        steps = wsd["optimizer_steps_per_seed"]
+        lines.append(
+            f"- **Runs that change length** (`benchmarks/wsd.py`, {len(wsd['seeds'])} seeds): one `wsd` trunk with "
+            f"cooldowns branched at {len(wsd['budgets'])} budgets against separate `warmup_cosine` runs, mean held-out "
+            f"accuracy wsd vs cosine: {', '.join(parts)}; optimizer steps for all budgets: wsd {steps['wsd']}, "
+            f"cosine {steps['cosine']}."
+        )
     if not lines:
         lines.append("- No benchmark has been run yet.")
     lines.append("- Full tables, plots, commands and the machine: [docs/benchmarks.md](docs/benchmarks.md) and "
