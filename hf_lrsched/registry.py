@@ -213,6 +213,15 @@ def _upstream_name(factory: ScheduleFactory) -> str | None:
 
 
 def _transformers_factory(name: str, optimizer, num_warmup_steps=None, num_training_steps=None, last_epoch=-1, **kwargs):
+    last_epoch = check_int("last_epoch", last_epoch, minimum=-1)
+    if last_epoch != -1:  # before building, which sets `initial_lr` where it is missing
+        for index, group in enumerate(optimizer.param_groups):
+            if "initial_lr" not in group:
+                raise ValueError(
+                    f"`last_epoch`={last_epoch} resumes a schedule, which needs each param group's `initial_lr` (set "
+                    f"when a scheduler is first built, and kept in the optimizer's state_dict), but param group "
+                    f"{index} has none; load the optimizer's state first, or build with last_epoch=-1."
+                )
     scheduler = get_scheduler(
         name,
         optimizer=optimizer,
@@ -220,7 +229,6 @@ def _transformers_factory(name: str, optimizer, num_warmup_steps=None, num_train
         num_training_steps=num_training_steps,
         scheduler_specific_kwargs=kwargs,
     )
-    last_epoch = check_int("last_epoch", last_epoch, minimum=-1)
     if last_epoch == -1:
         return scheduler
     # `transformers.get_scheduler` forwards `last_epoch` to some schedules and drops it for others: do what a
@@ -230,13 +238,6 @@ def _transformers_factory(name: str, optimizer, num_warmup_steps=None, num_train
             f"`last_epoch`={last_epoch} cannot be honoured by {name!r}, which builds a {type(scheduler).__name__} "
             "whose rate depends on training; build it with last_epoch=-1 and load its state_dict to resume."
         )
-    for index, group in enumerate(optimizer.param_groups):
-        if "initial_lr" not in group:
-            raise ValueError(
-                f"`last_epoch`={last_epoch} resumes a schedule, which needs each param group's `initial_lr` (set when "
-                f"a scheduler is first built, and kept in the optimizer's state_dict), but param group {index} has "
-                "none; load the optimizer's state first, or build with last_epoch=-1."
-            )
     scheduler.last_epoch = last_epoch
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # torch's "step() before optimizer.step()" notice: this is a resume

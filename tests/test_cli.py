@@ -132,6 +132,21 @@ def test_bad_input_exits_2_with_the_message(capsys, args, message):
     assert message in err
 
 
+def test_show_and_plot_a_branched_cooldown(capsys, tmp_path):
+    args = ["wsd", "--num-training-steps", 1000, "--num-warmup-steps", 50, "--kwargs", '{"decay_ratio": 0.2}',
+            "--branch-at", 400, "--branch-steps", 100]
+    status, out, _ = run_in_process(capsys, "show", *args)
+    assert status == 0 and "wsd, branched at step 400: cooldown of 100 steps: 500 steps" in out
+    status, out, _ = run_in_process(capsys, "plot", *args, "-o", tmp_path / "b.png")
+    assert status == 0 and (tmp_path / "b.png").read_bytes()[:4] == b"\x89PNG"
+    # Inside the trunk's decay (from step 800), a branch is no valid resume; neither is a branch of a cosine.
+    status, _, err = run_in_process(capsys, "show", *args[:-4], "--branch-at", 900, "--branch-steps", 50)
+    assert status == 2 and "not a valid branch of this trunk" in err and "had begun its decay at step 800" in err
+    status, _, err = run_in_process(capsys, "show", "warmup_cosine", "--num-training-steps", 100, "--branch-at", 50,
+                                    "--branch-steps", 10)
+    assert status == 2 and "'warmup_cosine' is not wsd" in err
+
+
 def test_plot_into_a_path_under_a_file_or_onto_a_directory_exits_2(capsys, tmp_path):
     (tmp_path / "file").write_text("")
     status, _, err = run_in_process(capsys, "plot", "warmup_cosine", "--num-training-steps", 10, "-o",

@@ -36,8 +36,10 @@ class Reference:
     """`cosine_with_growing_restarts` straight from the contract."""
 
     def __init__(self, T, W, *, num_cycles=None, first_cycle_steps=None, cycle_mult=2.0, cycle_decay=1.0,
-                 restart_warmup_steps=0, min_lr_ratio=0.0):
+                 restart_warmup_steps=0, min_lr_ratio=0.0, warmup_type="linear", warmup_start_ratio=0.0,
+                 warmup_exp_rate=5.0):
         self.T, self.W, self.D = T, W, T - W
+        self.warmup = (warmup_type, warmup_start_ratio, warmup_exp_rate)
         self.n, self.L0, self.r = num_cycles, first_cycle_steps, Fraction(cycle_mult)
         self.gamma, self.R, self.m = cycle_decay, restart_warmup_steps, min_lr_ratio
 
@@ -93,9 +95,11 @@ class Reference:
         return i, self.B(i), self.B(i + 1)
 
     def lam(self, t):
-        """The multiplier for linear warmup from 0 (the warmup itself is checked elsewhere)."""
         if t < self.W:
-            return t / self.W
+            kind, s, k = self.warmup
+            u = t / self.W
+            w = {"linear": u, "exponential": 1 - math.exp(-k * u), "cosine": (1 - math.cos(math.pi * u)) / 2}[kind]
+            return s + (1 - s) * w
         if t >= self.T:
             return self.m
         tau = t - self.W
@@ -127,7 +131,7 @@ def assert_same(ours, ref, *, indices, steps):
 
 
 def boundary_steps(ref, indices):
-    steps = {ref.T - 1, ref.T, ref.T + 1, ref.W - 1, ref.W, ref.W + 1}
+    steps = {ref.T - 1, ref.T, ref.T + 1, ref.W - 1, ref.W, ref.W + 1, 1, ref.W // 2}
     for i in indices:
         b = ref.B(i)
         if b <= ref.D:
@@ -251,9 +255,10 @@ def free_configs(draw):
     return dict(T=T, W=W, first_cycle_steps=first, cycle_mult=r, restart_warmup_steps=R)
 
 
-def build_both(config, gamma, m):
+def build_both(config, gamma, m, warmup=("linear", 0.0, 5.0)):
     T, W = config["T"], config["W"]
     options = {k: v for k, v in config.items() if k not in ("T", "W")}
+    options.update(warmup_type=warmup[0], warmup_start_ratio=warmup[1], warmup_exp_rate=warmup[2])
     ref = Reference(T, W, **options, cycle_decay=gamma, min_lr_ratio=m)
     try:
         ours = get_cosine_with_growing_restarts_schedule(
@@ -276,16 +281,20 @@ def reference_validity(ref, error):
     return True
 
 
+WARMUPS = st.tuples(st.sampled_from(["linear", "exponential", "cosine"]),
+                    st.one_of(st.just(0.0), st.floats(0.0, 0.99)), st.one_of(st.just(5.0), st.floats(0.01, 50.0)))
 GAMMAS = st.one_of(st.just(1.0), st.sampled_from([1e-300, 1e-12, 0.5]), st.floats(1e-6, 1.0))
 FLOORS = st.one_of(st.just(0.0), st.sampled_from([0.999999, 1 - 1e-12]), st.floats(0.0, 0.99))
 
 
 @FUZZ
-@given(config=fit_configs(), gamma=GAMMAS, m=FLOORS)
-@example(config=dict(T=10**9, W=0, num_cycles=30, cycle_mult=1 + 1e-9, restart_warmup_steps=0), gamma=1.0, m=0.0)
-@example(config=dict(T=3, W=0, num_cycles=2, cycle_mult=1 + 1e-9, restart_warmup_steps=1), gamma=1.0, m=0.0)
-def test_fit_mode_matches_the_reference(config, gamma, m):
-    ours, ref, error = build_both(config, gamma, m)
+@given(config=fit_configs(), gamma=GAMMAS, m=FLOORS, warmup=WARMUPS)
+@example(config=dict(T=10**9, W=0, num_cycles=30, cycle_mult=1 + 1e-9, restart_warmup_steps=0), gamma=1.0, m=0.0,
+         warmup=("linear", 0.0, 5.0))
+@example(config=dict(T=3, W=0, num_cycles=2, cycle_mult=1 + 1e-9, restart_warmup_steps=1), gamma=1.0, m=0.0,
+         warmup=("linear", 0.0, 5.0))
+def test_fit_mode_matches_the_reference(config, gamma, m, warmup):
+    ours, ref, error = build_both(config, gamma, m, warmup)
     n = config["num_cycles"]
     try:
         if not reference_validity(ref, error):
@@ -300,11 +309,13 @@ def test_fit_mode_matches_the_reference(config, gamma, m):
 
 
 @FUZZ
-@given(config=free_configs(), gamma=GAMMAS, m=FLOORS)
-@example(config=dict(T=100, W=0, first_cycle_steps=10, cycle_mult=1.05, restart_warmup_steps=0), gamma=1.0, m=0.0)
-@example(config=dict(T=10**12, W=0, first_cycle_steps=7, cycle_mult=1.5, restart_warmup_steps=6), gamma=1.0, m=0.0)
-def test_free_mode_matches_the_reference(config, gamma, m):
-    ours, ref, error = build_both(config, gamma, m)
+@given(config=free_configs(), gamma=GAMMAS, m=FLOORS, warmup=WARMUPS)
+@example(config=dict(T=100, W=0, first_cycle_steps=10, cycle_mult=1.05, restart_warmup_steps=0), gamma=1.0, m=0.0,
+         warmup=("linear", 0.0, 5.0))
+@example(config=dict(T=10**12, W=0, first_cycle_steps=7, cycle_mult=1.5, restart_warmup_steps=6), gamma=1.0, m=0.0,
+         warmup=("exponential", 0.1, 5.0))
+def test_free_mode_matches_the_reference(config, gamma, m, warmup):
+    ours, ref, error = build_both(config, gamma, m, warmup)
     assert error is None, error
     try:
         last, _, _ = ref.locate(ref.D - 1) if ref.D else (0, 0, 0)

@@ -54,6 +54,26 @@ def test_transformers_names_accept_auto_warmup():
     assert scheduler.lr_lambdas[0](50) == 0.5 and scheduler.lr_lambdas[0](100) == 1.0
 
 
+@pytest.mark.parametrize("name", ["constant", "constant_with_warmup", "linear", "cosine", "warmup_cosine", "wsd"])
+def test_last_epoch_is_honoured_for_every_name(name):
+    # transformers' get_scheduler drops last_epoch for some names: a rebuilt scheduler must still start at step 15.
+    reference = get_schedule(name, make_optimizer(), 10, 100)
+    unwrap_schedule(reference, 15)
+    rebuilt = get_schedule(name, reference.optimizer, 10, 100, last_epoch=14)
+    assert rebuilt.last_epoch == 15
+    assert rebuilt.get_last_lr() == reference.get_last_lr()
+    assert unwrap_schedule(rebuilt, 30) == unwrap_schedule(reference, 30)
+
+
+def test_last_epoch_without_initial_lr_or_on_a_non_lambda_schedule_is_refused():
+    with pytest.raises(ValueError, match="param group 0 has none"):
+        get_schedule("constant_with_warmup", make_optimizer(), 10, 100, last_epoch=3)
+    optimizer = make_optimizer()
+    optimizer.param_groups[0]["initial_lr"] = 10.0
+    with pytest.raises(ValueError, match="cannot be honoured by 'reduce_lr_on_plateau'"):
+        get_schedule("reduce_lr_on_plateau", optimizer, last_epoch=3)
+
+
 def test_unknown_name_suggests_the_closest():
     with pytest.raises(ValueError, match=r"Unknown schedule name 'warmup_cosin'\. Did you mean 'warmup_cosine'") as info:
         get_schedule("warmup_cosin", make_optimizer(), 0, 10)
