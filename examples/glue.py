@@ -29,6 +29,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import sys
 import time
 from dataclasses import dataclass, field
@@ -66,6 +67,7 @@ from hf_lrsched.registry import (
 logger = get_logger(__name__)
 
 CHECKPOINT_META = "hf_lrsched_checkpoint.json"
+EVAL_PROBS = "eval_probabilities.pt"  # in each snapshot: its held-out softmax outputs, for ensembles
 
 
 class ResumeError(ValueError):
@@ -105,6 +107,16 @@ class LoopArguments:
     eval_steps: int | None = field(
         default=None, metadata={"help": "Also evaluate every N optimizer steps (all_results.json: eval_history)."}
     )
+    save_snapshots: bool = field(
+        default=False,
+        metadata={"help": "Save the model at the end of every cycle of the schedule (before each restart, and at the "
+                          "end) as <output_dir>/snapshot-<step>, with its held-out metrics."},
+    )
+    snapshot_ensemble: int | None = field(
+        default=None,
+        metadata={"help": "Also evaluate the ensemble of the last K snapshots (mean of their softmax outputs); "
+                          "implies --save_snapshots."},
+    )
     with_tracking: bool = field(default=False, metadata={"help": "Log the loss and learning rate to trackers."})
     report_to: str = field(default="all", metadata={"help": "Trackers for --with_tracking (tensorboard, wandb, ...)."})
 
@@ -129,6 +141,10 @@ class LoopArguments:
                 raise ValueError(f"`{name}` must be >= 1, got {getattr(self, name)}.")
         if self.eval_steps is not None and self.eval_steps < 1:
             raise ValueError(f"`eval_steps` must be >= 1, got {self.eval_steps}.")
+        if self.snapshot_ensemble is not None:
+            if self.snapshot_ensemble < 1:
+                raise ValueError(f"`snapshot_ensemble` must be a number of snapshots >= 1, got {self.snapshot_ensemble}.")
+            self.save_snapshots = True
         if self.checkpointing_steps not in (None, "epoch"):
             if not str(self.checkpointing_steps).isdigit() or int(self.checkpointing_steps) < 1:
                 raise ValueError(
@@ -247,7 +263,7 @@ def train(model_args: ModelArguments, data_args: DataArguments, args: LoopArgume
     # What a checkpoint records besides accelerate's state: the options that shape the schedule (to name them when
     # a resume is refused) and every record so far, so that a resumed run's files equal an uninterrupted run's.
     options = schedule_options(args, max_train_steps)
-    records: dict[str, list] = {"lr_history": [], "loss_history": [], "eval_history": []}
+    records: dict[str, list] = {"lr_history": [], "loss_history": [], "eval_history": [], "snapshots": []}
     completed_steps, starting_epoch, resume_batches = 0, 0, 0
     if args.resume_from_checkpoint:
         meta = load_checkpoint(accelerator, args.resume_from_checkpoint, run_config, options)
@@ -268,10 +284,13 @@ def train(model_args: ModelArguments, data_args: DataArguments, args: LoopArgume
 
     metric = Metric(data_args.task_name)
 
+    last_probabilities: dict[str, torch.Tensor] = {}  # the softmax outputs of the last evaluation
+
     def evaluate() -> dict[str, float]:
-        """The task's metrics on the whole evaluation set, and its mean loss (cross-entropy, or squared error)."""
+        """The task's metrics on the whole evaluation set, its mean loss (cross-entropy, or squared error) and, for
+        classification, the expected calibration error."""
         model.eval()
-        predictions, references, losses = [], [], []
+        predictions, references, losses, probabilities = [], [], [], []
         for batch in eval_dataloader:
             with torch.no_grad():
                 logits = model(**batch).logits.float()
@@ -281,13 +300,31 @@ def train(model_args: ModelArguments, data_args: DataArguments, args: LoopArgume
             else:
                 preds = logits.argmax(dim=-1)
                 loss = torch.nn.functional.cross_entropy(logits, batch["labels"], reduction="none")
-            preds, refs, loss = accelerator.gather_for_metrics((preds, batch["labels"], loss))
+            preds, refs, loss, probs = accelerator.gather_for_metrics((preds, batch["labels"], loss, logits.softmax(-1)))
             predictions.append(preds.cpu())
             references.append(refs.cpu())
             losses.append(loss.cpu())
+            probabilities.append(probs.cpu())
         model.train()
         metrics = metric.compute(torch.cat(predictions).numpy(), torch.cat(references).numpy())
-        return {**metrics, "loss": float(torch.cat(losses).mean())}
+        metrics["loss"] = float(torch.cat(losses).mean())
+        if not is_regression:
+            last_probabilities.update(probs=torch.cat(probabilities), labels=torch.cat(references))
+            metrics["ece"] = expected_calibration_error(last_probabilities["probs"], last_probabilities["labels"])
+        return metrics
+
+    # With --save_snapshots: the model at the end of every cycle (the step before each restart, and the last step).
+    cycle_ends = set()
+    if args.save_snapshots:
+        cycle_ends = set(describe(lr_scheduler).cycle_ends) if isinstance(lr_scheduler, ScheduleLR) else {max_train_steps}
+
+    def take_snapshot(step: int) -> None:
+        metrics = evaluate()
+        path = os.path.join(args.output_dir, f"snapshot-{step}")
+        if accelerator.is_main_process:
+            save_snapshot(accelerator.unwrap_model(model), tokenizer, path, last_probabilities)
+        records["snapshots"].append({"step": step, "path": os.path.abspath(path), **metrics})
+        accelerator.wait_for_everyone()
 
     progress = tqdm(range(max_train_steps), initial=completed_steps, disable=not accelerator.is_local_main_process)
     eval_metrics: dict[str, float] = {}
@@ -320,6 +357,8 @@ def train(model_args: ModelArguments, data_args: DataArguments, args: LoopArgume
             loss_history.append([completed_steps, step_loss / step_batches])
             step_loss, step_batches = 0.0, 0
             progress.update(1)
+            if completed_steps in cycle_ends:
+                take_snapshot(completed_steps)
             if args.with_tracking:
                 accelerator.log({"train_loss": loss_history[-1][1], "lr": lr_used}, step=completed_steps)
             if args.checkpointing_steps not in (None, "epoch") and completed_steps % int(args.checkpointing_steps) == 0:
@@ -364,6 +403,10 @@ def train(model_args: ModelArguments, data_args: DataArguments, args: LoopArgume
     }
     if eval_history:
         results["eval_history"] = eval_history
+    if records["snapshots"]:
+        results["snapshots"] = records["snapshots"]
+    if args.snapshot_ensemble and records["snapshots"]:
+        results["snapshot_ensemble"] = ensemble_metrics(records["snapshots"][-args.snapshot_ensemble:])
     if accelerator.is_main_process:
         accelerator.unwrap_model(model).save_pretrained(args.output_dir)
         tokenizer.save_pretrained(args.output_dir)
@@ -373,6 +416,43 @@ def train(model_args: ModelArguments, data_args: DataArguments, args: LoopArgume
         write_csv(os.path.join(args.output_dir, "train_loss.csv"), ["step", "loss"], loss_history)
     accelerator.wait_for_everyone()
     return results
+
+
+def expected_calibration_error(probs: torch.Tensor, labels: torch.Tensor, bins: int = 15) -> float:
+    """ECE over `bins` equal-width confidence bins: the mean gap between confidence and accuracy, weighted by bin size
+    (Guo et al. 2017)."""
+    confidence, predicted = probs.max(dim=-1)
+    correct = (predicted == labels).float()
+    edges = torch.linspace(0, 1, bins + 1)
+    ece = 0.0
+    for low, high in zip(edges[:-1], edges[1:]):
+        inside = (confidence > low) & (confidence <= high)
+        if inside.any():
+            ece += float(inside.float().mean() * (confidence[inside].mean() - correct[inside].mean()).abs())
+    return ece
+
+
+def save_snapshot(model, tokenizer, path: str, evaluation: dict) -> None:
+    """The model and tokenizer as `save_pretrained` writes them, and the held-out softmax outputs, written into a
+    temporary folder and renamed into place (a kill never leaves a partial snapshot)."""
+    tmp = f"{path}.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    if evaluation:
+        torch.save({"probs": evaluation["probs"], "labels": evaluation["labels"]}, os.path.join(tmp, EVAL_PROBS))
+    shutil.rmtree(path, ignore_errors=True)
+    os.replace(tmp, path)
+
+
+def ensemble_metrics(snapshots: list[dict]) -> dict:
+    """Accuracy, negative log-likelihood and ECE of the mean of the snapshots' held-out softmax outputs."""
+    saved = [torch.load(os.path.join(s["path"], EVAL_PROBS), weights_only=True) for s in snapshots]
+    probs, labels = torch.stack([s["probs"] for s in saved]).mean(dim=0), saved[0]["labels"]
+    nll = float(-probs[torch.arange(len(labels)), labels].clamp_min(1e-12).log().mean())
+    return {"k": len(snapshots), "steps": [s["step"] for s in snapshots],
+            "accuracy": float((probs.argmax(-1) == labels).float().mean()), "nll": nll,
+            "ece": expected_calibration_error(probs, labels)}
 
 
 def check_output_dir(args: LoopArguments) -> None:
@@ -440,7 +520,7 @@ def load_checkpoint(accelerator: Accelerator, checkpoint: str, run_config: dict,
         raise ResumeError(f"cannot load the checkpoint {checkpoint}: {damaged_file(checkpoint) or error}") from None
     if changed:
         accelerator.print(f"Resuming with {', '.join(changed)}: the steps already taken keep their learning rates.")
-    for key in ("lr_history", "loss_history", "eval_history"):
+    for key in ("lr_history", "loss_history", "eval_history", "snapshots"):
         meta.setdefault(key, [])
     return meta
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import sys
+from dataclasses import dataclass, field
 
 import numpy as np
 import glue_data
@@ -32,14 +33,23 @@ from glue_data import (
 )
 from transformers import DataCollatorWithPadding, set_seed
 
-from hf_lrsched import LRSchedTrainer, LRSchedTrainingArguments
+from hf_lrsched import LRSchedTrainer, LRSchedTrainingArguments, SnapshotCallback
+
+
+@dataclass
+class SnapshotArguments:
+    save_snapshots: bool = field(
+        default=False,
+        metadata={"help": "Save the model at the end of every cycle of the schedule as <output_dir>/snapshot-<step>."},
+    )
 
 
 def parse_args(argv: list[str] | None = None):
-    return glue_data.parse_args((ModelArguments, DataArguments, LRSchedTrainingArguments), argv)
+    return glue_data.parse_args((ModelArguments, DataArguments, LRSchedTrainingArguments, SnapshotArguments), argv)
 
 
-def train(model_args: ModelArguments, data_args: DataArguments, training_args: LRSchedTrainingArguments) -> dict:
+def train(model_args: ModelArguments, data_args: DataArguments, training_args: LRSchedTrainingArguments,
+          snapshot_args: SnapshotArguments | None = None) -> dict:
     set_seed(training_args.seed)
     with training_args.main_process_first(desc="loading the data"):
         raw = load_raw_datasets(data_args)
@@ -62,6 +72,7 @@ def train(model_args: ModelArguments, data_args: DataArguments, training_args: L
         processing_class=tokenizer,
         data_collator=DataCollatorWithPadding(tokenizer),
         compute_metrics=compute_metrics,
+        callbacks=[SnapshotCallback()] if snapshot_args and snapshot_args.save_snapshots else None,
     )
     train_result = trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
     metrics = {**train_result.metrics, **trainer.evaluate(), "metrics_source": metric.source,

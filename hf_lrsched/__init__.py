@@ -32,6 +32,7 @@ _LAZY = {
     "LRSchedMixin": "trainer",
     "LRSchedTrainer": "trainer",
     "LRCurveCallback": "callbacks",
+    "SnapshotCallback": "callbacks",
 }
 
 
@@ -49,6 +50,7 @@ __all__ = [
     "LRSchedTrainer",
     "LRSchedTrainingArguments",
     "ScheduleInfo",
+    "SnapshotCallback",
     "ScheduleLR",
     "available_schedules",
     "describe",

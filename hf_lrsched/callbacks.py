@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import csv
 import os
+import shutil
 
 from transformers import TrainerCallback
 from transformers.trainer_callback import ExportableState
 from transformers.utils import logging
 
+from .describe import describe
 from .schedules import ScheduleLR
 
 logger = logging.get_logger(__name__)
 
-__all__ = ["LRCurveCallback", "write_lr_curve"]
+__all__ = ["LRCurveCallback", "SnapshotCallback", "write_lr_curve"]
 
 CSV_NAME = "lr_schedule.csv"
 PNG_NAME = "lr_schedule.png"
@@ -123,3 +125,48 @@ def write_lr_curve(history: list[list[float]], output_dir: str, *, write_png: bo
         fig.savefig(png_path)
         written.append(png_path)
     return written
+
+
+class SnapshotCallback(TrainerCallback):
+    """
+    Saves the model at the end of every cycle of the schedule, as `<output_dir>/snapshot-<global_step>` (a folder that
+    `from_pretrained` loads, with the tokenizer or processor when the Trainer has one): after the last optimizer step
+    before each restart, and after step `T`. For a schedule without restarts, that is once, at `T`. These are the
+    models of SGDR (Loshchilov & Hutter 2017) and of snapshot ensembles (Huang et al. 2017): each is taken where the
+    learning rate is at a floor.
+
+    The cycle ends come from [`describe`] of the Trainer's scheduler, so they are exact for every schedule of
+    hf_lrsched (for any other scheduler: once, at the last step). Only the main process writes; a snapshot is written
+    into a temporary folder and renamed into place, so a kill never leaves a partial one; and a resumed run neither
+    writes a snapshot twice nor misses one: the snapshots up to its checkpoint are behind it, those after it ahead.
+
+    Use it with [`LRSchedTrainer`] or any trainer with [`LRSchedMixin`]:
+
+    ```python
+    trainer = LRSchedTrainer(model=model, args=args, train_dataset=train_dataset, callbacks=[SnapshotCallback()])
+    ```
+    """
+
+    def __init__(self):
+        self.cycle_ends: set[int] = set()
+        self.saved: list[str] = []
+
+    def on_train_begin(self, args, state, control, lr_scheduler=None, **kwargs):
+        if isinstance(lr_scheduler, ScheduleLR):
+            self.cycle_ends = set(describe(lr_scheduler).cycle_ends)
+        else:
+            self.cycle_ends = {state.max_steps}
+
+    def on_step_end(self, args, state, control, model=None, processing_class=None, **kwargs):
+        if state.global_step not in self.cycle_ends or not state.is_world_process_zero or model is None:
+            return
+        path = os.path.join(args.output_dir, f"snapshot-{state.global_step}")
+        tmp = f"{path}.tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        model.save_pretrained(tmp)
+        if processing_class is not None and hasattr(processing_class, "save_pretrained"):
+            processing_class.save_pretrained(tmp)
+        shutil.rmtree(path, ignore_errors=True)  # left by an interrupted run past its last checkpoint: the same step
+        os.replace(tmp, path)
+        self.saved.append(path)
+        logger.info(f"Saved the snapshot at the end of a cycle: {path}")

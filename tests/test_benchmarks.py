@@ -71,3 +71,29 @@ def test_wsd_smoke(tmp_path, tiny_model_dir, csv_files):
     assert len(branch) == 20 and branch[:16] == trunk[:16] and branch[-1] < trunk[19]
     assert not list((tmp_path / "wsd_runs" / "wsd-trunk-seed1").glob("step_*"))  # checkpoints removed
     assert (tmp_path / "wsd.png").read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.mark.slow
+def test_stability_smoke(tmp_path, tiny_model_dir):
+    run("stability.py", "--quick", "--max_length", 16, "--model_name_or_path", tiny_model_dir, "--out-dir", tmp_path)
+    data = json.loads((tmp_path / "stability.json").read_text())
+    assert set(data["results"]) == {"constant (no warmup)", "warmup_cosine"}
+    for row in data["results"].values():
+        assert row["runs"] == 2 and row["band"] and row["band_ratio"] >= 1 and 0 <= row["failed_seeds"] <= 2
+    assert 0.2 < data["majority_share"] < 0.3  # BBC News: five topics, the largest about 23%
+    assert (tmp_path / "stability.png").read_bytes()[:4] == b"\x89PNG"
+    assert len(list((tmp_path / "stability_runs").glob("*.json"))) == 4  # cached per run
+
+
+@pytest.mark.slow
+def test_snapshots_smoke(tmp_path, tiny_model_dir, csv_files):
+    data = ["--model_name_or_path", tiny_model_dir, "--train_file", csv_files / "train.csv", "--validation_file",
+            csv_files / "validation.csv"]
+    run("snapshots.py", "--quick", "--max_length", 16, "--out-dir", tmp_path, *data)
+    result = json.loads((tmp_path / "snapshots.json").read_text())
+    assert result["cycle_ends"] == [5, 7, 12]  # W = 4, D = 8 in 3 cycles growing x2: B = 0, 1, 3, 8
+    seed = result["per_seed"][0]
+    assert [s["step"] for s in seed["snapshots"]] == [5, 7, 12] and set(seed["cosine"]) == {"5", "7", "12"}
+    for metrics in (seed["ensemble_last_2"], seed["ensemble_last_3"]):
+        assert 0 <= metrics["accuracy"] <= 1 and metrics["nll"] > 0 and 0 <= metrics["ece"] <= 1
+    assert (tmp_path / "snapshots.png").read_bytes()[:4] == b"\x89PNG"
