@@ -31,7 +31,6 @@ import time
 from pathlib import Path
 
 import torch
-
 from common import RESULTS, command_line, machine, machine_line, markdown_table, write
 from runner import run_glue
 

@@ -37,7 +37,6 @@ import time
 from pathlib import Path
 
 import torch
-
 from common import RESULTS, command_line, machine, machine_line, markdown_table, write
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))

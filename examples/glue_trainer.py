@@ -18,8 +18,8 @@ import os
 import sys
 from dataclasses import dataclass, field
 
-import numpy as np
 import glue_data
+import numpy as np
 from glue_data import (
     DataArguments,
     HubUnavailableError,

@@ -14,11 +14,11 @@ from .registry import (
     schedule_multipliers,
 )
 from .schedules import (
+    ScheduleLR,
     get_cosine_with_growing_restarts_schedule,
     get_exponential_warmup_cosine_schedule,
     get_warmup_cosine_schedule,
     get_wsd_schedule,
-    ScheduleLR,
     resolve_auto_warmup_steps,
 )
 

@@ -9,9 +9,8 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Callable
-from typing import Literal
-
 from fractions import Fraction
+from typing import Literal
 
 import torch
 from torch.optim import Optimizer

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from hf_lrsched import schedule_multipliers
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -1,8 +1,9 @@
 """The README's commands are the ones CI runs, and the package declares what it promises."""
 
 import re
-import tomllib
 from pathlib import Path
+
+import tomllib
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -7,7 +7,7 @@ from transformers.trainer_utils import SchedulerType
 
 import hf_lrsched
 from hf_lrsched import available_schedules, get_schedule, register_schedule, schedule_multipliers
-from hf_lrsched.registry import _REGISTRY, _DESCRIPTIONS
+from hf_lrsched.registry import _DESCRIPTIONS, _REGISTRY
 
 from .helpers import make_optimizer, unwrap_schedule
 

@@ -15,7 +15,6 @@ from hf_lrsched import (
 
 from .helpers import assert_list_close, make_optimizer, unwrap_schedule
 
-
 # Readable tables: base lr 10, so each number is ten times the multiplier.
 # Cosine after warmup over D steps: 10 * (1 + cos(pi * tau / D)) / 2.
 READABLE_TABLES = {
