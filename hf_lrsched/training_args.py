@@ -178,7 +178,7 @@ def _check_base_order(cls: type) -> None:
     if ours is None:
         return
     bases = [b.__name__ for b in cls.__bases__]
-    for position, base in enumerate(mro[:ours]):
+    for base in mro[:ours]:
         if issubclass(base, TrainingArguments) and not issubclass(base, LRSchedArguments):
             raise TypeError(
                 f"{cls.__name__}{tuple(bases)}: LRSchedArguments must come before {base.__name__} in the bases, or "

@@ -325,7 +325,7 @@ def test_warmup_forms():
 def test_config_files_parse():
     for path in sorted((EXAMPLES / "configs").glob("*.yaml")):
         script = glue if "trainer" not in path.name else __import__("glue_trainer")
-        model_args, data_args, args = script.parse_args([str(path)])
+        model_args, data_args, *_ = script.parse_args([str(path)])
         assert data_args.task_name == "bbc_news", path
 
 
