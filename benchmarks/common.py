@@ -59,3 +59,29 @@ def write(name: str, data: dict, markdown: str, out_dir: Path = RESULTS) -> None
 
 def median(values) -> float:
     return statistics.median(values)
+
+
+def mean_std(values: list[float], digits: int = 4) -> str:
+    """`mean ± standard deviation`, or the value alone for one run."""
+    if len(values) == 1:
+        return f"{values[0]:.{digits}f}"
+    return f"{statistics.mean(values):.{digits}f} ± {statistics.stdev(values):.{digits}f}"
+
+
+def add_task_arguments(parser, *, max_length: int | None = 128) -> None:
+    """The data and model options every fine-tuning benchmark passes on to `examples/glue.py`."""
+    parser.add_argument("--task_name", default="bbc_news")
+    parser.add_argument("--model_name_or_path")
+    parser.add_argument("--train_file")
+    parser.add_argument("--validation_file")
+    if max_length is not None:
+        parser.add_argument("--max_length", type=int, default=max_length)
+
+
+def task_arguments(args) -> list:
+    """`glue.py` arguments for the task (or files) and model that `add_task_arguments` parsed."""
+    data = (["--task_name", args.task_name] if not args.train_file else
+            ["--train_file", args.train_file, "--validation_file", args.validation_file])
+    if args.model_name_or_path:
+        data += ["--model_name_or_path", args.model_name_or_path]
+    return data

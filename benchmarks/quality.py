@@ -17,13 +17,22 @@ benchmark resumes where it stopped. Writes `benchmarks/results/quality.{md,json}
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import time
 from pathlib import Path
 
-from common import RESULTS, command_line, machine, machine_line, markdown_table, write
-from runner import run_glue
+from common import (
+    RESULTS,
+    add_task_arguments,
+    command_line,
+    machine,
+    machine_line,
+    markdown_table,
+    mean_std,
+    task_arguments,
+    write,
+)
+from runner import cached_run
 
 # label -> glue.py arguments; the transformers names go through the same get_schedule call as ours.
 SCHEDULES = {
@@ -37,12 +46,6 @@ SCHEDULES = {
     "warmup_cosine (auto)": ["--lr_schedule", "warmup_cosine", "--num_warmup_steps", "auto"],
 }
 TARGET = 0.95
-
-
-def mean_std(values: list[float]) -> str:
-    if len(values) == 1:
-        return f"{values[0]:.4f}"
-    return f"{statistics.mean(values):.4f} ± {statistics.stdev(values):.4f}"
 
 
 def steps_to_target(result: dict) -> int | None:
@@ -79,11 +82,7 @@ def main(argv=None) -> dict:
     parser.add_argument("--short-steps", type=int, default=30)
     parser.add_argument("--schedules", nargs="+", choices=list(SCHEDULES), default=list(SCHEDULES))
     parser.add_argument("--eval-steps", type=int, default=10)
-    parser.add_argument("--task_name", default="bbc_news")
-    parser.add_argument("--model_name_or_path")
-    parser.add_argument("--train_file")
-    parser.add_argument("--validation_file")
-    parser.add_argument("--max_length", type=int, default=128)
+    add_task_arguments(parser)
     parser.add_argument("--out-dir", type=Path, default=RESULTS)
     parser.add_argument("--work-dir", type=Path, default=None)
     args = parser.parse_args(argv)
@@ -92,11 +91,7 @@ def main(argv=None) -> dict:
     seeds = args.seeds
     if args.quick:
         budgets, seeds = {"20 steps": ["--max_train_steps", 20]}, seeds[:1]
-    data_args = (["--task_name", args.task_name] if not args.train_file else
-                 ["--train_file", args.train_file, "--validation_file", args.validation_file])
-    if args.model_name_or_path:
-        data_args += ["--model_name_or_path", args.model_name_or_path]
-    common = data_args + ["--per_device_train_batch_size", 16, "--learning_rate", "1e-4", "--num_warmup_steps", "0.06",
+    common = task_arguments(args) + ["--per_device_train_batch_size", 16, "--learning_rate", "1e-4", "--num_warmup_steps", "0.06",
                           "--max_length", args.max_length, "--eval_steps", args.eval_steps]
 
     start = time.time()
@@ -105,19 +100,8 @@ def main(argv=None) -> dict:
         for seed in seeds:  # seeds outermost within a budget: an interrupted run leaves whole rows behind
             for label in args.schedules:
                 key = f"{budget}-{label}-{seed}".replace(" ", "_").replace("(", "").replace(")", "").replace("'", "")
-                cached = work / f"{key}.json"
-                if cached.is_file():
-                    result = json.loads(cached.read_text())
-                else:
-                    out = work / key
-                    tic = time.time()
-                    result = run_glue(out, common + SCHEDULES[label] + budget_args + ["--seed", seed])
-                    result["run_seconds"] = time.time() - tic  # the whole launch: start-up, training, evaluations
-                    cached.parent.mkdir(parents=True, exist_ok=True)
-                    cached.write_text(json.dumps(result))
+                result = cached_run(work, key, common + SCHEDULES[label] + budget_args + ["--seed", seed], start=start)
                 runs.setdefault(budget, {}).setdefault(label, []).append(result)
-                print(f"[{time.time() - start:7.0f}s] {budget:>9} seed {seed} {label}: "
-                      f"accuracy {result['eval_accuracy']:.4f}", flush=True)
     elapsed = sum(r["run_seconds"] for by_label in runs.values() for results in by_label.values() for r in results)
 
     data = {"machine": machine(), "command": command_line(), "seeds": seeds, "budgets": list(budgets),

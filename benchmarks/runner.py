@@ -28,3 +28,21 @@ def run_glue(output_dir: Path, args: list[str], *, log: Path | None = None) -> d
     with open(output_dir / "train_loss.csv", newline="") as f:
         results["loss_curve"] = [(int(row["step"]), float(row["loss"])) for row in csv.DictReader(f)]
     return results
+
+
+def cached_run(work: Path, key: str, args: list, *, start: float | None = None) -> dict:
+    """`run_glue` into `work/key`, its results kept as `work/key.json` so that an interrupted benchmark resumes where
+    it stopped; prints a progress line for each run it makes."""
+    import time
+
+    cached = work / f"{key}.json"
+    if cached.is_file():
+        return json.loads(cached.read_text())
+    tic = time.time()
+    result = run_glue(work / key, args)
+    result["run_seconds"] = time.time() - tic  # the whole launch: start-up, training, evaluations
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    cached.write_text(json.dumps(result))
+    since = f"[{time.time() - start:6.0f}s] " if start is not None else ""
+    print(f"{since}{key}: accuracy {result['eval_accuracy']:.4f}, {result['run_seconds']:.0f}s", flush=True)
+    return result

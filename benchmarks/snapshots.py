@@ -31,17 +31,21 @@ import time
 from pathlib import Path
 
 import torch
-from common import RESULTS, command_line, machine, machine_line, markdown_table, write
-from runner import run_glue
+from common import (
+    RESULTS,
+    add_task_arguments,
+    command_line,
+    machine,
+    machine_line,
+    markdown_table,
+    mean_std,
+    task_arguments,
+    write,
+)
+from runner import cached_run
 
 WARMUP = 4
 RESTARTS = json.dumps({"num_cycles": 3, "cycle_mult": 2.0})
-
-
-def mean_std(values: list[float], digits: int = 4) -> str:
-    if len(values) == 1:
-        return f"{values[0]:.{digits}f}"
-    return f"{statistics.mean(values):.{digits}f} ± {statistics.stdev(values):.{digits}f}"
 
 
 def calibration(probs: torch.Tensor, labels: torch.Tensor) -> dict:
@@ -68,11 +72,7 @@ def main(argv=None) -> dict:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     parser.add_argument("--steps", type=int, default=60)
-    parser.add_argument("--task_name", default="bbc_news")
-    parser.add_argument("--model_name_or_path")
-    parser.add_argument("--train_file")
-    parser.add_argument("--validation_file")
-    parser.add_argument("--max_length", type=int, default=128)
+    add_task_arguments(parser)
     parser.add_argument("--out-dir", type=Path, default=RESULTS)
     parser.add_argument("--work-dir", type=Path, default=None)
     args = parser.parse_args(argv)
@@ -80,26 +80,12 @@ def main(argv=None) -> dict:
     if args.quick:
         seeds, steps = seeds[:1], 12
     work = args.work_dir or args.out_dir / "snapshots_runs"
-    data_args = (["--task_name", args.task_name] if not args.train_file else
-                 ["--train_file", args.train_file, "--validation_file", args.validation_file])
-    if args.model_name_or_path:
-        data_args += ["--model_name_or_path", args.model_name_or_path]
-    common = data_args + ["--per_device_train_batch_size", 16, "--learning_rate", "1e-4", "--num_warmup_steps",
+    common = task_arguments(args) + ["--per_device_train_batch_size", 16, "--learning_rate", "1e-4", "--num_warmup_steps",
                           WARMUP, "--max_length", args.max_length]
     start = time.time()
 
     def run(key: str, glue_args: list) -> dict:
-        cached = work / f"{key}.json"
-        if cached.is_file():
-            return json.loads(cached.read_text())
-        tic = time.time()
-        result = run_glue(work / key, common + glue_args)
-        result["run_seconds"] = time.time() - tic
-        cached.parent.mkdir(parents=True, exist_ok=True)
-        cached.write_text(json.dumps(result))
-        print(f"[{time.time() - start:6.0f}s] {key}: accuracy {result['eval_accuracy']:.4f}, "
-              f"{result['run_seconds']:.0f}s", flush=True)
-        return result
+        return cached_run(work, key, common + glue_args, start=start)
 
     per_seed = []
     for seed in seeds:

@@ -16,7 +16,17 @@ import argparse
 import tempfile
 from pathlib import Path
 
-from common import RESULTS, command_line, machine, machine_line, markdown_table, median, write
+from common import (
+    RESULTS,
+    add_task_arguments,
+    command_line,
+    machine,
+    machine_line,
+    markdown_table,
+    median,
+    task_arguments,
+    write,
+)
 from runner import run_glue
 
 SCHEDULES = {
@@ -30,17 +40,10 @@ def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--steps", type=int, default=20, help="optimizer steps per run")
-    parser.add_argument("--task_name", default="bbc_news")
-    parser.add_argument("--model_name_or_path")
-    parser.add_argument("--train_file")
-    parser.add_argument("--validation_file")
+    add_task_arguments(parser, max_length=None)
     parser.add_argument("--out-dir", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
-    data_args = (["--task_name", args.task_name] if not args.train_file else
-                 ["--train_file", args.train_file, "--validation_file", args.validation_file])
-    if args.model_name_or_path:
-        data_args += ["--model_name_or_path", args.model_name_or_path]
-    common = data_args + ["--max_train_steps", args.steps, "--per_device_train_batch_size", 16, "--max_eval_samples",
+    common = task_arguments(args) + ["--max_train_steps", args.steps, "--per_device_train_batch_size", 16, "--max_eval_samples",
                           32, "--learning_rate", "1e-4", "--num_warmup_steps", "0.1", "--seed", 1]
     samples = {name: [] for name in SCHEDULES}
     with tempfile.TemporaryDirectory() as tmp:

@@ -34,18 +34,22 @@ import statistics
 import time
 from pathlib import Path
 
-from common import RESULTS, command_line, machine, machine_line, markdown_table, write
-from runner import run_glue
+from common import (
+    RESULTS,
+    add_task_arguments,
+    command_line,
+    machine,
+    machine_line,
+    markdown_table,
+    mean_std,
+    task_arguments,
+    write,
+)
+from runner import cached_run
 
 WARMUP = 5
 LR = "1e-4"
 DECAY_SHARE = 0.2
-
-
-def mean_std(values: list[float], digits: int = 4) -> str:
-    if len(values) == 1:
-        return f"{values[0]:.{digits}f}"
-    return f"{statistics.mean(values):.{digits}f} ± {statistics.stdev(values):.{digits}f}"
 
 
 def plan(budgets: list[int]) -> tuple[list[int], list[int], int]:
@@ -61,11 +65,7 @@ def main(argv=None) -> dict:
     parser.add_argument("--quick", action="store_true", help="one seed and budgets of 10, 20 and 40 steps")
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     parser.add_argument("--budgets", type=int, nargs=3, default=[20, 40, 80])
-    parser.add_argument("--task_name", default="bbc_news")
-    parser.add_argument("--model_name_or_path")
-    parser.add_argument("--train_file")
-    parser.add_argument("--validation_file")
-    parser.add_argument("--max_length", type=int, default=128)
+    add_task_arguments(parser)
     parser.add_argument("--out-dir", type=Path, default=RESULTS)
     parser.add_argument("--work-dir", type=Path, default=None)
     args = parser.parse_args(argv)
@@ -74,27 +74,13 @@ def main(argv=None) -> dict:
         budgets, seeds = [10, 20, 40], seeds[:1]
     decays, branch_points, every = plan(budgets)
     work = args.work_dir or args.out_dir / "wsd_runs"
-    data_args = (["--task_name", args.task_name] if not args.train_file else
-                 ["--train_file", args.train_file, "--validation_file", args.validation_file])
-    if args.model_name_or_path:
-        data_args += ["--model_name_or_path", args.model_name_or_path]
-    common = data_args + ["--per_device_train_batch_size", 16, "--learning_rate", LR, "--num_warmup_steps", WARMUP,
+    common = task_arguments(args) + ["--per_device_train_batch_size", 16, "--learning_rate", LR, "--num_warmup_steps", WARMUP,
                           "--max_length", args.max_length]
 
     start = time.time()
 
-    def run(key: str, glue_args: list, *, needs: Path | None = None) -> dict:
-        cached = work / f"{key}.json"
-        if cached.is_file():
-            return json.loads(cached.read_text())
-        tic = time.time()
-        result = run_glue(work / key, common + glue_args)
-        result["run_seconds"] = time.time() - tic  # the whole launch: start-up, training, evaluation
-        cached.parent.mkdir(parents=True, exist_ok=True)
-        cached.write_text(json.dumps(result))
-        print(f"[{time.time() - start:6.0f}s] {key}: accuracy {result['eval_accuracy']:.4f}, "
-              f"loss {result['eval_loss']:.4f}, {result['run_seconds']:.0f}s", flush=True)
-        return result
+    def run(key: str, glue_args: list) -> dict:
+        return cached_run(work, key, common + glue_args, start=start)
 
     def wsd_kwargs(decay: int) -> str:
         return json.dumps({"num_decay_steps": decay})
