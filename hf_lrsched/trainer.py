@@ -58,6 +58,8 @@ class LRSchedMixin:
         args = self.args
         if not uses_lrsched(args) or args.max_steps > 0 or self.lr_scheduler is not None:
             return
+        if getattr(getattr(args, "accelerator_config", None), "split_batches", False):
+            return  # each process gets a slice of every batch: the count is checked when training starts
         dataset = getattr(self, "train_dataset", None)
         try:
             num_rows = len(dataset)  # type: ignore[arg-type]
