@@ -26,6 +26,7 @@ def load(name: str) -> dict | None:
 def summary() -> str:
     lines = []
     overhead, throughput, quality, wsd = load("overhead"), load("throughput"), load("quality"), load("wsd")
+    stability, snapshots = load("stability"), load("snapshots")
     if overhead:
         worst: dict[str, float] = {}
         for row in overhead["steps"]:
@@ -71,6 +72,29 @@ def summary() -> str:
             f"cooldowns branched at {len(wsd['budgets'])} budgets against separate `warmup_cosine` runs, mean held-out "
             f"accuracy wsd vs cosine: {', '.join(parts)}; optimizer steps for all budgets: wsd {steps['wsd']}, "
             f"cosine {steps['cosine']}."
+        )
+    if stability:
+        parts = [f"`{label}` {row['band_ratio']:.0f}x ({len(row['band'])} of {len(stability['rates'])} rates), "
+                 f"{row['failed_seeds']}/{row['runs']} failed" for label, row in stability["results"].items()]
+        lines.append(
+            f"- **Usable peak-rate band** (`benchmarks/stability.py`, {len(stability['seeds'])} seeds, "
+            f"{stability['steps']} steps, peak rates {min(stability['rates']):g} to {max(stability['rates']):g}): the "
+            f"max/min ratio of the peak rates within 1 point of each schedule's best, and failed runs: "
+            + "; ".join(parts) + "."
+        )
+    if snapshots:
+        seeds = snapshots["per_seed"]
+
+        def mean(get) -> float:
+            return statistics.mean(get(p) for p in seeds)
+
+        final = mean(lambda p: p["snapshots"][-1]["accuracy"])
+        lines.append(
+            f"- **Snapshots from restarts** (`benchmarks/snapshots.py`, {len(seeds)} seeds, {snapshots['steps']} "
+            f"steps): held-out accuracy of the final model {final:.4f}, of the ensemble of the last 2 snapshots "
+            f"{mean(lambda p: p['ensemble_last_2']['accuracy']):.4f}, of the last 3 "
+            f"{mean(lambda p: p['ensemble_last_3']['accuracy']):.4f}; `warmup_cosine` with the same budget "
+            f"{mean(lambda p: p['cosine'][str(snapshots['steps'])]['accuracy']):.4f}."
         )
     if not lines:
         lines.append("- No benchmark has been run yet.")

@@ -3,9 +3,10 @@
 Each public factory in `hf_lrsched.schedules` binds one of the `_get_*_lr_lambda` functions below with
 `functools.partial`, exactly as `transformers.optimization` does, so that a scheduler pickles, deep-copies and
 stores nothing but its step count in `state_dict()`. Everything that can be computed once (the warmup length, the
-floor, `log(cycle_mult)`, the first cycle length) is computed by the factory and bound into the partial, grouped in
-the small named tuples `Warmup` and `Cycles` (few keywords keep a partial call cheap); the functions here only
-evaluate the formulas of `SCHEDULES.md` for one step.
+floor, the cycles) is computed by the factory and bound into the partial, grouped in the small named tuples `Warmup`
+and `Decay` and the `Cycles` object (few keywords keep a partial call cheap); the functions here only evaluate the
+formulas of `SCHEDULES.md` for one step. `Cycles` decides each restart boundary exactly (see its docstring and
+`hf_lrsched._exact`).
 """
 
 from __future__ import annotations
