@@ -10,7 +10,8 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-GLUE = ROOT / "examples" / "glue.py"
+EXAMPLES = ROOT / "examples"
+GLUE = EXAMPLES / "glue.py"
 
 
 def run_glue(output_dir: Path, args: list[str], *, log: Path | None = None) -> dict:

@@ -27,10 +27,10 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import sys
 import time
 from pathlib import Path
 
-import torch
 from common import (
     RESULTS,
     add_task_arguments,
@@ -42,29 +42,13 @@ from common import (
     task_arguments,
     write,
 )
-from runner import cached_run
+from runner import EXAMPLES, cached_run
+
+sys.path.insert(0, str(EXAMPLES))
+from glue import ensemble_metrics  # noqa: E402  (the ensemble as `glue.py --snapshot_ensemble` computes it)
 
 WARMUP = 4
 RESTARTS = json.dumps({"num_cycles": 3, "cycle_mult": 2.0})
-
-
-def calibration(probs: torch.Tensor, labels: torch.Tensor) -> dict:
-    """Accuracy, NLL and 15-bin ECE of softmax outputs (the same definitions as `examples/glue.py`)."""
-    confidence, predicted = probs.max(dim=-1)
-    correct = (predicted == labels).float()
-    ece = 0.0
-    edges = torch.linspace(0, 1, 16)
-    for low, high in zip(edges[:-1], edges[1:]):
-        inside = (confidence > low) & (confidence <= high)
-        if inside.any():
-            ece += float(inside.float().mean() * (confidence[inside].mean() - correct[inside].mean()).abs())
-    nll = float(-probs[torch.arange(len(labels)), labels].clamp_min(1e-12).log().mean())
-    return {"accuracy": float(correct.mean()), "nll": nll, "ece": ece}
-
-
-def ensemble(snapshots: list[dict]) -> dict:
-    saved = [torch.load(Path(s["path"]) / "eval_probabilities.pt", weights_only=True) for s in snapshots]
-    return calibration(torch.stack([s["probs"] for s in saved]).mean(dim=0), saved[0]["labels"])
 
 
 def main(argv=None) -> dict:
@@ -98,8 +82,8 @@ def main(argv=None) -> dict:
         per_seed.append({
             "snapshots": [{"step": s["step"], "accuracy": s["accuracy"], "nll": s["loss"], "ece": s["ece"]}
                           for s in snaps],
-            "ensemble_last_2": ensemble(snaps[-2:]),
-            "ensemble_last_3": ensemble(snaps[-3:]),
+            "ensemble_last_2": ensemble_metrics(snaps[-2:]),
+            "ensemble_last_3": ensemble_metrics(snaps[-3:]),
             "cosine": {str(step): {"accuracy": r["eval_accuracy"], "nll": r["eval_loss"], "ece": r["eval_ece"]}
                        for step, r in cosine.items()},
             "run_seconds": restarts["run_seconds"] + sum(r["run_seconds"] for r in cosine.values()),
