@@ -15,6 +15,7 @@ from hf_lrsched import (
     LRSchedTrainingArguments,
     get_cosine_with_growing_restarts_schedule,
     get_warmup_cosine_schedule,
+    get_wsd_schedule,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -57,7 +58,7 @@ def test_configuration_reference_names_every_field_and_option():
         f.name for f in dataclasses.fields(TrainingArguments)}
     assert new_fields == {"lr_schedule", "lr_schedule_kwargs", "auto_warmup", "save_lr_curve"}
     options = set()
-    for factory in (get_warmup_cosine_schedule, get_cosine_with_growing_restarts_schedule):
+    for factory in (get_warmup_cosine_schedule, get_cosine_with_growing_restarts_schedule, get_wsd_schedule):
         options |= set(inspect.signature(factory).parameters)
     sys.path.insert(0, str(ROOT / "examples"))
     try:
