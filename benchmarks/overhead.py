@@ -86,7 +86,7 @@ def bench_steps(totals, groups_list, rounds: int, count: int) -> list[dict]:
     return rows
 
 
-# Configurations at the edge of what construction must handle without scanning cycles (SCHEDULES.md, "Exact means
+# Configurations at the edge of what construction must handle without scanning cycles (docs/schedules/math.md, "Exact means
 # exact"): millions of fitted cycles, r a hair above 1, and a fit whose validation has to bisect a long band.
 EXTREME_BUILDS = {
     "growing restarts, 10^7 cycles, r=1+1e-12, T=1.5e7": lambda o: get_schedule(

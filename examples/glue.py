@@ -3,25 +3,27 @@
 The learning rate at every optimizer step is exactly the schedule's, whatever the number of processes: the
 scheduler is built in optimizer steps after `accelerator.prepare` (which may shorten the data loader), is *not*
 passed to `prepare` (an `AcceleratedScheduler` would step it once per process per optimizer step), and is stepped
-once per real optimizer step (not on a step skipped for a mixed-precision overflow).
+once per real optimizer step (not on a step skipped for a mixed-precision overflow). The lines that teach this are
+marked `# hf_lrsched:` below.
 
-    # The offline default: BBC News with the packaged MiniLM BERT, on this machine's CPU
-    accelerate launch examples/glue.py --task_name bbc_news
+    # One process (this machine's CPU, or one GPU): the offline default, BBC News with the packaged MiniLM BERT
+    python examples/glue.py --task_name bbc_news
 
     # GLUE (needs the Hugging Face Hub), growing restarts with warmup derived from Adam's beta2
-    accelerate launch examples/glue.py --task_name mrpc --lr_schedule cosine_with_growing_restarts \
+    python examples/glue.py --task_name mrpc --lr_schedule cosine_with_growing_restarts \
         --lr_schedule_kwargs '{"num_cycles": 3, "cycle_mult": 2.0}' --num_warmup_steps auto
 
-    # Two CPU processes; several GPUs or machines: see examples/README.md
-    ACCELERATE_USE_CPU=1 accelerate launch --multi_gpu --num_processes 2 examples/glue.py --task_name bbc_news
+    # Several processes: a shipped accelerate config (two CPU processes here; GPUs, machines: examples/README.md)
+    ACCELERATE_USE_CPU=1 accelerate launch --config_file examples/accelerate_configs/cpu_2proc.yaml \
+        examples/glue.py --task_name bbc_news
 
     # All arguments from one file
-    accelerate launch examples/glue.py examples/configs/bbc_news.yaml
+    python examples/glue.py examples/configs/bbc_news.yaml
 
 Writes to `--output_dir`: `all_results.json` (the final evaluation, the run's step count and duration),
-`lr_schedule.csv` (`step,lr`: the learning rate each optimizer step used, steps counted from 1), `train_loss.csv`
-(`step,loss`: the main process's mean loss of each optimizer step), the fine-tuned model and tokenizer, and a
-checkpoint every `--checkpointing_steps`.
+`lr_schedule.csv` (`step,lr`: the learning rate each optimizer step used, steps counted from 1) and
+`lr_schedule.png`, `train_loss.csv` (`step,loss`: the main process's mean loss of each optimizer step), the
+fine-tuned model and tokenizer, and a checkpoint every `--checkpointing_steps`.
 """
 
 from __future__ import annotations
@@ -29,17 +31,27 @@ from __future__ import annotations
 import json
 import math
 import os
-import shutil
 import sys
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
+import datasets
 import glue_data
 import torch
+import transformers
 from accelerate import Accelerator
-from accelerate.logging import get_logger
 from accelerate.utils import DataLoaderConfiguration, set_seed
+from glue_checkpoints import (
+    RECORDS,
+    ResumeError,
+    check_output_dir,
+    ensemble_metrics,
+    expected_calibration_error,
+    load_checkpoint,
+    save_checkpoint,
+    save_snapshot,
+    schedule_options,
+)
 from glue_data import (
     DataArguments,
     HubUnavailableError,
@@ -56,22 +68,11 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 from transformers import DataCollatorWithPadding
 
-from hf_lrsched import ScheduleLR, describe, get_schedule
-from hf_lrsched.registry import (
-    PROBE_TRAINING_STEPS,
-    check_reserved_schedule_kwargs,
-    parse_schedule_kwargs,
-    probe_optimizer,
-)
-
-logger = get_logger(__name__)
-
-CHECKPOINT_META = "hf_lrsched_checkpoint.json"
-EVAL_PROBS = "eval_probabilities.pt"  # in each snapshot: its held-out softmax outputs, for ensembles
-
-
-class ResumeError(ValueError):
-    """A checkpoint that this run cannot continue exactly."""
+from hf_lrsched import describe, get_schedule, resolve_num_warmup_steps
+from hf_lrsched.callbacks import write_lr_curve
+from hf_lrsched.preview import PROBE_TRAINING_STEPS, check_schedule
+from hf_lrsched.registry import check_reserved_schedule_kwargs, parse_schedule_kwargs
+from hf_lrsched.schedules import ScheduleLR
 
 
 @dataclass
@@ -129,13 +130,11 @@ class LoopArguments:
         check_reserved_schedule_kwargs(self.lr_schedule_kwargs)
         if not (math.isfinite(self.learning_rate) and self.learning_rate > 0):
             raise ValueError(f"`learning_rate` must be a finite number > 0, got {self.learning_rate}.")
-        self.num_warmup_steps = parse_warmup(self.num_warmup_steps)
         # An unknown name, option or value fails now, before any model is loaded: the schedule is built once on a
         # throw-away optimizer (with the real step count when --max_train_steps gives it).
         num_training_steps = self.max_train_steps or PROBE_TRAINING_STEPS
-        get_schedule(self.lr_schedule, probe_optimizer(self.learning_rate),
-                     resolve_warmup(self.num_warmup_steps, num_training_steps), num_training_steps,
-                     **self.lr_schedule_kwargs)
+        warmup = resolve_num_warmup_steps(self.num_warmup_steps, num_training_steps)
+        check_schedule(self.lr_schedule, warmup, num_training_steps, lr=self.learning_rate, **self.lr_schedule_kwargs)
         for name in ("per_device_train_batch_size", "per_device_eval_batch_size", "gradient_accumulation_steps"):
             if getattr(self, name) < 1:
                 raise ValueError(f"`{name}` must be >= 1, got {getattr(self, name)}.")
@@ -152,404 +151,299 @@ class LoopArguments:
                 )
 
 
-def parse_warmup(value) -> int | float | str:
-    """`'auto'`, a ratio in (0, 1), or a number of steps, as `transformers` 5 reads `warmup_steps`."""
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        number = value
-    elif value == "auto":
-        return "auto"
-    else:
-        try:
-            number = float(value)
-        except (TypeError, ValueError):
-            raise ValueError(
-                f"`num_warmup_steps` must be a number of steps, a ratio below 1, or 'auto'; got {value!r}."
-            ) from None
-    if number < 0 or (number >= 1 and not float(number).is_integer()):
-        raise ValueError(f"`num_warmup_steps` must be a whole number of steps, a ratio in [0, 1), or 'auto'; got {value!r}.")
-    return number if number < 1 else int(number)
-
-
-def resolve_warmup(num_warmup_steps, num_training_steps: int):
-    """Steps for a ratio below 1 (`ceil(ratio * T)`, as `TrainingArguments.get_warmup_steps`), else unchanged."""
-    if isinstance(num_warmup_steps, float):
-        return math.ceil(num_warmup_steps * num_training_steps)
-    return num_warmup_steps
-
-
 def parse_args(argv: list[str] | None = None):
     return glue_data.parse_args((ModelArguments, DataArguments, LoopArguments), argv)
 
 
-def main(argv: list[str] | None = None) -> dict:
-    """Parse the arguments (a list, `sys.argv` by default) and train; returns what `all_results.json` holds."""
-    return train(*parse_args(argv))
+@dataclass
+class Run:
+    """Everything the loop needs, and what it has done so far (`records` go into checkpoints and results)."""
+
+    args: LoopArguments
+    accelerator: Accelerator
+    model: torch.nn.Module
+    tokenizer: object
+    optimizer: torch.optim.Optimizer
+    lr_scheduler: torch.optim.lr_scheduler.LRScheduler
+    train_dataloader: DataLoader
+    eval_dataloader: DataLoader
+    metric: Metric
+    is_regression: bool
+    steps_per_epoch: int
+    max_train_steps: int
+    run_config: dict
+    completed_steps: int = 0
+    records: dict = field(default_factory=lambda: {key: [] for key in RECORDS})
+    cycle_ends: set = field(default_factory=set)
+    last_probabilities: dict = field(default_factory=dict)
+    eval_seconds: float = 0.0
 
 
 def train(model_args: ModelArguments, data_args: DataArguments, args: LoopArguments) -> dict:
-    if args.output_dir is None:
-        args.output_dir = os.path.join("outputs", data_args.task_name or "custom")
+    """Train, evaluate and write the results; returns what `all_results.json` holds."""
+    args.output_dir = args.output_dir or os.path.join("outputs", data_args.task_name or "custom")
     check_output_dir(args)
+    accelerator = make_accelerator(args)
+    model, tokenizer, processed, is_regression = load_task(accelerator, model_args, data_args)
+    collator = DataCollatorWithPadding(tokenizer, pad_to_multiple_of=8 if accelerator.mixed_precision != "no" else None)
+    train_dataloader = DataLoader(processed["train"], shuffle=True, collate_fn=collator,
+                                  batch_size=args.per_device_train_batch_size)
+    eval_dataloader = DataLoader(processed["validation"], collate_fn=collator, batch_size=args.per_device_eval_batch_size)
+    optimizer = torch.optim.AdamW(param_groups(model, args.weight_decay), lr=args.learning_rate)
+    model, optimizer, train_dataloader, eval_dataloader = accelerator.prepare(
+        model, optimizer, train_dataloader, eval_dataloader
+    )
+
+    # hf_lrsched: the schedule counts optimizer steps of the *global* batch. After `prepare`, `len(train_dataloader)`
+    # is per process, which is what one optimizer step consumes on each process.
+    steps_per_epoch = math.ceil(len(train_dataloader) / args.gradient_accumulation_steps)
+    max_train_steps = args.max_train_steps or math.ceil(args.num_train_epochs * steps_per_epoch)
+    num_warmup_steps = resolve_num_warmup_steps(args.num_warmup_steps, max_train_steps)  # a ratio, steps or "auto"
+    # hf_lrsched: built on the unwrapped optimizer and never passed to `prepare`: stepped once per optimizer step.
+    lr_scheduler = get_schedule(
+        args.lr_schedule, optimizer.optimizer, num_warmup_steps, max_train_steps, **args.lr_schedule_kwargs
+    )
+    accelerator.register_for_checkpointing(lr_scheduler)  # hf_lrsched: its state checks a resume's options
+
+    run_config = {
+        "num_processes": accelerator.num_processes,
+        "total_batch_size": args.per_device_train_batch_size * accelerator.num_processes * args.gradient_accumulation_steps,
+        "max_train_steps": max_train_steps,
+        "lr_schedule": args.lr_schedule,
+    }
+    run = Run(args, accelerator, model, tokenizer, optimizer, lr_scheduler, train_dataloader, eval_dataloader,
+              Metric(data_args.task_name), is_regression, steps_per_epoch, max_train_steps, run_config)
+    if args.save_snapshots:  # hf_lrsched: `describe` knows where every cycle ends
+        run.cycle_ends = set(describe(lr_scheduler).cycle_ends) if isinstance(lr_scheduler, ScheduleLR) else {max_train_steps}
+    if args.resume_from_checkpoint:
+        resume(run)
+    if args.with_tracking:
+        hparams = {**vars(args), **run_config}  # trackers take plain scalars
+        accelerator.init_trackers("hf_lrsched_glue", {k: v if isinstance(v, (int, float, str, bool)) else json.dumps(v)
+                                                      for k, v in hparams.items()})
+    accelerator.print(plan_line(run, data_args, len(processed["train"])))
+    return train_loop(run)
+
+
+def make_accelerator(args: LoopArguments) -> Accelerator:
     # A seedable sampler makes each epoch's shuffle a function of the seed and the epoch, so that a resumed run
     # skips exactly the batches the interrupted one had seen.
-    accelerator_kwargs = {
-        "gradient_accumulation_steps": args.gradient_accumulation_steps,
-        "dataloader_config": DataLoaderConfiguration(use_seedable_sampler=True),
-    }
+    kwargs = {"gradient_accumulation_steps": args.gradient_accumulation_steps,
+              "dataloader_config": DataLoaderConfiguration(use_seedable_sampler=True)}
     if args.with_tracking:
-        accelerator_kwargs.update(log_with=args.report_to, project_dir=args.output_dir)
-    accelerator = Accelerator(**accelerator_kwargs)
+        kwargs.update(log_with=args.report_to, project_dir=args.output_dir)
+    accelerator = Accelerator(**kwargs)
+    # The run's own output only: a plan, one progress bar, a result. transformers' and datasets' notices (the load
+    # report of the new classification head, their progress bars) stay quiet; their errors still show.
+    transformers.utils.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
+    datasets.utils.logging.set_verbosity_error()
+    datasets.disable_progress_bars()
     set_seed(args.seed)
     if accelerator.is_main_process:
         os.makedirs(args.output_dir, exist_ok=True)
     accelerator.wait_for_everyone()
+    return accelerator
 
+
+def load_task(accelerator: Accelerator, model_args: ModelArguments, data_args: DataArguments):
+    """The model, its tokenizer, the tokenized train and validation sets, and whether the task is a regression."""
     with accelerator.main_process_first():
         raw = load_raw_datasets(data_args)
     is_regression, label_list = label_info(data_args, raw)
     model, tokenizer = load_model_and_tokenizer(model_args, data_args, 1 if is_regression else len(label_list), label_list)
     with accelerator.main_process_first():
         processed = tokenize_datasets(raw, tokenizer, data_args, label_list, is_regression)
+    return model, tokenizer, processed, is_regression
 
-    collator = DataCollatorWithPadding(tokenizer, pad_to_multiple_of=8 if accelerator.mixed_precision != "no" else None)
-    train_dataloader = DataLoader(
-        processed["train"], shuffle=True, collate_fn=collator, batch_size=args.per_device_train_batch_size
-    )
-    eval_dataloader = DataLoader(processed["validation"], collate_fn=collator, batch_size=args.per_device_eval_batch_size)
 
+def param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
+    """AdamW's two groups, as in `run_glue_no_trainer.py`: no weight decay on biases and LayerNorm weights."""
     no_decay = ("bias", "LayerNorm.weight")
-    groups = [
+    return [
         {"params": [p for n, p in model.named_parameters() if not any(nd in n for nd in no_decay)],
-         "weight_decay": args.weight_decay},
+         "weight_decay": weight_decay},
         {"params": [p for n, p in model.named_parameters() if any(nd in n for nd in no_decay)], "weight_decay": 0.0},
     ]
-    optimizer = torch.optim.AdamW(groups, lr=args.learning_rate)
 
-    model, optimizer, train_dataloader, eval_dataloader = accelerator.prepare(
-        model, optimizer, train_dataloader, eval_dataloader
-    )
 
-    # The schedule counts optimizer steps of the *global* batch: `len(train_dataloader)` is per process after
-    # `prepare`, which is what one optimizer step consumes on each process.
-    num_update_steps_per_epoch = math.ceil(len(train_dataloader) / args.gradient_accumulation_steps)
-    if args.max_train_steps is None:
-        max_train_steps = math.ceil(args.num_train_epochs * num_update_steps_per_epoch)
-    else:
-        max_train_steps = args.max_train_steps
-    num_train_epochs = math.ceil(max_train_steps / num_update_steps_per_epoch)
-    num_warmup_steps = resolve_warmup(args.num_warmup_steps, max_train_steps)
-    # Built on the unwrapped optimizer and never passed to `prepare`: stepped exactly once per optimizer step below.
-    lr_scheduler = get_schedule(
-        args.lr_schedule, optimizer.optimizer, num_warmup_steps, max_train_steps, **args.lr_schedule_kwargs
-    )
-    accelerator.register_for_checkpointing(lr_scheduler)
+def plan_line(run: Run, data_args: DataArguments, num_examples: int) -> str:
+    info = describe(run.lr_scheduler) if isinstance(run.lr_scheduler, ScheduleLR) else None
+    warmup = f", warmup {info.num_warmup_steps} step{'s' if info.num_warmup_steps != 1 else ''}" if info else ""
+    cycles = f", {info.num_cycles} cycles" if info and info.num_cycles > 1 else ""
+    resumed = f", resuming at step {run.completed_steps}" if run.completed_steps else ""
+    return (f"{data_args.task_name or 'custom'}: {num_examples:,} examples, {run.max_train_steps} optimizer steps "
+            f"(global batch {run.run_config['total_batch_size']}, {run.accelerator.num_processes} process"
+            f"{'es' if run.accelerator.num_processes > 1 else ''}), {run.args.lr_schedule} at lr "
+            f"{run.args.learning_rate:g}{warmup}{cycles}{resumed}")
 
-    total_batch_size = args.per_device_train_batch_size * accelerator.num_processes * args.gradient_accumulation_steps
-    run_config = {
-        "num_processes": accelerator.num_processes,
-        "total_batch_size": total_batch_size,
-        "max_train_steps": max_train_steps,
-        "lr_schedule": args.lr_schedule,
-    }
-    if args.with_tracking:
-        hparams = {**vars(args), **run_config}  # trackers take plain scalars
-        accelerator.init_trackers(
-            "hf_lrsched_glue", {k: v if isinstance(v, (int, float, str, bool)) else json.dumps(v) for k, v in hparams.items()}
-        )
 
-    logger.info(f"  Examples = {len(processed['train'])}, epochs = {num_train_epochs}, processes = "
-                f"{accelerator.num_processes}, total batch = {total_batch_size}, optimizer steps = {max_train_steps}")
+def resume(run: Run) -> None:
+    """Load the checkpoint and the run's records; `ResumeError` when it cannot continue exactly."""
+    options = schedule_options(run.args, run.max_train_steps)
+    meta = load_checkpoint(run.accelerator, run.args.resume_from_checkpoint, run.run_config, options)
+    run.completed_steps = meta["completed_steps"]
+    run.records = {key: [list(row) if isinstance(row, list) else row for row in meta[key]] for key in RECORDS}
 
-    # What a checkpoint records besides accelerate's state: the options that shape the schedule (to name them when
-    # a resume is refused) and every record so far, so that a resumed run's files equal an uninterrupted run's.
-    options = schedule_options(args, max_train_steps)
-    records: dict[str, list] = {"lr_history": [], "loss_history": [], "eval_history": [], "snapshots": []}
-    completed_steps, starting_epoch, resume_batches = 0, 0, 0
-    if args.resume_from_checkpoint:
-        meta = load_checkpoint(accelerator, args.resume_from_checkpoint, run_config, options)
-        completed_steps = meta["completed_steps"]
-        records = {key: [list(row) if isinstance(row, list) else row for row in meta[key]] for key in records}
-        starting_epoch = completed_steps // num_update_steps_per_epoch
-        resume_batches = (completed_steps - starting_epoch * num_update_steps_per_epoch) * args.gradient_accumulation_steps
-        accelerator.print(f"Resumed from {args.resume_from_checkpoint} at optimizer step {completed_steps}")
-    lr_history, loss_history, eval_history = records["lr_history"], records["loss_history"], records["eval_history"]
 
-    def save_checkpoint(name: str) -> None:
-        path = os.path.join(args.output_dir, name)
-        accelerator.save_state(path)
-        if accelerator.is_main_process:  # written last and atomically: a checkpoint without it is incomplete
-            write_json(os.path.join(path, CHECKPOINT_META),
-                       {**run_config, "options": options, "completed_steps": completed_steps, **records})
-        accelerator.wait_for_everyone()
+def checkpoint(run: Run, name: str) -> None:
+    meta = {**run.run_config, "options": schedule_options(run.args, run.max_train_steps),
+            "completed_steps": run.completed_steps, **run.records}
+    save_checkpoint(run.accelerator, os.path.join(run.args.output_dir, name), meta)
 
-    metric = Metric(data_args.task_name)
 
-    last_probabilities: dict[str, torch.Tensor] = {}  # the softmax outputs of the last evaluation
-
-    def evaluate() -> dict[str, float]:
-        """The task's metrics on the whole evaluation set, its mean loss (cross-entropy, or squared error) and, for
-        classification, the expected calibration error."""
-        model.eval()
-        predictions, references, losses, probabilities = [], [], [], []
-        for batch in eval_dataloader:
-            with torch.no_grad():
-                logits = model(**batch).logits.float()
-            if is_regression:
-                preds = logits.squeeze(-1)
-                loss = (preds - batch["labels"].float()) ** 2
-            else:
-                preds = logits.argmax(dim=-1)
-                loss = torch.nn.functional.cross_entropy(logits, batch["labels"], reduction="none")
-            preds, refs, loss, probs = accelerator.gather_for_metrics((preds, batch["labels"], loss, logits.softmax(-1)))
-            predictions.append(preds.cpu())
-            references.append(refs.cpu())
-            losses.append(loss.cpu())
-            probabilities.append(probs.cpu())
-        model.train()
-        metrics = metric.compute(torch.cat(predictions).numpy(), torch.cat(references).numpy())
-        metrics["loss"] = float(torch.cat(losses).mean())
-        if not is_regression:
-            last_probabilities.update(probs=torch.cat(probabilities), labels=torch.cat(references))
-            metrics["ece"] = expected_calibration_error(last_probabilities["probs"], last_probabilities["labels"])
-        return metrics
-
-    # With --save_snapshots: the model at the end of every cycle (the step before each restart, and the last step).
-    cycle_ends = set()
-    if args.save_snapshots:
-        cycle_ends = set(describe(lr_scheduler).cycle_ends) if isinstance(lr_scheduler, ScheduleLR) else {max_train_steps}
-
-    def take_snapshot(step: int) -> None:
-        metrics = evaluate()
-        path = os.path.join(args.output_dir, f"snapshot-{step}")
-        if accelerator.is_main_process:
-            save_snapshot(accelerator.unwrap_model(model), tokenizer, path, last_probabilities)
-        records["snapshots"].append({"step": step, "path": os.path.abspath(path), **metrics})
-        accelerator.wait_for_everyone()
-
-    progress = tqdm(range(max_train_steps), initial=completed_steps, disable=not accelerator.is_local_main_process)
-    eval_metrics: dict[str, float] = {}
-    first_step, train_time, start = completed_steps, 0.0, time.time()
-    for epoch in range(starting_epoch, num_train_epochs):
-        model.train()
-        train_dataloader.set_epoch(epoch)
-        if epoch == starting_epoch and resume_batches:
-            active_dataloader = accelerator.skip_first_batches(train_dataloader, resume_batches)
-        else:
-            active_dataloader = train_dataloader
-        step_loss, step_batches, tic = 0.0, 0, time.perf_counter()
-        for batch in active_dataloader:
-            with accelerator.accumulate(model):
-                loss = model(**batch).loss
-                step_loss += loss.detach().float().item()
-                step_batches += 1
-                accelerator.backward(loss)
-                if accelerator.sync_gradients:
-                    lr_used = optimizer.param_groups[0]["lr"]
-                optimizer.step()
-                if accelerator.sync_gradients and not accelerator.optimizer_step_was_skipped:
-                    lr_scheduler.step()
-                optimizer.zero_grad()
-            if not accelerator.sync_gradients:
-                continue
-            completed_steps += 1
-            train_time += time.perf_counter() - tic
-            lr_history.append([completed_steps, lr_used])
-            loss_history.append([completed_steps, step_loss / step_batches])
-            step_loss, step_batches = 0.0, 0
-            progress.update(1)
-            if completed_steps in cycle_ends:
-                take_snapshot(completed_steps)
-            if args.with_tracking:
-                accelerator.log({"train_loss": loss_history[-1][1], "lr": lr_used}, step=completed_steps)
-            if args.checkpointing_steps not in (None, "epoch") and completed_steps % int(args.checkpointing_steps) == 0:
-                save_checkpoint(f"step_{completed_steps}")
-            if args.eval_steps and completed_steps % args.eval_steps == 0 and completed_steps < max_train_steps:
-                eval_history.append({"step": completed_steps, **evaluate()})
-                if args.with_tracking:
-                    accelerator.log({f"eval_{k}": v for k, v in eval_history[-1].items() if k != "step"},
-                                    step=completed_steps)
-            if completed_steps >= max_train_steps:
-                break
-            tic = time.perf_counter()
-
-        eval_metrics = evaluate()
+def train_loop(run: Run) -> dict:
+    args, accelerator = run.args, run.accelerator
+    num_epochs = math.ceil(run.max_train_steps / run.steps_per_epoch)
+    starting_epoch = run.completed_steps // run.steps_per_epoch
+    first_step, start = run.completed_steps, time.time()
+    progress = tqdm(total=run.max_train_steps, initial=run.completed_steps, desc="training", unit="step",
+                    disable=not accelerator.is_local_main_process)
+    metrics: dict[str, float] = {}
+    for epoch in range(starting_epoch, num_epochs):
+        train_epoch(run, epoch, progress)
+        metrics = evaluate(run)
         if args.eval_steps:
-            eval_history.append({"step": completed_steps, **eval_metrics})
-        accelerator.print(f"epoch {epoch}: {eval_metrics} (metrics: {metric.source})")
+            run.records["eval_history"].append({"step": run.completed_steps, **metrics})
         if args.with_tracking:
-            accelerator.log({**{f"eval_{k}": v for k, v in eval_metrics.items()}, "epoch": epoch}, step=completed_steps)
+            accelerator.log({**{f"eval_{k}": v for k, v in metrics.items()}, "epoch": epoch}, step=run.completed_steps)
         if args.checkpointing_steps == "epoch":
-            save_checkpoint(f"epoch_{epoch}")
-        if completed_steps >= max_train_steps:
+            checkpoint(run, f"epoch_{epoch}")
+        if run.completed_steps >= run.max_train_steps:
+            break
+        progress.write(f"epoch {epoch}: {metric_summary(metrics)}")
+    progress.close()
+    return finish(run, metrics, time.time() - start, run.completed_steps - first_step)
+
+
+def train_epoch(run: Run, epoch: int, progress) -> None:
+    args, accelerator, model = run.args, run.accelerator, run.model
+    model.train()
+    run.train_dataloader.set_epoch(epoch)
+    dataloader = run.train_dataloader
+    skip = (run.completed_steps - epoch * run.steps_per_epoch) * args.gradient_accumulation_steps
+    if skip:  # a resumed run continues mid-epoch, after the batches already seen
+        dataloader = accelerator.skip_first_batches(run.train_dataloader, skip)
+    step_loss, step_batches = 0.0, 0
+    for batch in dataloader:
+        with accelerator.accumulate(model):
+            loss = model(**batch).loss
+            step_loss, step_batches = step_loss + loss.detach().float().item(), step_batches + 1
+            accelerator.backward(loss)
+            lr_used = run.optimizer.param_groups[0]["lr"]  # the rate this optimizer step uses
+            run.optimizer.step()
+            # hf_lrsched: once per real optimizer step; not after a step that mixed precision skipped.
+            if accelerator.sync_gradients and not accelerator.optimizer_step_was_skipped:
+                run.lr_scheduler.step()
+            run.optimizer.zero_grad()
+        if not accelerator.sync_gradients:
+            continue
+        run.completed_steps += 1
+        after_step(run, lr_used, step_loss / step_batches, progress)
+        step_loss, step_batches = 0.0, 0
+        if run.completed_steps >= run.max_train_steps:
             break
 
-    progress.close()
-    runtime = time.time() - start
+
+def after_step(run: Run, lr: float, loss: float, progress) -> None:
+    """Record the step, and save, evaluate or snapshot where the options ask for it."""
+    args, step = run.args, run.completed_steps
+    run.records["lr_history"].append([step, lr])
+    run.records["loss_history"].append([step, loss])
+    progress.set_postfix(loss=f"{loss:.4f}", lr=f"{lr:.3g}", refresh=False)
+    progress.update(1)
+    if args.with_tracking:
+        run.accelerator.log({"train_loss": loss, "lr": lr}, step=step)
+    if step in run.cycle_ends:
+        take_snapshot(run, step)
+    if args.checkpointing_steps not in (None, "epoch") and step % int(args.checkpointing_steps) == 0:
+        checkpoint(run, f"step_{step}")
+    if args.eval_steps and step % args.eval_steps == 0 and step < run.max_train_steps:
+        run.records["eval_history"].append({"step": step, **evaluate(run)})
+        if args.with_tracking:
+            run.accelerator.log({f"eval_{k}": v for k, v in run.records["eval_history"][-1].items() if k != "step"},
+                                step=step)
+
+
+def evaluate(run: Run) -> dict[str, float]:
+    """The task's metrics on the whole evaluation set, its mean loss (cross-entropy, or squared error) and, for
+    classification, the expected calibration error."""
+    tic = time.perf_counter()
+    run.model.eval()
+    predictions, references, losses, probabilities = [], [], [], []
+    for batch in run.eval_dataloader:
+        with torch.no_grad():
+            logits = run.model(**batch).logits.float()
+        if run.is_regression:
+            preds = logits.squeeze(-1)
+            loss = (preds - batch["labels"].float()) ** 2
+        else:
+            preds = logits.argmax(dim=-1)
+            loss = torch.nn.functional.cross_entropy(logits, batch["labels"], reduction="none")
+        gathered = run.accelerator.gather_for_metrics((preds, batch["labels"], loss, logits.softmax(-1)))
+        for values, tensor in zip((predictions, references, losses, probabilities), gathered):
+            values.append(tensor.cpu())
+    run.model.train()
+    metrics = run.metric.compute(torch.cat(predictions).numpy(), torch.cat(references).numpy())
+    metrics["loss"] = float(torch.cat(losses).mean())
+    if not run.is_regression:
+        run.last_probabilities.update(probs=torch.cat(probabilities), labels=torch.cat(references))
+        metrics["ece"] = expected_calibration_error(run.last_probabilities["probs"], run.last_probabilities["labels"])
+    run.eval_seconds += time.perf_counter() - tic
+    return metrics
+
+
+def take_snapshot(run: Run, step: int) -> None:
+    """The model at the end of a cycle, with its held-out metrics (`--save_snapshots`)."""
+    metrics = evaluate(run)
+    path = os.path.join(run.args.output_dir, f"snapshot-{step}")
+    if run.accelerator.is_main_process:
+        save_snapshot(run.accelerator.unwrap_model(run.model), run.tokenizer, path, run.last_probabilities)
+    run.records["snapshots"].append({"step": step, "path": os.path.abspath(path), **metrics})
+    run.accelerator.wait_for_everyone()
+
+
+def metric_summary(metrics: dict[str, float]) -> str:
+    return ", ".join(f"{'eval loss' if k == 'loss' else k} {v:.4f}" for k, v in metrics.items())
+
+
+def finish(run: Run, metrics: dict[str, float], runtime: float, steps_run: int) -> dict:
+    """Write the model, `all_results.json`, the learning-rate curve (CSV and PNG) and the loss curve; print one line
+    with the result and one with where the files went."""
+    args, accelerator, records = run.args, run.accelerator, run.records
     if args.with_tracking:
         accelerator.end_training()
     accelerator.wait_for_everyone()
-    samples = (completed_steps - first_step) * total_batch_size
+    train_seconds = runtime - run.eval_seconds
     results = {
-        **{f"eval_{k}": v for k, v in eval_metrics.items()},
-        **run_config,
-        "completed_steps": completed_steps,
-        "num_warmup_steps": bound_warmup_steps(lr_scheduler, num_warmup_steps),
-        "final_lr": lr_scheduler.get_last_lr()[0],
+        **{f"eval_{k}": v for k, v in metrics.items()},
+        **run.run_config,
+        "completed_steps": run.completed_steps,
+        "num_warmup_steps": describe(run.lr_scheduler).num_warmup_steps if isinstance(run.lr_scheduler, ScheduleLR)
+        else args.num_warmup_steps,
+        "final_lr": run.lr_scheduler.get_last_lr()[0],
         "train_runtime_s": round(runtime, 1),
-        # the training loop alone: forward, backward, optimizer and scheduler steps (no evaluation, no checkpoint)
-        "train_loop_s": round(train_time, 3),
-        "train_samples_per_second": round(samples / train_time, 3) if train_time else None,
-        "metrics_source": metric.source,
+        # samples per second of training, evaluation excluded: what benchmarks/throughput.py compares
+        "train_samples_per_second": round(steps_run * run.run_config["total_batch_size"] / train_seconds, 3)
+        if steps_run and train_seconds > 0 else None,
+        "metrics_source": run.metric.source,
     }
-    if eval_history:
-        results["eval_history"] = eval_history
-    if records["snapshots"]:
-        results["snapshots"] = records["snapshots"]
+    for key in ("eval_history", "snapshots"):
+        if records[key]:
+            results[key] = records[key]
     if args.snapshot_ensemble and records["snapshots"]:
         results["snapshot_ensemble"] = ensemble_metrics(records["snapshots"][-args.snapshot_ensemble:])
     if accelerator.is_main_process:
-        accelerator.unwrap_model(model).save_pretrained(args.output_dir)
-        tokenizer.save_pretrained(args.output_dir)
+        accelerator.unwrap_model(run.model).save_pretrained(args.output_dir)
+        run.tokenizer.save_pretrained(args.output_dir)
         write_json(os.path.join(args.output_dir, "all_results.json"), results)
-        write_csv(os.path.join(args.output_dir, "lr_schedule.csv"), ["step", "lr"],
-                  [(step, repr(lr)) for step, lr in lr_history])
-        write_csv(os.path.join(args.output_dir, "train_loss.csv"), ["step", "loss"], loss_history)
+        written = write_lr_curve(records["lr_history"], args.output_dir)
+        write_csv(os.path.join(args.output_dir, "train_loss.csv"), ["step", "loss"], records["loss_history"])
+        files = ["all_results.json", *(os.path.basename(path) for path in written), "train_loss.csv", "the model"]
+        accelerator.print(f"step {run.completed_steps}: {metric_summary(metrics)} ({runtime:.0f} s)")
+        accelerator.print(f"wrote {args.output_dir}: {', '.join(files)}")
     accelerator.wait_for_everyone()
     return results
-
-
-def expected_calibration_error(probs: torch.Tensor, labels: torch.Tensor, bins: int = 15) -> float:
-    """ECE over `bins` equal-width confidence bins: the mean gap between confidence and accuracy, weighted by bin size
-    (Guo et al. 2017)."""
-    confidence, predicted = probs.max(dim=-1)
-    correct = (predicted == labels).float()
-    edges = torch.linspace(0, 1, bins + 1)
-    ece = 0.0
-    for low, high in zip(edges[:-1], edges[1:]):
-        inside = (confidence > low) & (confidence <= high)
-        if inside.any():
-            ece += float(inside.float().mean() * (confidence[inside].mean() - correct[inside].mean()).abs())
-    return ece
-
-
-def save_snapshot(model, tokenizer, path: str, evaluation: dict) -> None:
-    """The model and tokenizer as `save_pretrained` writes them, and the held-out softmax outputs, written into a
-    temporary folder and renamed into place (a kill never leaves a partial snapshot)."""
-    tmp = f"{path}.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp)
-    tokenizer.save_pretrained(tmp)
-    if evaluation:
-        torch.save({"probs": evaluation["probs"], "labels": evaluation["labels"]}, os.path.join(tmp, EVAL_PROBS))
-    shutil.rmtree(path, ignore_errors=True)
-    os.replace(tmp, path)
-
-
-def ensemble_metrics(snapshots: list[dict]) -> dict:
-    """Accuracy, negative log-likelihood and ECE of the mean of the snapshots' held-out softmax outputs."""
-    saved = [torch.load(os.path.join(s["path"], EVAL_PROBS), weights_only=True) for s in snapshots]
-    probs, labels = torch.stack([s["probs"] for s in saved]).mean(dim=0), saved[0]["labels"]
-    nll = float(-probs[torch.arange(len(labels)), labels].clamp_min(1e-12).log().mean())
-    return {"k": len(snapshots), "steps": [s["step"] for s in snapshots],
-            "accuracy": float((probs.argmax(-1) == labels).float().mean()), "nll": nll,
-            "ece": expected_calibration_error(probs, labels)}
-
-
-def check_output_dir(args: LoopArguments) -> None:
-    """Refuse to write into a non-empty output directory, unless told to or resuming from a checkpoint inside it."""
-    path = Path(args.output_dir)
-    if args.overwrite_output_dir or not path.is_dir() or not any(path.iterdir()):
-        return
-    if args.resume_from_checkpoint and path.resolve() in Path(args.resume_from_checkpoint).resolve().parents:
-        return
-    raise ResumeError(
-        f"the output directory {str(path)!r} is not empty, and this run would overwrite its results. Pass "
-        "--overwrite_output_dir to write there anyway, --resume_from_checkpoint to continue a run saved in it, or "
-        "another --output_dir."
-    )
-
-
-def schedule_options(args: LoopArguments, max_train_steps: int) -> dict:
-    """The options of this script that shape the learning rate, as a checkpoint records them."""
-    return {
-        "lr_schedule": args.lr_schedule,
-        "lr_schedule_kwargs": args.lr_schedule_kwargs,
-        "num_warmup_steps": args.num_warmup_steps,
-        "learning_rate": args.learning_rate,
-        "max_train_steps": max_train_steps,
-    }
-
-
-def load_checkpoint(accelerator: Accelerator, checkpoint: str, run_config: dict, options: dict) -> dict:
-    """Load accelerate's state from `checkpoint` and return its metadata, or raise `ResumeError` saying why not.
-
-    The process count and global batch must match (the data order and the step count depend on them). The
-    schedule's own options may differ only as far as the schedule's resume identity allows: the learning rate of
-    every step already taken must stay what it was (a `wsd` run may grow in its stable phase, say). A damaged or
-    incomplete checkpoint names the file.
-    """
-    meta_path = Path(checkpoint) / CHECKPOINT_META
-    if not meta_path.is_file():
-        raise ResumeError(f"`{checkpoint}` is not a complete checkpoint of this script: {meta_path} is missing.")
-    try:
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise ResumeError(f"the checkpoint file {meta_path} is damaged or truncated ({error}).") from None
-    if not isinstance(meta, dict) or not isinstance(meta.get("completed_steps"), int):
-        raise ResumeError(f"the checkpoint file {meta_path} is damaged: it records no `completed_steps`.")
-    for key in ("num_processes", "total_batch_size"):
-        if meta.get(key) != run_config[key]:
-            raise ResumeError(
-                f"Cannot resume from {checkpoint}: it was saved with {key}={meta.get(key)}, this run "
-                f"has {key}={run_config[key]}. The schedule and the data order are laid out in optimizer steps "
-                f"of one process count and global batch; resume with "
-                f"{meta.get('num_processes')} processes and a total batch of {meta.get('total_batch_size')}."
-            )
-    saved = meta.get("options", {})
-    changed = [f"--{key} {saved.get(key)!r} -> {value!r}" for key, value in options.items() if saved.get(key) != value]
-    try:
-        accelerator.load_state(checkpoint)
-    except ValueError as error:
-        if "Cannot resume this schedule" not in str(error):
-            raise ResumeError(f"cannot load the checkpoint {checkpoint}: {damaged_file(checkpoint) or error}") from None
-        raise ResumeError(
-            f"Cannot resume from {checkpoint} with {', '.join(changed) or 'these options'}: the {meta['completed_steps']} "
-            f"steps already taken would get other learning rates. {error}"
-        ) from None
-    except Exception as error:  # a truncated or missing file of accelerate's state
-        raise ResumeError(f"cannot load the checkpoint {checkpoint}: {damaged_file(checkpoint) or error}") from None
-    if changed:
-        accelerator.print(f"Resuming with {', '.join(changed)}: the steps already taken keep their learning rates.")
-    for key in ("lr_history", "loss_history", "eval_history", "snapshots"):
-        meta.setdefault(key, [])
-    return meta
-
-
-def damaged_file(checkpoint: str) -> str | None:
-    """The first file of an accelerate checkpoint that cannot be read, described, or None."""
-    from safetensors import safe_open
-
-    path = Path(checkpoint)
-    expected = ["model.safetensors", "optimizer.bin", "random_states_0.pkl", "custom_checkpoint_0.pkl"]
-    for name in expected:
-        if not (path / name).is_file() and not (name == "model.safetensors" and (path / "pytorch_model.bin").is_file()):
-            return f"the file {path / name} is missing"
-    for file in sorted(path.iterdir()):
-        try:
-            if file.suffix == ".safetensors":
-                with safe_open(str(file), framework="pt") as f:
-                    for key in f.keys():
-                        f.get_tensor(key)
-            elif file.suffix in (".bin", ".pkl", ".pt"):
-                torch.load(file, map_location="cpu", weights_only=False)
-        except Exception as error:
-            return f"the file {file} is damaged or truncated ({type(error).__name__}: {error})"
-    return None
-
-
-def bound_warmup_steps(lr_scheduler, default):
-    """The warmup length the schedule uses (an `"auto"` warmup resolved) for a schedule of hf_lrsched."""
-    return describe(lr_scheduler).num_warmup_steps if isinstance(lr_scheduler, ScheduleLR) else default
 
 
 if __name__ == "__main__":

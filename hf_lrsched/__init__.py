@@ -4,29 +4,54 @@ Every schedule is a picklable `torch.optim.lr_scheduler.LambdaLR` built from a m
 `functools.partial`; one registry selects any of them, or any `transformers` scheduler, by name.
 """
 
-from .describe import ScheduleInfo, describe
-from .registry import (
-    available_schedules,
-    get_schedule,
-    get_schedule_factory,
-    register_schedule,
-    schedule_description,
-    schedule_multipliers,
-)
-from .schedules import (
-    ScheduleLR,
-    get_cosine_with_growing_restarts_schedule,
-    get_exponential_warmup_cosine_schedule,
-    get_warmup_cosine_schedule,
-    get_wsd_schedule,
-    resolve_auto_warmup_steps,
-)
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .callbacks import LRCurveCallback, SnapshotCallback
+    from .schedule_info import ScheduleInfo, describe
+    from .preview import schedule_multipliers
+    from .registry import (
+        available_schedules,
+        get_schedule,
+        get_schedule_factory,
+        register_schedule,
+        schedule_description,
+        unregister_schedule,
+    )
+    from .schedules import (
+        ScheduleLR,
+        get_cosine_with_growing_restarts_schedule,
+        get_exponential_warmup_cosine_schedule,
+        get_warmup_cosine_schedule,
+        get_wsd_schedule,
+        resolve_auto_warmup_steps,
+        resolve_num_warmup_steps,
+    )
+    from .trainer import LRSchedMixin, LRSchedTrainer
+    from .training_args import LRSchedArguments, LRSchedTrainingArguments
 
 __version__ = "0.1.0"
 
-# The Trainer layer imports `transformers.Trainer` (and so `accelerate`): loaded on first use only, so that the
-# schedules themselves need nothing but torch and transformers.
+# Each name is imported from its module on first use (as `transformers` does): `import hf_lrsched` costs nothing,
+# the schedules need only torch, and the Trainer layer (`transformers.Trainer`, and so `accelerate`) loads only when
+# it is used. The `TYPE_CHECKING` imports above give type checkers and IDEs the real types.
 _LAZY = {
+    "ScheduleInfo": "schedule_info",
+    "describe": "schedule_info",
+    "schedule_multipliers": "preview",
+    "available_schedules": "registry",
+    "get_schedule": "registry",
+    "get_schedule_factory": "registry",
+    "register_schedule": "registry",
+    "schedule_description": "registry",
+    "unregister_schedule": "registry",
+    "ScheduleLR": "schedules",
+    "get_cosine_with_growing_restarts_schedule": "schedules",
+    "get_exponential_warmup_cosine_schedule": "schedules",
+    "get_warmup_cosine_schedule": "schedules",
+    "get_wsd_schedule": "schedules",
+    "resolve_auto_warmup_steps": "schedules",
+    "resolve_num_warmup_steps": "schedules",
     "LRSchedArguments": "training_args",
     "LRSchedTrainingArguments": "training_args",
     "LRSchedMixin": "trainer",
@@ -36,22 +61,27 @@ _LAZY = {
 }
 
 
-def __getattr__(name):
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
+
+def __getattr__(name: str):
     if name in _LAZY:
         import importlib
 
         return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
+
 __all__ = [
     "LRCurveCallback",
-    "LRSchedMixin",
     "LRSchedArguments",
+    "LRSchedMixin",
     "LRSchedTrainer",
     "LRSchedTrainingArguments",
     "ScheduleInfo",
-    "SnapshotCallback",
     "ScheduleLR",
+    "SnapshotCallback",
     "available_schedules",
     "describe",
     "get_cosine_with_growing_restarts_schedule",
@@ -62,6 +92,8 @@ __all__ = [
     "get_wsd_schedule",
     "register_schedule",
     "resolve_auto_warmup_steps",
+    "resolve_num_warmup_steps",
     "schedule_description",
     "schedule_multipliers",
+    "unregister_schedule",
 ]

@@ -1,6 +1,6 @@
 """Exact decisions on the real numbers of the schedule contract, in integer arithmetic.
 
-`SCHEDULES.md` defines the cycle starts `C_i` and the auto warmup length as real numbers computed from the exact
+The math page (`docs/schedules/math.md`) defines the cycle starts `C_i` and the auto warmup length as real numbers computed from the exact
 values of the floats a user passed. A float evaluation is usually close enough to decide the integer they round to,
 and `hf_lrsched.lr_lambdas` takes that fast path where its error bound proves the answer. Where it does not, the
 helpers here decide: they bound the real number between two rationals built from integer powers computed with

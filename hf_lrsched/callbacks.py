@@ -10,7 +10,7 @@ from transformers import TrainerCallback
 from transformers.trainer_callback import ExportableState
 from transformers.utils import logging
 
-from .describe import describe
+from .schedule_info import describe
 from .schedules import ScheduleLR
 
 logger = logging.get_logger(__name__)
@@ -97,32 +97,25 @@ def write_lr_curve(history: list[list[float]], output_dir: str, *, write_png: bo
     num_groups = len(history[0]) - 1
     header = ["step", "lr"] + [f"lr_group_{i}" for i in range(1, num_groups)]
     csv_path = os.path.join(output_dir, CSV_NAME)
-    with open(csv_path, "w", newline="", encoding="utf-8") as f:
+    with open(f"{csv_path}.tmp", "w", newline="", encoding="utf-8") as f:  # renamed into place: never truncated
         writer = csv.writer(f)
         writer.writerow(header)
         for row in history:
             writer.writerow([int(row[0])] + [repr(lr) for lr in row[1:]])
+    os.replace(f"{csv_path}.tmp", csv_path)
     written = [csv_path]
     if write_png:
+        from .plot import Curve, plot_lr_curves
+
+        steps = [int(row[0]) for row in history]
+        curves = [Curve("lr" if num_groups == 1 else f"param group {i}", steps, [row[i + 1] for row in history])
+                  for i in range(num_groups)]
+        png_path = os.path.join(output_dir, PNG_NAME)
         try:
-            from matplotlib.figure import Figure  # no pyplot: nothing global changes in the user's process
-        except ImportError:
+            plot_lr_curves(curves, png_path, title="Learning rate per optimizer step")
+        except RuntimeError:
             logger.info("matplotlib is not installed: the learning-rate curve is written as CSV only.")
             return written
-        steps = [row[0] for row in history]
-        fig = Figure(figsize=(7, 3.5), dpi=110)
-        ax = fig.add_subplot()
-        for i in range(num_groups):
-            ax.plot(steps, [row[i + 1] for row in history], label="lr" if num_groups == 1 else f"param group {i}")
-        ax.set_xlabel("optimizer step")
-        ax.set_ylabel("learning rate")
-        ax.set_title("Learning rate per optimizer step")
-        ax.grid(alpha=0.3)
-        if num_groups > 1:
-            ax.legend()
-        fig.tight_layout()
-        png_path = os.path.join(output_dir, PNG_NAME)
-        fig.savefig(png_path)
         written.append(png_path)
     return written
 

@@ -18,9 +18,7 @@ import os
 import sys
 from dataclasses import dataclass, field
 
-from .describe import describe
-from .registry import available_schedules, parse_schedule_kwargs, preview_scheduler, schedule_description
-from .schedules import ScheduleLR, check_resume_identity
+# The library (torch, transformers) is imported by the commands, not here: `hf-lrsched --help` answers at once.
 
 __all__ = ["main", "ScheduleCurve", "compute_curve", "draw_png", "draw_text"]
 
@@ -68,6 +66,10 @@ def compute_curve(name: str, num_training_steps: int, num_warmup_steps, *, lr: f
                   kwargs: dict | None = None, samples: int = SAMPLES) -> ScheduleCurve:
     """The learning rate of schedule `name` at about `samples` steps of 0..T plus its key steps (warmup end, every
     restart, T, and the step before each), so that 10^9 steps cost no more than 10^3."""
+    from .schedule_info import describe
+    from .preview import preview_scheduler
+    from .schedules import ScheduleLR
+
     scheduler = preview_scheduler(name, num_training_steps, num_warmup_steps, lr=lr, betas=(0.9, beta2),
                                   **(kwargs or {}))
     lr_lambda = scheduler.lr_lambdas[0]
@@ -149,52 +151,37 @@ def draw_table(curve: ScheduleCurve) -> str:
 
 
 def draw_png(curves: list[ScheduleCurve], path: str, *, title: str | None = None) -> None:
-    """The curves overlaid in one PNG, warmup ends dashed and restarts dotted, in each curve's colour."""
-    try:
-        from matplotlib.figure import Figure
-    except ImportError:
-        raise RuntimeError("`hf-lrsched plot` needs matplotlib: pip install 'hf_lrsched[plot]'.") from None
-    fig = Figure(figsize=(8, 4.5), dpi=120)
-    ax = fig.add_subplot()
+    """The curves overlaid in one PNG (see `hf_lrsched.plot.plot_lr_curves`); a branch only from its branch point."""
+    from .plot import Curve, plot_lr_curves
+
+    lines = []
     for curve in curves:
         if curve.branch is not None:  # only its own part: before the branch point it is the trunk
             start = bisect.bisect_left(curve.steps, curve.branch[0])
-            ax.plot(curve.steps[start:], curve.lrs[start:], label=curve.name, linewidth=1.6, linestyle="--")
-            continue
-        (line,) = ax.plot(curve.steps, curve.lrs, label=curve.name, linewidth=1.8)
-        if curve.num_warmup_steps:
-            ax.axvline(curve.num_warmup_steps, color=line.get_color(), linestyle="--", linewidth=0.9, alpha=0.7)
-        for step in curve.restarts:
-            ax.axvline(step, color=line.get_color(), linestyle=":", linewidth=0.9, alpha=0.7)
-    ax.set_xlabel("optimizer step")
-    ax.set_ylabel("learning rate")
-    ax.set_title(title or "Learning-rate schedule", fontsize=11)
-    ax.grid(alpha=0.3)
-    ax.set_xlim(0, max(c.num_training_steps for c in curves))
-    ax.set_ylim(bottom=0)
-    # Below the axes, so that no curve hides behind it; the line styles are explained there too.
-    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.14), fontsize=8, frameon=False,
-              title="dashed: end of warmup, dotted: restarts", title_fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path)
+            lines.append(Curve(curve.name, curve.steps[start:], curve.lrs[start:], dashed=True))
+        else:
+            lines.append(Curve(curve.name, curve.steps, curve.lrs, curve.num_warmup_steps, curve.restarts))
+    plot_lr_curves(lines, path, title=title)
 
 
 def _warmup(args) -> int | str:
+    from .schedules import resolve_num_warmup_steps
+
     if args.warmup_ratio is not None:
         if not 0 <= args.warmup_ratio < 1:
             raise ValueError(f"`--warmup-ratio` must be in [0, 1), got {args.warmup_ratio}.")
-        return math.ceil(args.warmup_ratio * args.num_training_steps)
+        return resolve_num_warmup_steps(args.warmup_ratio, args.num_training_steps, option="--warmup-ratio")
     if args.num_warmup_steps == "auto":
         return "auto"
-    try:
-        return int(args.num_warmup_steps)
-    except ValueError:
-        raise ValueError(
-            f"`--num-warmup-steps` must be a number of steps or 'auto', got {args.num_warmup_steps!r}."
-        ) from None
+    if not args.num_warmup_steps.isdigit():  # a ratio is --warmup-ratio's, so that the two cannot be confused
+        raise ValueError(f"`--num-warmup-steps` must be a number of steps or 'auto' (--warmup-ratio takes a ratio), "
+                         f"got {args.num_warmup_steps!r}.")
+    return int(args.num_warmup_steps)
 
 
 def _curves(args) -> list[ScheduleCurve]:
+    from .registry import parse_schedule_kwargs
+
     kwargs_list = [parse_schedule_kwargs(k, "--kwargs") for k in args.kwargs] if args.kwargs else [{}]
     if not (math.isfinite(args.lr) and args.lr > 0):
         raise ValueError(f"`--lr` must be a finite number > 0, got {args.lr}.")
@@ -223,6 +210,9 @@ def _branch(args, name: str, kwargs: dict, warmup) -> ScheduleCurve:
     if name != "wsd":
         raise ValueError(f"`--branch-at` draws a cooldown branched from a wsd trunk; {name!r} is not wsd (its past "
                          "depends on its length, so no branch of it is a valid resume).")
+    from .preview import preview_scheduler
+    from .schedules import check_resume_identity
+
     at, steps = args.branch_at, args.branch_steps
     if at < 1 or steps < 1:
         raise ValueError(f"`--branch-at` and `--branch-steps` must be >= 1, got {at} and {steps}.")
@@ -242,6 +232,8 @@ def _branch(args, name: str, kwargs: dict, warmup) -> ScheduleCurve:
 
 
 def _cmd_list(args) -> None:
+    from .registry import available_schedules, schedule_description
+
     names = available_schedules()
     width = max(map(len, names))
     for name in names:

@@ -5,7 +5,7 @@ Each public factory in `hf_lrsched.schedules` binds one of the `_get_*_lr_lambda
 stores nothing but its step count in `state_dict()`. Everything that can be computed once (the warmup length, the
 floor, the cycles) is computed by the factory and bound into the partial, grouped in the small named tuples `Warmup`
 and `Decay` and the `Cycles` object (few keywords keep a partial call cheap); the functions here only evaluate the
-formulas of `SCHEDULES.md` for one step. `Cycles` decides each restart boundary exactly (see its docstring and
+formulas of the math page (`docs/schedules/math.md`) for one step. `Cycles` decides each restart boundary exactly (see its docstring and
 `hf_lrsched._exact`).
 """
 
@@ -31,7 +31,7 @@ class Warmup(NamedTuple):
 class Cycles:
     """
     The cycles of `cosine_with_growing_restarts`, laid out once by its factory: the exact starts `B_i` of
-    `SCHEDULES.md` and, for any decay step `tau`, the cycle that holds it, found in closed form.
+    the math page and, for any decay step `tau`, the cycle that holds it, found in closed form.
 
     `B_i = floor(C_i + 1/2)` where `C_i` is the real number `L_0 (r^i - 1) / (r - 1)` (free mode) or
     `D (r^i - 1) / (r^n - 1)` (fit mode) of the exact binary values of the floats given. A float evaluation decides

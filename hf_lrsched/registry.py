@@ -1,23 +1,23 @@
 """One table from names to schedule factories: ours, every `transformers` scheduler name, and yours.
 
 A factory is called as `factory(optimizer, num_warmup_steps=..., num_training_steps=..., **kwargs)` and returns a
-`torch.optim.lr_scheduler.LRScheduler`.
+`torch.optim.lr_scheduler.LRScheduler`. `transformers`' names are added on first use of the table, so that importing
+hf_lrsched (or building one of its own schedules) does not import `transformers.optimization`.
 """
 
 from __future__ import annotations
 
+import enum
 import functools
 import inspect
 import json
 import warnings
 from collections.abc import Callable
-from typing import Literal
+from dataclasses import dataclass
+from typing import Any, Literal
 
-import torch
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LambdaLR, LRScheduler
-from transformers.optimization import TYPE_TO_SCHEDULER_FUNCTION, get_scheduler
-from transformers.trainer_utils import SchedulerType
 
 from ._validation import check_int, suggest
 from .schedules import (
@@ -29,50 +29,82 @@ from .schedules import (
 )
 
 __all__ = [
-    "register_schedule",
+    "ScheduleEntry",
     "available_schedules",
     "get_schedule",
+    "get_schedule_entry",
     "get_schedule_factory",
     "parse_schedule_kwargs",
-    "preview_lr_lambda",
-    "preview_scheduler",
-    "probe_optimizer",
-    "schedule_multipliers",
+    "register_schedule",
+    "schedule_description",
+    "unregister_schedule",
 ]
 
 ScheduleFactory = Callable[..., LRScheduler]
 
-# The number of training steps assumed when options are checked before the real count is known (at parse time):
-# large enough that no valid configuration fails for want of steps. The real count is checked again at training.
-PROBE_TRAINING_STEPS = 10**6
 
-_REGISTRY: dict[str, ScheduleFactory] = {}
-_DESCRIPTIONS: dict[str, str] = {}
+@dataclass(frozen=True)
+class ScheduleEntry:
+    """
+    One registered schedule.
+
+    Attributes:
+        name (`str`):
+            The name it is selected by.
+        factory (`Callable`):
+            Called as `factory(optimizer, num_warmup_steps=..., num_training_steps=..., **kwargs)`.
+        description (`str`):
+            One line, shown by `hf-lrsched list`.
+        transformers_name (`str`, *optional*):
+            The `transformers` scheduler name the entry delegates to (`transformers.get_scheduler`), or `None`.
+    """
+
+    name: str
+    factory: ScheduleFactory
+    description: str
+    transformers_name: str | None = None
+
+
+_REGISTRY: dict[str, ScheduleEntry] = {}
+_TRANSFORMERS_LOADED = False
 
 
 def register_schedule(
-    name: str, factory: ScheduleFactory | None = None, *, override: bool = False, description: str | None = None
+    name: str,
+    factory: ScheduleFactory | ScheduleEntry | None = None,
+    *,
+    override: bool = False,
+    description: str | None = None,
 ):
     """
-    Register a schedule factory under `name`, so that [`get_schedule`], the Trainer integration and the command line
-    can select it by that string. Usable directly or as a decorator:
+    Register a schedule factory under `name`, so that [`get_schedule`][hf_lrsched.get_schedule], the Trainer
+    integration and the command line can select it by that string. Usable directly or as a decorator:
 
     ```python
-    @register_schedule("my_schedule")
-    def get_my_schedule(optimizer, num_warmup_steps, num_training_steps, *, last_epoch=-1):
-        ...
+    import torch
+    from hf_lrsched import get_schedule, register_schedule
+
+
+    @register_schedule("constant_half", description="Half the base rate, always.")
+    def get_constant_half_schedule(optimizer, num_warmup_steps=None, num_training_steps=None, *, last_epoch=-1):
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 0.5, last_epoch)
+
+
+    optimizer = torch.optim.AdamW([torch.zeros(1, requires_grad=True)], lr=1e-3)
+    assert get_schedule("constant_half", optimizer).get_last_lr() == [5e-4]
     ```
 
     Args:
         name (`str`):
             The name to register, a non-empty string.
-        factory (`Callable`, *optional*):
+        factory (`Callable` or [`ScheduleEntry`][hf_lrsched.registry.ScheduleEntry], *optional*):
             Called as `factory(optimizer, num_warmup_steps=..., num_training_steps=..., **kwargs)`; returns an
-            `LRScheduler`. Leave it out to use `register_schedule` as a decorator.
+            `LRScheduler`. Leave it out to use `register_schedule` as a decorator. An entry from
+            [`unregister_schedule`][hf_lrsched.registry.unregister_schedule] is put back as it was.
         override (`bool`, *optional*, defaults to `False`):
             Replace an existing registration. Without it, registering a taken name raises `ValueError`.
         description (`str`, *optional*):
-            A one-line description for `hf-lrsched list`; defaults to the first line of the factory's docstring.
+            A one-line description for `hf-lrsched list`; defaults to the first sentence of the factory's docstring.
 
     Returns:
         The factory (so that the decorator leaves the function unchanged).
@@ -80,39 +112,75 @@ def register_schedule(
     if not isinstance(name, str) or not name:
         raise TypeError(f"`name` must be a non-empty string, got {name!r}.")
 
-    def decorator(fn: ScheduleFactory) -> ScheduleFactory:
-        if not callable(fn):
+    def decorator(fn):
+        if isinstance(fn, ScheduleEntry):
+            entry = fn if fn.name == name else ScheduleEntry(name, fn.factory, fn.description, fn.transformers_name)
+        elif callable(fn):
+            entry = ScheduleEntry(name, fn, description or _first_sentence(inspect.getdoc(fn) or ""))
+        else:
             raise TypeError(f"`factory` for schedule {name!r} must be callable, got {fn!r}.")
+        _load_transformers_names()
         if name in _REGISTRY and not override:
             raise ValueError(f"A schedule named {name!r} is already registered; pass `override=True` to replace it.")
-        _REGISTRY[name] = fn
-        _DESCRIPTIONS[name] = description or _first_sentence(inspect.getdoc(fn) or "")
+        _REGISTRY[name] = entry
         return fn
 
     return decorator if factory is None else decorator(factory)
 
 
+def unregister_schedule(name: str) -> ScheduleEntry:
+    """
+    Remove the schedule registered under `name` and return its entry (pass it to
+    [`register_schedule`][hf_lrsched.register_schedule] to put it back).
+
+    Raises:
+        `ValueError`: for a name that is not registered, with the closest ones.
+    """
+    entry = get_schedule_entry(name)
+    del _REGISTRY[entry.name]
+    return entry
+
+
 def available_schedules() -> list[str]:
-    """The names [`get_schedule`] accepts, sorted: ours, `transformers`' and any registered since."""
+    """The names [`get_schedule`][hf_lrsched.get_schedule] accepts, sorted: ours, `transformers`' and any
+    registered since."""
+    _load_transformers_names()
     return sorted(_REGISTRY)
 
 
-def schedule_description(name: str) -> str:
-    """A one-line description of the schedule registered under `name`."""
-    get_schedule_factory(name)
-    return _DESCRIPTIONS.get(name, "")
+def get_schedule_entry(name: str) -> ScheduleEntry:
+    """
+    The [`ScheduleEntry`][hf_lrsched.registry.ScheduleEntry] registered under `name` (a string, or a
+    `transformers.SchedulerType`).
+
+    Raises:
+        `TypeError`: when `name` is not a string.
+        `ValueError`: for an unknown name, with the closest valid names.
+    """
+    if isinstance(name, enum.Enum):  # transformers' SchedulerType is a str Enum
+        name = name.value
+    if not isinstance(name, str):
+        raise TypeError(f"A schedule name must be a string, got {name!r} ({type(name).__name__}).")
+    if name not in _REGISTRY:
+        _load_transformers_names()
+    if name not in _REGISTRY:
+        raise ValueError(
+            f"Unknown schedule name {name!r}.{suggest(name, _REGISTRY)} Available schedules: {available_schedules()}."
+        )
+    return _REGISTRY[name]
 
 
 def get_schedule_factory(name: str) -> ScheduleFactory:
-    """The factory registered under `name`; an unknown name raises `ValueError` with the closest valid names."""
-    if isinstance(name, SchedulerType):
-        name = name.value
-    try:
-        return _REGISTRY[name]
-    except (KeyError, TypeError):
-        raise ValueError(
-            f"Unknown schedule name {name!r}.{suggest(name, _REGISTRY)} Available schedules: {available_schedules()}."
-        ) from None
+    """
+    The factory registered under `name`, called as `factory(optimizer, num_warmup_steps=..., num_training_steps=...,
+    **kwargs)`. Raises as [`get_schedule_entry`][hf_lrsched.registry.get_schedule_entry] does.
+    """
+    return get_schedule_entry(name).factory
+
+
+def schedule_description(name: str) -> str:
+    """The one-line description of the schedule registered under `name` (what `hf-lrsched list` prints)."""
+    return get_schedule_entry(name).description
 
 
 #: Keys of `lr_schedule_kwargs` that a training loop supplies itself: a user's value would clash or break a resume.
@@ -124,8 +192,14 @@ RESERVED_SCHEDULE_KWARGS = {
 }
 
 
-def parse_schedule_kwargs(value, option: str = "lr_schedule_kwargs") -> dict:
-    """A schedule's options from a dict, a JSON object string or None, with a message naming `option` otherwise."""
+def parse_schedule_kwargs(value: dict | str | None, option: str = "lr_schedule_kwargs") -> dict:
+    """
+    A schedule's options from a dict, a JSON object string or `None`, with a message naming `option` otherwise.
+
+    Raises:
+        `TypeError`: for a value that is neither (a list, a number).
+        `ValueError`: for a string that is not a JSON object.
+    """
     if value is None:
         return {}
     if isinstance(value, str):
@@ -133,9 +207,14 @@ def parse_schedule_kwargs(value, option: str = "lr_schedule_kwargs") -> dict:
             value = json.loads(value)
         except json.JSONDecodeError as error:
             raise ValueError(f"`{option}` is not valid JSON ({error.msg} at character {error.pos}): {value!r}.") from None
+        if not isinstance(value, dict):
+            raise ValueError(
+                f"`{option}` must be a JSON object of the schedule's options, e.g. '{{\"num_cycles\": 3}}'; got {value!r}."
+            )
     if not isinstance(value, dict):
-        raise ValueError(
-            f"`{option}` must be a JSON object of the schedule's options, e.g. '{{\"num_cycles\": 3}}'; got {value!r}."
+        raise TypeError(
+            f"`{option}` must be a dict (or a JSON object string) of the schedule's options, e.g. {{'num_cycles': 3}}; "
+            f"got {value!r} ({type(value).__name__})."
         )
     return dict(value)
 
@@ -149,9 +228,13 @@ def check_reserved_schedule_kwargs(kwargs: dict, option: str = "lr_schedule_kwar
 
 def check_schedule_kwargs(name: str, kwargs: dict) -> None:
     """Raise `TypeError` for a keyword the schedule `name` does not take, naming the closest ones it does."""
-    factory = get_schedule_factory(name)
-    upstream = _upstream_name(factory)
-    target = TYPE_TO_SCHEDULER_FUNCTION[SchedulerType(upstream)] if upstream else factory
+    entry = get_schedule_entry(name)
+    target: Callable = entry.factory
+    if entry.transformers_name is not None:
+        from transformers.optimization import TYPE_TO_SCHEDULER_FUNCTION
+        from transformers.trainer_utils import SchedulerType
+
+        target = TYPE_TO_SCHEDULER_FUNCTION[SchedulerType(entry.transformers_name)]
     try:
         parameters = inspect.signature(target).parameters
     except (TypeError, ValueError):  # a builtin or C callable: let the call itself complain
@@ -173,17 +256,26 @@ def get_schedule(
     optimizer: Optimizer,
     num_warmup_steps: int | Literal["auto"] | None = None,
     num_training_steps: int | None = None,
-    **kwargs,
+    **kwargs: Any,
 ) -> LRScheduler:
     """
     Build any registered schedule by name: one of ours (`warmup_cosine`, `exponential_warmup_cosine`,
-    `cosine_with_growing_restarts`), any `transformers` scheduler name (`linear`, `cosine`, `cosine_with_restarts`,
-    ..., delegated to `transformers.get_scheduler`) or one added with [`register_schedule`].
+    `cosine_with_growing_restarts`, `wsd`), any `transformers` scheduler name (`linear`, `cosine`,
+    `cosine_with_restarts`, ..., delegated to `transformers.get_scheduler`) or one added with
+    [`register_schedule`][hf_lrsched.register_schedule].
+
+    ```python
+    import torch
+    from hf_lrsched import get_schedule
+
+    optimizer = torch.optim.AdamW([torch.zeros(1, requires_grad=True)], lr=1e-3)
+    scheduler = get_schedule("cosine_with_growing_restarts", optimizer, 10, 100, num_cycles=3, cycle_mult=2.0)
+    ```
 
     Args:
         name (`str`):
-            The schedule's name; see [`available_schedules`].
-        optimizer ([`~torch.optim.Optimizer`]):
+            The schedule's name; see [`available_schedules`][hf_lrsched.available_schedules].
+        optimizer (`torch.optim.Optimizer`):
             The optimizer for which to schedule the learning rate.
         num_warmup_steps (`int` or `"auto"`, *optional*):
             The number of warmup steps, or `"auto"` to derive it from Adam's `beta2` (for `transformers`' schedules,
@@ -195,24 +287,22 @@ def get_schedule(
             its `scheduler_specific_kwargs`.
 
     Returns:
-        `torch.optim.lr_scheduler.LRScheduler` (a `LambdaLR` for every schedule of ours).
+        `torch.optim.lr_scheduler.LRScheduler`: a [`ScheduleLR`][hf_lrsched.ScheduleLR] for every schedule of ours.
+
+    Raises:
+        `ValueError`: for an unknown name or an invalid option value. `TypeError`: for an option the schedule does
+            not take, or a value of the wrong type.
     """
-    factory = get_schedule_factory(name)
-    name = name.value if isinstance(name, SchedulerType) else name
-    check_schedule_kwargs(name, kwargs)
-    if _upstream_name(factory) and num_warmup_steps == "auto":
+    entry = get_schedule_entry(name)
+    check_schedule_kwargs(entry.name, kwargs)
+    if entry.transformers_name is not None and num_warmup_steps == "auto":
         num_warmup_steps = resolve_auto_warmup_steps(optimizer, check_int("num_training_steps", num_training_steps, minimum=1))
-    return factory(optimizer, num_warmup_steps=num_warmup_steps, num_training_steps=num_training_steps, **kwargs)
-
-
-def _upstream_name(factory: ScheduleFactory) -> str | None:
-    """The `transformers` scheduler name a factory delegates to, or None for any other factory."""
-    if isinstance(factory, functools.partial) and factory.func is _transformers_factory:
-        return factory.args[0]
-    return None
+    return entry.factory(optimizer, num_warmup_steps=num_warmup_steps, num_training_steps=num_training_steps, **kwargs)
 
 
 def _transformers_factory(name: str, optimizer, num_warmup_steps=None, num_training_steps=None, last_epoch=-1, **kwargs):
+    from transformers.optimization import get_scheduler
+
     last_epoch = check_int("last_epoch", last_epoch, minimum=-1)
     if last_epoch != -1:  # before building, which sets `initial_lr` where it is missing
         for index, group in enumerate(optimizer.param_groups):
@@ -250,106 +340,6 @@ def _first_sentence(doc: str) -> str:
     return paragraph.split(". ")[0].rstrip(".:") + "."
 
 
-def schedule_multipliers(
-    name: str,
-    num_training_steps: int,
-    num_warmup_steps: int | Literal["auto"] | None = 0,
-    *,
-    num_steps: int | None = None,
-    lr: float = 1.0,
-    betas: tuple[float, float] = (0.9, 0.999),
-    **kwargs,
-) -> list[float]:
-    """
-    The multipliers `lambda(0), ..., lambda(num_steps)` of a schedule, for previews, plots and tests.
-
-    Nothing is trained: the schedule is built on a throw-away parameter (an `AdamW` with the given `betas`, so that
-    `num_warmup_steps="auto"` resolves as it would with `transformers`' default optimizer) and its `LambdaLR` lambdas
-    are evaluated directly, so the curve costs one function call per step.
-
-    Args:
-        name (`str`):
-            The schedule's name; see [`available_schedules`].
-        num_training_steps (`int`):
-            The total number of training steps `T`.
-        num_warmup_steps (`int` or `"auto"`, *optional*, defaults to 0):
-            The number of warmup steps.
-        num_steps (`int`, *optional*):
-            The last step to evaluate; defaults to `num_training_steps`.
-        lr (`float`, *optional*, defaults to 1.0):
-            The base learning rate, which matters only when an absolute `min_lr` is given.
-        betas (`tuple[float, float]`, *optional*, defaults to `(0.9, 0.999)`):
-            The optimizer's betas, used by `num_warmup_steps="auto"`.
-        kwargs:
-            The schedule's own options.
-
-    Returns:
-        `list[float]`: `num_steps + 1` multipliers of the base learning rate.
-    """
-    num_steps = check_int("num_steps", num_training_steps if num_steps is None else num_steps, minimum=0)
-    lr_lambda = preview_lr_lambda(name, num_training_steps, num_warmup_steps, lr=lr, betas=betas, **kwargs)
-    return [lr_lambda(step) for step in range(num_steps + 1)]
-
-
-def probe_optimizer(lr: float = 1.0, betas: tuple[float, float] = (0.9, 0.999)) -> torch.optim.AdamW:
-    """An `AdamW` over one throw-away parameter: enough to build (and so to check) any schedule without a model."""
-    return torch.optim.AdamW([torch.zeros(1, requires_grad=True)], lr=lr, betas=betas)
-
-
-def preview_scheduler(
-    name: str,
-    num_training_steps: int,
-    num_warmup_steps: int | Literal["auto"] | None = 0,
-    *,
-    lr: float = 1.0,
-    betas: tuple[float, float] = (0.9, 0.999),
-    **kwargs,
-) -> LambdaLR:
-    """A schedule built on a throw-away parameter (see [`schedule_multipliers`]); refuses one that is no
-    `LambdaLR`, since its rate depends on training."""
-    scheduler = get_schedule(name, probe_optimizer(lr, betas), num_warmup_steps, num_training_steps, **kwargs)
-    if not isinstance(scheduler, LambdaLR):
-        raise ValueError(
-            f"Schedule {name!r} builds a {type(scheduler).__name__}, whose learning rate depends on training; "
-            "it has no multiplier curve to preview."
-        )
-    return scheduler
-
-
-def preview_lr_lambda(
-    name: str,
-    num_training_steps: int,
-    num_warmup_steps: int | Literal["auto"] | None = 0,
-    *,
-    lr: float = 1.0,
-    betas: tuple[float, float] = (0.9, 0.999),
-    **kwargs,
-) -> Callable[[int], float]:
-    """The multiplier function of a schedule (of its first param group), built on a throw-away parameter; see
-    [`schedule_multipliers`]."""
-    return preview_scheduler(name, num_training_steps, num_warmup_steps, lr=lr, betas=betas, **kwargs).lr_lambdas[0]
-
-
-register_schedule(
-    "warmup_cosine",
-    get_warmup_cosine_schedule,
-    description="Linear (or exponential, cosine) warmup, then a half cosine down to a floor.",
-)
-register_schedule(
-    "exponential_warmup_cosine",
-    get_exponential_warmup_cosine_schedule,
-    description="Exponential warmup 1 - exp(-k t / W), then a half cosine down to a floor.",
-)
-register_schedule(
-    "cosine_with_growing_restarts",
-    get_cosine_with_growing_restarts_schedule,
-    description="Warmup, then cosine annealing with warm restarts whose cycles grow (SGDR), decaying peaks optional.",
-)
-register_schedule(
-    "wsd",
-    get_wsd_schedule,
-    description="Warmup, the peak held, then a short decay (cosine, linear or 1-sqrt) to a floor; runs can grow.",
-)
 # One line each for `hf-lrsched list`; a name that a newer `transformers` adds falls back to its docstring.
 _TRANSFORMERS_DESCRIPTIONS = {
     "linear": "Linear warmup, then a straight line down to 0 (the Trainer's default).",
@@ -365,9 +355,45 @@ _TRANSFORMERS_DESCRIPTIONS = {
     "warmup_stable_decay": "Warmup, a constant stage, then a decay (WSD).",
     "greedy": "Adapt the learning rate to the training loss (not a LambdaLR).",
 }
-for _name in sorted(member.value for member in SchedulerType):
-    _fn = TYPE_TO_SCHEDULER_FUNCTION[SchedulerType(_name)]
-    _line = _TRANSFORMERS_DESCRIPTIONS.get(_name) or _first_sentence(inspect.getdoc(_fn) or "")
-    register_schedule(
-        _name, functools.partial(_transformers_factory, _name), description=f"[transformers] {_line}"
-    )
+
+
+def _load_transformers_names() -> None:
+    """Add every `transformers` scheduler name once (a name registered before keeps its own entry)."""
+    global _TRANSFORMERS_LOADED
+    if _TRANSFORMERS_LOADED:
+        return
+    _TRANSFORMERS_LOADED = True
+    from transformers.optimization import TYPE_TO_SCHEDULER_FUNCTION
+    from transformers.trainer_utils import SchedulerType
+
+    for member in sorted(SchedulerType, key=lambda m: m.value):
+        line = _TRANSFORMERS_DESCRIPTIONS.get(member.value) or _first_sentence(
+            inspect.getdoc(TYPE_TO_SCHEDULER_FUNCTION[member]) or ""
+        )
+        factory = functools.partial(_transformers_factory, member.value)
+        _REGISTRY.setdefault(member.value, ScheduleEntry(member.value, factory, f"[transformers] {line}", member.value))
+
+
+for _entry in (
+    ScheduleEntry(
+        "warmup_cosine",
+        get_warmup_cosine_schedule,
+        "Linear (or exponential, cosine) warmup, then a half cosine down to a floor.",
+    ),
+    ScheduleEntry(
+        "exponential_warmup_cosine",
+        get_exponential_warmup_cosine_schedule,
+        "Exponential warmup 1 - exp(-k t / W), then a half cosine down to a floor.",
+    ),
+    ScheduleEntry(
+        "cosine_with_growing_restarts",
+        get_cosine_with_growing_restarts_schedule,
+        "Warmup, then cosine annealing with warm restarts whose cycles grow (SGDR), decaying peaks optional.",
+    ),
+    ScheduleEntry(
+        "wsd",
+        get_wsd_schedule,
+        "Warmup, the peak held, then a short decay (cosine, linear or 1-sqrt) to a floor; runs can grow.",
+    ),
+):
+    _REGISTRY[_entry.name] = _entry

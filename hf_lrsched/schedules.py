@@ -1,7 +1,7 @@
 """Warmup + cosine schedules as `torch.optim.lr_scheduler.LambdaLR` factories.
 
 The signatures follow `transformers.optimization` (`optimizer, num_warmup_steps, num_training_steps, ...,
-last_epoch=-1`); the formulas are those of `SCHEDULES.md` and live, torch-free, in `hf_lrsched.lr_lambdas`.
+last_epoch=-1`); the formulas are those of the docs' math page (`docs/schedules/math.md`) and live, torch-free, in `hf_lrsched.lr_lambdas`.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import functools
 import math
 from collections.abc import Callable
 from fractions import Fraction
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 from torch.optim import Optimizer
@@ -38,6 +38,7 @@ __all__ = [
     "get_cosine_with_growing_restarts_schedule",
     "get_wsd_schedule",
     "resolve_auto_warmup_steps",
+    "resolve_num_warmup_steps",
     "ScheduleLR",
 ]
 
@@ -95,6 +96,56 @@ def resolve_auto_warmup_steps(
     return warmup_steps
 
 
+def resolve_num_warmup_steps(
+    value: int | float | str | None, num_training_steps: int, *, option: str = "num_warmup_steps"
+) -> int | Literal["auto"]:
+    """
+    The warmup as a number of steps, read the way `transformers` 5 reads `TrainingArguments.warmup_steps`: a whole
+    number of steps (`>= 1`, or 0), a ratio in `(0, 1)` of the training steps (`ceil(ratio * T)`, as
+    `TrainingArguments.get_warmup_steps` computes it, so that the Trainer, the examples and the command line agree),
+    or `"auto"` (kept, for the schedule to resolve from the optimizer). Strings, as a command line gives them, are
+    read too: `"10"`, `"0.06"`, `"auto"`.
+
+    ```python
+    from hf_lrsched import resolve_num_warmup_steps
+
+    assert resolve_num_warmup_steps(0.06, 1000) == 60
+    assert resolve_num_warmup_steps("10", 1000) == 10
+    assert resolve_num_warmup_steps("auto", 1000) == "auto"
+    ```
+
+    Args:
+        value (`int`, `float` or `str`):
+            Steps, a ratio below 1, `"auto"`, or one of these as a string. `None` means 0.
+        num_training_steps (`int`):
+            The total number of training steps `T`, which a ratio is taken of.
+        option (`str`, *optional*, defaults to `"num_warmup_steps"`):
+            The option's name in error messages (`"--warmup-ratio"`, `"warmup_steps"`).
+
+    Returns:
+        `int` or `"auto"`: the number of warmup steps.
+    """
+    allowed = "a whole number of steps, a ratio in [0, 1), or 'auto'"
+    if value is None:
+        return 0
+    if isinstance(value, str):
+        if value.strip() == "auto":
+            return "auto"
+        try:
+            number = float(value)
+        except ValueError:
+            raise ValueError(f"`{option}` must be {allowed}; got {value!r}.") from None
+    elif isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"`{option}` must be {allowed}; got {value!r} ({type(value).__name__}).")
+    else:
+        number = value
+    if not math.isfinite(number) or number < 0 or (number >= 1 and not float(number).is_integer()):
+        raise ValueError(f"`{option}` must be {allowed}; got {value!r}.")
+    if number >= 1:
+        return int(number)
+    return math.ceil(check_int("num_training_steps", num_training_steps, minimum=1) * number)
+
+
 def _as_written(value):
     """A plain number from a float or a one-element tensor; a float32 tensor gives the shortest decimal that is
     that float32 (`torch.tensor(0.999)` gives 0.999, not 0.9990000128746033)."""
@@ -143,23 +194,22 @@ def optimizer_beta2(optimizer: Optimizer) -> float:
     return values[0]
 
 
-def _check_common(
-    optimizer: Optimizer,
-    num_warmup_steps,
-    num_training_steps,
-    *,
-    warmup_type,
-    warmup_start_ratio,
-    warmup_exp_rate,
-    min_lr_ratio,
-    min_lr,
-    max_auto_warmup_ratio,
-) -> tuple[dict, list[float], dict]:
-    """Validate the options every schedule shares and resolve `"auto"` warmup and the per-group floors.
+def _check_common(arguments: dict[str, Any]) -> tuple[dict, list[float], dict]:
+    """Validate the options every schedule shares (from a factory's `arguments`) and resolve `"auto"` warmup and
+    the per-group floors.
 
     Returns the keyword arguments shared by all lambdas, one floor ratio `m` per param group and the resolved
     options as plain values.
     """
+    optimizer, num_warmup_steps, num_training_steps = (
+        arguments["optimizer"], arguments["num_warmup_steps"], arguments["num_training_steps"]
+    )
+    warmup_type, warmup_start_ratio, warmup_exp_rate = (
+        arguments["warmup_type"], arguments["warmup_start_ratio"], arguments["warmup_exp_rate"]
+    )
+    min_lr_ratio, min_lr, max_auto_warmup_ratio = (
+        arguments["min_lr_ratio"], arguments["min_lr"], arguments["max_auto_warmup_ratio"]
+    )
     num_training_steps = check_int("num_training_steps", num_training_steps, minimum=1)
     warmup_type = check_choice("warmup_type", warmup_type, WARMUP_TYPES)
     warmup_start_ratio = check_float("warmup_start_ratio", warmup_start_ratio, low=0.0, high=1.0, high_open=True)
@@ -414,17 +464,8 @@ def get_warmup_cosine_schedule(
     Returns:
         [`ScheduleLR`]: a `torch.optim.lr_scheduler.LambdaLR` with the appropriate schedule.
     """
-    shared, floors, options = _check_common(
-        optimizer,
-        num_warmup_steps,
-        num_training_steps,
-        warmup_type=warmup_type,
-        warmup_start_ratio=warmup_start_ratio,
-        warmup_exp_rate=warmup_exp_rate,
-        min_lr_ratio=min_lr_ratio,
-        min_lr=min_lr,
-        max_auto_warmup_ratio=max_auto_warmup_ratio,
-    )
+    arguments = dict(locals())  # the options, before any local variable is added
+    shared, floors, options = _check_common(arguments)
     lr_lambda = functools.partial(_get_warmup_cosine_lr_lambda, **shared)
     return _lambda_lr(optimizer, "warmup_cosine", lr_lambda, floors, last_epoch, options)
 
@@ -454,18 +495,7 @@ def get_exponential_warmup_cosine_schedule(
     Returns:
         [`ScheduleLR`]: a `torch.optim.lr_scheduler.LambdaLR` with the appropriate schedule.
     """
-    return get_warmup_cosine_schedule(
-        optimizer,
-        num_warmup_steps,
-        num_training_steps,
-        warmup_type=warmup_type,
-        warmup_start_ratio=warmup_start_ratio,
-        warmup_exp_rate=warmup_exp_rate,
-        min_lr_ratio=min_lr_ratio,
-        min_lr=min_lr,
-        max_auto_warmup_ratio=max_auto_warmup_ratio,
-        last_epoch=last_epoch,
-    )
+    return get_warmup_cosine_schedule(**locals())
 
 
 def _check_fitted_cycles(cycles: Cycles) -> None:
@@ -576,17 +606,8 @@ def get_cosine_with_growing_restarts_schedule(
     Returns:
         [`ScheduleLR`]: a `torch.optim.lr_scheduler.LambdaLR` with the appropriate schedule.
     """
-    shared, floors, options = _check_common(
-        optimizer,
-        num_warmup_steps,
-        num_training_steps,
-        warmup_type=warmup_type,
-        warmup_start_ratio=warmup_start_ratio,
-        warmup_exp_rate=warmup_exp_rate,
-        min_lr_ratio=min_lr_ratio,
-        min_lr=min_lr,
-        max_auto_warmup_ratio=max_auto_warmup_ratio,
-    )
+    arguments = dict(locals())  # the options, before any local variable is added
+    shared, floors, options = _check_common(arguments)
     cycle_mult = check_float("cycle_mult", cycle_mult, low=1.0)
     cycle_decay = check_float("cycle_decay", cycle_decay, low=0.0, high=1.0, low_open=True)
     restart_warmup_steps = check_int("restart_warmup_steps", restart_warmup_steps, minimum=0)
@@ -680,17 +701,8 @@ def get_wsd_schedule(
     Returns:
         [`ScheduleLR`]: a `torch.optim.lr_scheduler.LambdaLR` with the appropriate schedule.
     """
-    shared, floors, options = _check_common(
-        optimizer,
-        num_warmup_steps,
-        num_training_steps,
-        warmup_type=warmup_type,
-        warmup_start_ratio=warmup_start_ratio,
-        warmup_exp_rate=warmup_exp_rate,
-        min_lr_ratio=min_lr_ratio,
-        min_lr=min_lr,
-        max_auto_warmup_ratio=max_auto_warmup_ratio,
-    )
+    arguments = dict(locals())  # the options, before any local variable is added
+    shared, floors, options = _check_common(arguments)
     decay_type = check_choice("decay_type", decay_type, DECAY_TYPES)
     total, warmup = shared["num_training_steps"], shared["num_warmup_steps"]
     if decay_ratio is not None and num_decay_steps is not None:

@@ -9,8 +9,7 @@ from transformers import Trainer
 from transformers.utils import is_sagemaker_mp_enabled
 
 from .callbacks import LRCurveCallback
-from .registry import probe_optimizer
-from .training_args import build_lr_scheduler, uses_lrsched
+from .training_args import build_lr_scheduler, check_lr_schedule, uses_lrsched
 
 __all__ = ["LRSchedMixin", "LRSchedTrainer"]
 
@@ -72,7 +71,7 @@ class LRSchedMixin:
         num_training_steps = math.ceil(args.num_train_epochs * steps_per_epoch)
         if num_training_steps < 1:
             return
-        build_lr_scheduler(args, probe_optimizer(args.learning_rate, (args.adam_beta1, args.adam_beta2)), num_training_steps)
+        check_lr_schedule(args, num_training_steps)
 
     def _get_learning_rate(self) -> float:
         # Called right after the optimizer step, before the scheduler moves on: the rates this step used.

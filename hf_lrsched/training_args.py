@@ -10,13 +10,9 @@ from dataclasses import dataclass, field
 import torch
 from transformers import TrainingArguments
 
-from .registry import (
-    PROBE_TRAINING_STEPS,
-    check_reserved_schedule_kwargs,
-    get_schedule,
-    parse_schedule_kwargs,
-    probe_optimizer,
-)
+from .preview import PROBE_TRAINING_STEPS, check_schedule
+from .registry import check_reserved_schedule_kwargs, get_schedule, parse_schedule_kwargs
+from .schedules import resolve_num_warmup_steps
 
 __all__ = ["LRSchedArguments", "LRSchedTrainingArguments", "build_lr_scheduler", "parse_schedule_kwargs", "uses_lrsched"]
 
@@ -128,8 +124,7 @@ class LRSchedArguments:
 
     def _check_schedule(self) -> None:
         """Build the schedule once on a throw-away optimizer, so that bad input fails now, not after model loading."""
-        num_training_steps = self.max_steps if self.max_steps > 0 else PROBE_TRAINING_STEPS
-        build_lr_scheduler(self, probe_optimizer(self.learning_rate, (self.adam_beta1, self.adam_beta2)), num_training_steps)
+        check_lr_schedule(self, self.max_steps if self.max_steps > 0 else PROBE_TRAINING_STEPS)
 
     def _check_optimizer_has_betas(self) -> None:
         """`auto_warmup` needs Adam's beta2: refuse an `optim` without betas now, not inside `train()`."""
@@ -229,9 +224,22 @@ def build_lr_scheduler(args: TrainingArguments, optimizer: torch.optim.Optimizer
     """
     The scheduler that `args` select, for `num_training_steps` optimizer steps.
 
-    Warmup is resolved as `transformers` resolves it (`args.get_warmup_steps`: an integer, or a ratio below 1), or
-    `"auto"` with `auto_warmup`.
+    Warmup is resolved as `transformers` resolves it (see [`resolve_num_warmup_steps`]: a number of steps, or a ratio
+    below 1), or `"auto"` with `auto_warmup`.
     """
     name, kwargs = schedule_name_and_kwargs(args)
-    num_warmup_steps = "auto" if args.auto_warmup else args.get_warmup_steps(num_training_steps)
-    return get_schedule(name, optimizer, num_warmup_steps, num_training_steps, **kwargs)
+    return get_schedule(name, optimizer, _num_warmup_steps(args, num_training_steps), num_training_steps, **kwargs)
+
+
+def check_lr_schedule(args: TrainingArguments, num_training_steps: int) -> None:
+    """Build the schedule that `args` select once on a throw-away optimizer with their betas: bad options fail now."""
+    name, kwargs = schedule_name_and_kwargs(args)
+    warmup = _num_warmup_steps(args, num_training_steps)
+    check_schedule(name, warmup, num_training_steps, lr=args.learning_rate, betas=(args.adam_beta1, args.adam_beta2),
+                   **kwargs)
+
+
+def _num_warmup_steps(args: TrainingArguments, num_training_steps: int):
+    if getattr(args, "auto_warmup", False):
+        return "auto"
+    return resolve_num_warmup_steps(args.warmup_steps, num_training_steps, option="warmup_steps")

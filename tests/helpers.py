@@ -1,10 +1,24 @@
 """Shared test helpers: throw-away optimizers, unwrapped schedules, and tiny real BERT models and data for Trainer
 runs, built locally (nothing downloaded)."""
 
+import csv
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 import torch
 from datasets import Dataset
 from transformers import BertConfig, BertForSequenceClassification
+
+from hf_lrsched import LRSchedTrainingArguments, schedule_multipliers
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = ROOT / "examples"
+LR = 1e-3
 
 TINY_BERT = dict(
     vocab_size=64,
@@ -57,3 +71,80 @@ def assert_list_close(actual, expected, tol=1e-2):
     assert len(actual) == len(expected)
     for step, (a, e) in enumerate(zip(actual, expected)):
         assert a == pytest.approx(e, abs=tol), f"step {step}: got {a}, expected {e}\nactual:   {actual}\nexpected: {expected}"
+
+
+# ---- Trainer runs -------------------------------------------------------------------------------------------
+
+
+def make_args(tmp_path, **overrides):
+    defaults = dict(
+        output_dir=str(tmp_path / "out"),
+        per_device_train_batch_size=4,
+        learning_rate=LR,
+        logging_steps=1,
+        report_to="none",
+        save_strategy="no",
+        use_cpu=True,
+        seed=0,
+        dataloader_num_workers=0,
+        disable_tqdm=True,
+    )
+    defaults.update(overrides)
+    return LRSchedTrainingArguments(**defaults)
+
+
+def expected_rates(name, kwargs, num_training_steps, num_warmup_steps, base_lr=LR):
+    """The rate Trainer logs at step k is the one the k-th optimizer step used: base * lambda(k - 1)."""
+    curve = schedule_multipliers(name, num_training_steps, num_warmup_steps, lr=base_lr, **kwargs)
+    return {k: base_lr * curve[k - 1] for k in range(1, num_training_steps + 1)}
+
+
+def read_curve(output_dir):
+    with open(os.path.join(output_dir, "lr_schedule.csv"), newline="") as f:
+        rows = list(csv.reader(f))
+    return rows[0], {int(row[0]): [float(x) for x in row[1:]] for row in rows[1:]}
+
+
+# ---- the example scripts, launched -------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def launch(script, num_processes, args, check=True):
+    """`accelerate launch` on the CPU: one process, or two with the shipped `cpu_2proc.yaml` config."""
+    env = {**os.environ, "ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1",
+           "TOKENIZERS_PARALLELISM": "false"}
+    command = [sys.executable, "-m", "accelerate.commands.launch"]
+    if num_processes == 1:
+        command += ["--cpu", "--num_processes", "1", "--num_machines", "1", "--mixed_precision", "no",
+                    "--dynamo_backend", "no"]
+    else:
+        assert num_processes == 2
+        command += ["--config_file", str(EXAMPLES / "accelerate_configs" / "cpu_2proc.yaml"), "--main_process_port",
+                    str(free_port())]
+    result = subprocess.run(command + [str(script)] + [str(a) for a in args], env=env, capture_output=True, text=True,
+                            timeout=600, cwd=ROOT)
+    if check and result.returncode != 0:
+        raise AssertionError(f"exit {result.returncode}\n{result.stdout[-3000:]}\n{result.stderr[-6000:]}")
+    return result
+
+
+def read_lr_csv(output_dir):
+    with open(Path(output_dir) / "lr_schedule.csv", newline="") as f:
+        rows = list(csv.reader(f))
+    assert rows[0] == ["step", "lr"]
+    return [(int(step), float(lr)) for step, lr in rows[1:]]
+
+
+def results(output_dir):
+    return json.loads((Path(output_dir) / "all_results.json").read_text())
+
+
+def common_args(tiny_model_dir, csv_files, output_dir):
+    return ["--model_name_or_path", tiny_model_dir, "--train_file", csv_files / "train.csv", "--validation_file",
+            csv_files / "validation.csv", "--max_length", "16", "--output_dir", output_dir, "--learning_rate", "1e-3",
+            "--seed", "7"]

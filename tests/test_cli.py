@@ -1,6 +1,6 @@
-"""The `hf-lrsched` console script: every subcommand, the PNG, the exit status on bad input. The installed script
-itself runs once per subcommand; the other cases call its `main` in-process (the same code, without a new
-interpreter each time)."""
+"""The `hf-lrsched` console script: every subcommand, the PNG, the exit status on bad input. The cases call its
+`main` in-process (the same code, without a new interpreter each time); the installed script itself runs where only
+a new process can tell: that it is installed, answers `--help` and exits 2 without a traceback."""
 
 import shutil
 import subprocess
@@ -31,21 +31,20 @@ def run_in_process(capsys, *args):
     return status, out, err
 
 
-def test_list_names_every_schedule_with_its_description():
-    result = run("list")
-    assert result.returncode == 0, result.stderr
-    lines = result.stdout.strip().splitlines()
+def test_list_names_every_schedule_with_its_description(capsys):
+    status, out, err = run_in_process(capsys, "list")
+    assert status == 0, err
+    lines = out.strip().splitlines()
     assert len(lines) == len(available_schedules())
     for name, line in zip(available_schedules(), lines):
         assert line.split()[0] == name and line.endswith(schedule_description(name))
 
 
-def test_show_draws_and_tabulates_the_key_steps():
+def test_show_draws_and_tabulates_the_key_steps(capsys):
     kwargs = '{"num_cycles": 3, "cycle_mult": 2.0, "min_lr_ratio": 0.1}'
-    result = run("show", "cosine_with_growing_restarts", "--num-training-steps", 80, "--num-warmup-steps", 10,
-                 "--kwargs", kwargs, "--lr", 2)
-    assert result.returncode == 0, result.stderr
-    out = result.stdout
+    status, out, err = run_in_process(capsys, "show", "cosine_with_growing_restarts", "--num-training-steps", 80,
+                                      "--num-warmup-steps", 10, "--kwargs", kwargs, "--lr", 2)
+    assert status == 0, err
     # D = 70, L_0 = 10: restarts at 10 + 10 and 10 + 30
     assert "80 steps, warmup 10, restarts at [20, 40]" in out
     table = {line.split()[0]: line.split()[-1] for line in out.splitlines() if line[:4].strip().isdigit()}
@@ -61,18 +60,20 @@ def test_show_several_names_and_warmup_ratio(capsys):
     assert "linear: 100 steps, warmup 5" in out and "warmup_cosine: 100 steps, warmup 5" in out
 
 
-def test_plot_writes_a_valid_png_with_curves_overlaid(tmp_path):
+def test_plot_writes_a_valid_png_with_curves_overlaid(capsys, tmp_path):
     import matplotlib.image
 
     output = tmp_path / "curves.png"
-    result = run("plot", "warmup_cosine", "exponential_warmup_cosine", "cosine_with_growing_restarts",
-                 "--num-training-steps", 500, "--num-warmup-steps", "auto", "--beta2", 0.98, "--lr", 5e-5,
-                 "--kwargs", "{}", "--kwargs", "{}", "--kwargs", '{"num_cycles": 2, "cycle_decay": 0.5}', "-o", output)
-    assert result.returncode == 0, result.stderr
+    status, out, err = run_in_process(
+        capsys, "plot", "warmup_cosine", "exponential_warmup_cosine", "cosine_with_growing_restarts",
+        "--num-training-steps", 500, "--num-warmup-steps", "auto", "--beta2", 0.98, "--lr", 5e-5,
+        "--kwargs", "{}", "--kwargs", "{}", "--kwargs", '{"num_cycles": 2, "cycle_decay": 0.5}', "-o", output)
+    assert status == 0, err
     with open(output, "rb") as f:
         assert f.read(8) == b"\x89PNG\r\n\x1a\n"
     image = matplotlib.image.imread(output)
-    assert image.shape[:2] == (540, 960) and image.std() > 0.05  # 8 x 4.5 inches at 120 dpi, not blank
+    assert image.shape[:2] == (484, 770) and image.std() > 0.05  # 7 x 4.4 inches at 110 dpi, not blank
+    assert not list(tmp_path.glob("*.tmp"))  # written atomically
 
 
 def test_curve_marks_warmup_and_restarts():
@@ -109,7 +110,7 @@ def test_a_billion_steps_are_sampled_with_every_key_step():
          "`min_lr_ratio` must be in [0, 1), got 2.0"),
         (["show", "warmup_cosine", "--num-training-steps", 10, "--num-warmup-steps", 20], "`num_warmup_steps` must be"),
         (["show", "warmup_cosine", "--num-training-steps", 10, "--kwargs", "{oops"], "Expecting property name"),
-        (["show", "warmup_cosine", "--num-training-steps", 10, "--num-warmup-steps", "soon"], "'auto', got 'soon'"),
+        (["show", "warmup_cosine", "--num-training-steps", 10, "--num-warmup-steps", "soon"], "(--warmup-ratio takes a ratio), got 'soon'"),
         (["plot", "warmup_cosine", "linear", "--num-training-steps", 10, "--kwargs", "{}", "--kwargs", "{}",
           "--kwargs", "{}", "-o", "x.png"], "once per schedule: 2 schedules, 3 --kwargs"),
         (["show", "reduce_lr_on_plateau", "--num-training-steps", 10], "no multiplier curve"),
@@ -156,7 +157,9 @@ def test_plot_into_a_path_under_a_file_or_onto_a_directory_exits_2(capsys, tmp_p
     assert status == 2 and "is a directory" in err
 
 
-def test_bad_input_from_the_installed_script_has_no_traceback():
+def test_the_installed_script_answers_and_exits_2_without_a_traceback():
+    result = run("--help")
+    assert result.returncode == 0 and "{list,show,plot}" in result.stdout, result.stderr
     result = run("show", "warmup_cosine", "--num-training-steps", 10, "--kwargs", '{"cycle_mult": 2}')
     assert result.returncode == 2
     assert "hf-lrsched: error: Schedule 'warmup_cosine' got an unexpected keyword argument 'cycle_mult'" in result.stderr

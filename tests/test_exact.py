@@ -1,6 +1,6 @@
 """Exact means exact: every restart boundary and every auto warmup length against an independent reference.
 
-The reference below is written from `SCHEDULES.md` alone: `C_i` as the real number of the exact binary values of
+The reference below is written from the math page (`docs/schedules/math.md`) alone: `C_i` as the real number of the exact binary values of
 the floats given (`fractions.Fraction` where the numbers stay small, mpmath at 400 bits otherwise), `B_i` that
 number rounded half up, the cycle of a step by its real-valued index, and the multiplier by the contract's formulas.
 It shares no code with `hf_lrsched`. Hypothesis fuzzes every option over extreme values, and each example is checked

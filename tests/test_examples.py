@@ -10,60 +10,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+import glue  # examples/ is on the path: `pythonpath` in pyproject.toml
+import glue_data
 import pytest
 
 from hf_lrsched import schedule_multipliers
 
-ROOT = Path(__file__).resolve().parents[1]
-EXAMPLES = ROOT / "examples"
-sys.path.insert(0, str(EXAMPLES))
-
-import glue  # noqa: E402
-import glue_data  # noqa: E402
+from .helpers import EXAMPLES, ROOT, common_args, launch, read_lr_csv, results
 
 pytestmark = pytest.mark.slow
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def launch(script, num_processes, args, check=True):
-    """`accelerate launch` on the CPU: one process, or two with the shipped `cpu_2proc.yaml` config."""
-    env = {**os.environ, "ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1",
-           "TOKENIZERS_PARALLELISM": "false"}
-    command = [sys.executable, "-m", "accelerate.commands.launch"]
-    if num_processes == 1:
-        command += ["--cpu", "--num_processes", "1", "--num_machines", "1", "--mixed_precision", "no",
-                    "--dynamo_backend", "no"]
-    else:
-        assert num_processes == 2
-        command += ["--config_file", str(EXAMPLES / "accelerate_configs" / "cpu_2proc.yaml"), "--main_process_port",
-                    str(free_port())]
-    result = subprocess.run(command + [str(script)] + [str(a) for a in args], env=env, capture_output=True, text=True,
-                            timeout=600, cwd=ROOT)
-    if check and result.returncode != 0:
-        raise AssertionError(f"exit {result.returncode}\n{result.stdout[-3000:]}\n{result.stderr[-6000:]}")
-    return result
-
-
-def read_lr_csv(output_dir):
-    with open(Path(output_dir) / "lr_schedule.csv", newline="") as f:
-        rows = list(csv.reader(f))
-    assert rows[0] == ["step", "lr"]
-    return [(int(step), float(lr)) for step, lr in rows[1:]]
-
-
-def results(output_dir):
-    return json.loads((Path(output_dir) / "all_results.json").read_text())
-
-
-def common_args(tiny_model_dir, csv_files, output_dir):
-    return ["--model_name_or_path", tiny_model_dir, "--train_file", csv_files / "train.csv", "--validation_file",
-            csv_files / "validation.csv", "--max_length", "16", "--output_dir", output_dir, "--learning_rate", "1e-3",
-            "--seed", "7"]
 
 
 SCHEDULE = ["--lr_schedule", "cosine_with_growing_restarts", "--lr_schedule_kwargs",
@@ -315,11 +270,11 @@ def test_config_file_errors_name_the_file(tmp_path, name, text, message):
     assert message in str(info.value) and str(path) in str(info.value)
 
 
-def test_warmup_forms():
-    assert glue.parse_warmup("auto") == "auto"
-    assert glue.parse_warmup("0.06") == 0.06 and glue.resolve_warmup(0.06, 100) == 6
-    assert glue.parse_warmup("10") == 10 and glue.resolve_warmup(10, 100) == 10
-    assert glue.parse_warmup("0") == 0
+def test_warmup_forms_are_checked_when_parsed():
+    for value in ("auto", "0.06", "10", "0"):
+        assert glue.parse_args(["--task_name", "bbc_news", "--num_warmup_steps", value])[2].num_warmup_steps == value
+    with pytest.raises(ValueError, match="`num_warmup_steps` must be a whole number of steps, a ratio in"):
+        glue.parse_args(["--task_name", "bbc_news", "--num_warmup_steps", "1.5"])
 
 
 def test_config_files_parse():

@@ -1,4 +1,4 @@
-"""Invariants of SCHEDULES.md over random valid configurations (hypothesis)."""
+"""Invariants of the math page (docs/schedules/math.md) over random valid configurations (hypothesis)."""
 
 import math
 

@@ -6,8 +6,8 @@ from transformers import get_scheduler
 from transformers.trainer_utils import SchedulerType
 
 import hf_lrsched
-from hf_lrsched import available_schedules, get_schedule, register_schedule, schedule_multipliers
-from hf_lrsched.registry import _DESCRIPTIONS, _REGISTRY
+from hf_lrsched import available_schedules, get_schedule, register_schedule, schedule_multipliers, unregister_schedule
+from hf_lrsched.registry import get_schedule_entry
 
 from .helpers import make_optimizer, unwrap_schedule
 
@@ -17,10 +17,32 @@ OURS = ["warmup_cosine", "exponential_warmup_cosine", "cosine_with_growing_resta
 @pytest.fixture
 def scratch_registry():
     """Registrations made by a test are undone after it."""
-    saved, saved_descriptions = dict(_REGISTRY), dict(_DESCRIPTIONS)
+    saved = {name: get_schedule_entry(name) for name in available_schedules()}
     yield
-    _REGISTRY.clear(), _REGISTRY.update(saved)
-    _DESCRIPTIONS.clear(), _DESCRIPTIONS.update(saved_descriptions)
+    for name in available_schedules():
+        if name not in saved:
+            unregister_schedule(name)
+        elif get_schedule_entry(name) != saved[name]:
+            register_schedule(name, saved[name], override=True)
+
+
+def test_unregister_and_put_back(scratch_registry):
+    entry = unregister_schedule("wsd")
+    assert "wsd" not in available_schedules()
+    with pytest.raises(ValueError, match="Unknown schedule name 'wsd'"):
+        get_schedule("wsd", make_optimizer(), 0, 10)
+    register_schedule("wsd", entry)
+    assert get_schedule_entry("wsd") == entry and "wsd" in available_schedules()
+    cosine = unregister_schedule("cosine")
+    register_schedule("cosine", cosine)  # a transformers entry keeps its delegation
+    assert get_schedule_entry("cosine").transformers_name == "cosine"
+    with pytest.raises(ValueError, match="Unknown schedule name 'nope'"):
+        unregister_schedule("nope")
+
+
+def test_a_name_of_the_wrong_type_is_a_type_error():
+    with pytest.raises(TypeError, match="schedule name must be a string, got 3"):
+        get_schedule(3, make_optimizer(), 0, 10)
 
 
 def test_every_name_is_available():

@@ -1,4 +1,4 @@
-"""Resume identity (SCHEDULES.md): a state loads only into a schedule that gives the steps already taken the rates
+"""Resume identity (docs/schedules/math.md): a state loads only into a schedule that gives the steps already taken the rates
 they had; anything else is refused with a message that names what differs."""
 
 import io

@@ -1,4 +1,4 @@
-"""The formulas of SCHEDULES.md, value by value, and agreement with transformers and torch where the math coincides."""
+"""The formulas of the math page (docs/schedules/math.md), value by value, and agreement with transformers and torch where the math coincides."""
 
 import math
 

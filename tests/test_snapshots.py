@@ -9,9 +9,7 @@ from transformers import BertForSequenceClassification, TrainerCallback
 
 from hf_lrsched import LRSchedTrainer, SnapshotCallback, describe, get_schedule
 
-from .helpers import make_optimizer, tiny_bert, tiny_dataset
-from .test_examples import EXAMPLES, common_args, launch, results
-from .test_trainer import make_args
+from .helpers import EXAMPLES, common_args, launch, make_args, make_optimizer, results, tiny_bert, tiny_dataset
 
 
 def test_describe_names_the_restarts_cycle_ends_and_floors():

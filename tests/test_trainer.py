@@ -11,43 +11,13 @@ from transformers import Trainer, TrainerCallback, TrainingArguments
 
 from hf_lrsched import LRCurveCallback, LRSchedMixin, LRSchedTrainer, LRSchedTrainingArguments, schedule_multipliers
 
-from .helpers import logged_learning_rates, tiny_bert, tiny_dataset
+from .helpers import LR, expected_rates, logged_learning_rates, make_args, read_curve, tiny_bert, tiny_dataset
 
-LR = 1e-3
 SCHEDULES = {
     "warmup_cosine": dict(min_lr_ratio=0.1),
     "exponential_warmup_cosine": dict(warmup_start_ratio=0.05),
     "cosine_with_growing_restarts": dict(num_cycles=3, cycle_mult=1.5, cycle_decay=0.7, restart_warmup_steps=1),
 }
-
-
-def make_args(tmp_path, **overrides):
-    defaults = dict(
-        output_dir=str(tmp_path / "out"),
-        per_device_train_batch_size=4,
-        learning_rate=LR,
-        logging_steps=1,
-        report_to="none",
-        save_strategy="no",
-        use_cpu=True,
-        seed=0,
-        dataloader_num_workers=0,
-        disable_tqdm=True,
-    )
-    defaults.update(overrides)
-    return LRSchedTrainingArguments(**defaults)
-
-
-def expected_rates(name, kwargs, num_training_steps, num_warmup_steps, base_lr=LR):
-    """The rate Trainer logs at step k is the one the k-th optimizer step used: base * lambda(k - 1)."""
-    curve = schedule_multipliers(name, num_training_steps, num_warmup_steps, lr=base_lr, **kwargs)
-    return {k: base_lr * curve[k - 1] for k in range(1, num_training_steps + 1)}
-
-
-def read_curve(output_dir):
-    with open(os.path.join(output_dir, "lr_schedule.csv"), newline="") as f:
-        rows = list(csv.reader(f))
-    return rows[0], {int(row[0]): [float(x) for x in row[1:]] for row in rows[1:]}
 
 
 @pytest.mark.parametrize("name", SCHEDULES)

@@ -15,8 +15,7 @@ from transformers import HfArgumentParser, LlamaConfig, LlamaForCausalLM, PreTra
 
 from hf_lrsched import LRSchedArguments, LRSchedMixin, LRSchedTrainer, LRSchedTrainingArguments, schedule_multipliers
 
-from .helpers import logged_learning_rates, tiny_bert, tiny_dataset
-from .test_trainer import expected_rates, make_args, read_curve
+from .helpers import expected_rates, logged_learning_rates, make_args, read_curve, tiny_bert, tiny_dataset
 
 trl = pytest.importorskip("trl", reason="TRL is an extra: pip install -e '.[trl]'")
 peft = pytest.importorskip("peft", reason="PEFT is an extra: pip install -e '.[trl]'")

@@ -1,4 +1,4 @@
-"""Every bad input of SCHEDULES.md's Validation section raises at construction, naming parameter, value and range."""
+"""Every bad input of the math page's Validation section (docs/schedules/math.md) raises at construction, naming parameter, value and range."""
 
 import math
 import re

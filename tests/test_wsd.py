@@ -10,8 +10,7 @@ from transformers import get_wsd_schedule as transformers_wsd
 
 from hf_lrsched import LRSchedTrainer, describe, get_schedule, get_wsd_schedule
 
-from .helpers import logged_learning_rates, make_optimizer, tiny_bert, tiny_dataset, unwrap_schedule
-from .test_trainer import make_args
+from .helpers import logged_learning_rates, make_args, make_optimizer, tiny_bert, tiny_dataset, unwrap_schedule
 
 
 def multipliers(scheduler, steps):

@@ -1,0 +1,80 @@
+"""The one function that draws learning-rate curves into a PNG: for `hf-lrsched plot`, the Trainer callback
+(`lr_schedule.png`), `examples/glue.py` and the docs' figures. Needs matplotlib (`pip install matplotlib`, or the
+`plot` extra)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+__all__ = ["Curve", "plot_lr_curves"]
+
+
+@dataclass
+class Curve:
+    """One line of a plot: a label, the steps and their learning rates, and the steps to mark.
+
+    `warmup_end` is drawn as a dashed and each of `restarts` as a dotted vertical line, in the curve's colour.
+    `dashed` draws the line itself dashed (a branch beside its trunk).
+    """
+
+    label: str
+    steps: Sequence[int]
+    lrs: Sequence[float]
+    warmup_end: int | None = None
+    restarts: Sequence[int] = field(default_factory=list)
+    dashed: bool = False
+
+
+def plot_lr_curves(curves: Sequence[Curve], path: str, *, title: str | None = None) -> None:
+    """
+    Draw `curves` into one PNG at `path`, legible at phone width. Curves identical to an earlier one are drawn
+    once, with one legend entry naming them all and saying that they coincide.
+
+    Raises:
+        `RuntimeError`: when matplotlib is not installed.
+    """
+    try:
+        from matplotlib.figure import Figure  # no pyplot: nothing global changes in the caller's process
+    except ImportError:
+        raise RuntimeError("Drawing a learning-rate curve needs matplotlib: pip install matplotlib.") from None
+    groups: list[list[Curve]] = []
+    for curve in curves:
+        same = next((g for g in groups if _same_line(g[0], curve)), None)
+        if same is None:
+            groups.append([curve])
+        else:
+            same.append(curve)
+    fig = Figure(figsize=(7, 4.4), dpi=110)
+    ax = fig.add_subplot()
+    marks = False
+    for group in groups:
+        first = group[0]
+        label = first.label if len(group) == 1 else " = ".join(c.label for c in group) + " (identical)"
+        (line,) = ax.plot(first.steps, first.lrs, label=label, linewidth=2.0, linestyle="--" if first.dashed else "-")
+        if first.warmup_end:
+            ax.axvline(first.warmup_end, color=line.get_color(), linestyle="--", linewidth=1.0, alpha=0.7)
+            marks = True
+        for step in first.restarts:
+            ax.axvline(step, color=line.get_color(), linestyle=":", linewidth=1.0, alpha=0.7)
+            marks = True
+    ax.set_xlabel("optimizer step", fontsize=12)
+    ax.set_ylabel("learning rate", fontsize=12)
+    ax.tick_params(labelsize=11)
+    ax.set_title(title or "Learning-rate schedule", fontsize=13)
+    ax.grid(alpha=0.3)
+    ax.set_xlim(0, max((max(c.steps) for c in curves if len(c.steps)), default=1))
+    ax.set_ylim(bottom=0)
+    if len(groups) > 1 or marks or len(groups[0]) > 1:
+        # Below the axes, so that no curve hides behind it; the vertical lines are explained there too.
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.17), fontsize=11, frameon=False,
+                  title="dashed: end of warmup, dotted: restarts" if marks else None, title_fontsize=10)
+    fig.tight_layout()
+    fig.savefig(f"{path}.tmp", format="png")  # renamed into place: a kill never leaves a truncated PNG
+    os.replace(f"{path}.tmp", path)
+
+
+def _same_line(a: Curve, b: Curve) -> bool:
+    return (a.dashed == b.dashed and list(a.steps) == list(b.steps) and list(a.lrs) == list(b.lrs)
+            and a.warmup_end == b.warmup_end and list(a.restarts) == list(b.restarts))
