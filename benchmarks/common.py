@@ -34,8 +34,10 @@ def machine() -> dict:
 
 
 def machine_line(info: dict) -> str:
-    return (f"{info['cpu']}, {info['cores']} cores; Python {info['python']}, torch {info['torch']}, "
-            f"transformers {info['transformers']}")
+    return (
+        f"{info['cpu']}, {info['cores']} cores; Python {info['python']}, torch {info['torch']}, "
+        f"transformers {info['transformers']}"
+    )
 
 
 def markdown_table(header: list[str], rows: list[list]) -> str:
@@ -80,8 +82,11 @@ def add_task_arguments(parser, *, max_length: int | None = 128) -> None:
 
 def task_arguments(args) -> list:
     """`glue.py` arguments for the task (or files) and model that `add_task_arguments` parsed."""
-    data = (["--task_name", args.task_name] if not args.train_file else
-            ["--train_file", args.train_file, "--validation_file", args.validation_file])
+    data = (
+        ["--task_name", args.task_name]
+        if not args.train_file
+        else ["--train_file", args.train_file, "--validation_file", args.validation_file]
+    )
     if args.model_name_or_path:
         data += ["--model_name_or_path", args.model_name_or_path]
     return data

@@ -20,10 +20,11 @@ import warnings
 from pathlib import Path
 
 import torch
-from common import RESULTS, command_line, machine, machine_line, markdown_table, median, write
 from transformers import get_cosine_schedule_with_warmup, get_cosine_with_hard_restarts_schedule_with_warmup
 
 from hf_lrsched import get_schedule, schedule_multipliers
+
+from common import RESULTS, command_line, machine, machine_line, markdown_table, median, write
 
 
 def optimizer(groups: int) -> torch.optim.Optimizer:
@@ -36,15 +37,19 @@ def factories(total: int) -> dict:
     return {
         "transformers cosine": lambda o: get_cosine_schedule_with_warmup(o, warmup, total),
         "transformers hard restarts (3)": lambda o: get_cosine_with_hard_restarts_schedule_with_warmup(
-            o, warmup, total, num_cycles=3),
+            o, warmup, total, num_cycles=3
+        ),
         "torch CosineAnnealingWarmRestarts": lambda o: torch.optim.lr_scheduler.CosineAnnealingWarmRestarts(
-            o, T_0=max(total // 100, 1), T_mult=2),
+            o, T_0=max(total // 100, 1), T_mult=2
+        ),
         "warmup_cosine": lambda o: get_schedule("warmup_cosine", o, warmup, total, min_lr_ratio=0.1),
         "exponential_warmup_cosine": lambda o: get_schedule("exponential_warmup_cosine", o, warmup, total),
-        "growing restarts, 3 cycles": lambda o: get_schedule("cosine_with_growing_restarts", o, warmup, total,
-                                                             num_cycles=3, cycle_decay=0.8, restart_warmup_steps=5),
+        "growing restarts, 3 cycles": lambda o: get_schedule(
+            "cosine_with_growing_restarts", o, warmup, total, num_cycles=3, cycle_decay=0.8, restart_warmup_steps=5
+        ),
         "growing restarts, first 10 steps, r=1.0001": lambda o: get_schedule(
-            "cosine_with_growing_restarts", o, warmup, total, first_cycle_steps=10, cycle_mult=1.0001),
+            "cosine_with_growing_restarts", o, warmup, total, first_cycle_steps=10, cycle_mult=1.0001
+        ),
     }
 
 
@@ -81,8 +86,15 @@ def bench_steps(totals, groups_list, rounds: int, count: int) -> list[dict]:
                     samples[name].append(time_steps(scheduler, start, steps))
             reference = median(samples["transformers cosine"])
             for name, times in samples.items():
-                rows.append({"groups": groups, "steps": total, "schedule": name, "us_per_step": median(times) * 1e6,
-                             "ratio": median(times) / reference})
+                rows.append(
+                    {
+                        "groups": groups,
+                        "steps": total,
+                        "schedule": name,
+                        "us_per_step": median(times) * 1e6,
+                        "ratio": median(times) / reference,
+                    }
+                )
     return rows
 
 
@@ -90,13 +102,17 @@ def bench_steps(totals, groups_list, rounds: int, count: int) -> list[dict]:
 # exact"): millions of fitted cycles, r a hair above 1, and a fit whose validation has to bisect a long band.
 EXTREME_BUILDS = {
     "growing restarts, 10^7 cycles, r=1+1e-12, T=1.5e7": lambda o: get_schedule(
-        "cosine_with_growing_restarts", o, 0, 15_000_000, num_cycles=10**7, cycle_mult=1 + 1e-12),
+        "cosine_with_growing_restarts", o, 0, 15_000_000, num_cycles=10**7, cycle_mult=1 + 1e-12
+    ),
     "growing restarts, 10^6 cycles, r=1.0000001, R=1, T=10^9": lambda o: get_schedule(
-        "cosine_with_growing_restarts", o, 0, 10**9, num_cycles=10**6, cycle_mult=1.0000001, restart_warmup_steps=1),
+        "cosine_with_growing_restarts", o, 0, 10**9, num_cycles=10**6, cycle_mult=1.0000001, restart_warmup_steps=1
+    ),
     "growing restarts, 30 cycles, r=1+1e-9, T=10^9": lambda o: get_schedule(
-        "cosine_with_growing_restarts", o, 0, 10**9, num_cycles=30, cycle_mult=1 + 1e-9),
+        "cosine_with_growing_restarts", o, 0, 10**9, num_cycles=30, cycle_mult=1 + 1e-9
+    ),
     "growing restarts, 40 cycles, r=2, T=10^12": lambda o: get_schedule(
-        "cosine_with_growing_restarts", o, 0, 10**12, num_cycles=40, cycle_mult=2.0),
+        "cosine_with_growing_restarts", o, 0, 10**12, num_cycles=40, cycle_mult=2.0
+    ),
 }
 
 
@@ -116,8 +132,7 @@ def bench_build(rounds: int) -> list[dict]:
 
 def bench_curve(total: int, rounds: int) -> list[dict]:
     rows = []
-    for name, kwargs in (("warmup_cosine", {}), ("cosine_with_growing_restarts", {"num_cycles": 5}),
-                         ("cosine", {})):
+    for name, kwargs in (("warmup_cosine", {}), ("cosine_with_growing_restarts", {"num_cycles": 5}), ("cosine", {})):
         times = []
         for _ in range(rounds):
             tic = time.perf_counter()
@@ -144,24 +159,30 @@ def main(argv=None) -> dict:
         "build": bench_build(max(rounds, 5) * 5),
         "curve": bench_curve(curve_steps, 3 if not args.quick else 1),
     }
-    step_rows = [[r["groups"], f"{r['steps']:,}", r["schedule"], f"{r['us_per_step']:.2f}", f"{r['ratio']:.2f}"]
-                 for r in data["steps"]]
+    step_rows = [
+        [r["groups"], f"{r['steps']:,}", r["schedule"], f"{r['us_per_step']:.2f}", f"{r['ratio']:.2f}"]
+        for r in data["steps"]
+    ]
     worst = {}
     for r in data["steps"]:
         if r["schedule"] not in ("transformers cosine",):
             worst[r["schedule"]] = max(worst.get(r["schedule"], 0.0), r["ratio"])
-    markdown = "\n\n".join([
-        "### Scheduler overhead",
-        f"Measured with `{data['command']}` on {machine_line(data['machine'])}. "
-        f"`scheduler.step()` timed over the last {count:,} steps of training (the last half for 1,000 steps), "
-        f"{rounds} interleaved rounds, median; ratio to `transformers`' cosine at the same size (1.00 = the same cost).",
-        markdown_table(["param groups", "training steps", "schedule", "us per step", "ratio"], step_rows),
-        "Worst ratio over all rows: " + ", ".join(f"{name} {ratio:.2f}" for name, ratio in worst.items()) + ".",
-        "Building a scheduler (median; 10^6 steps unless the name says otherwise; construction never scans the cycles):",
-        markdown_table(["schedule", "us to build"], [[r["schedule"], f"{r['us_to_build']:.0f}"] for r in data["build"]]),
-        f"A whole {curve_steps:,}-step curve for a preview (`schedule_multipliers`, median of 3):",
-        markdown_table(["schedule", "seconds"], [[r["schedule"], f"{r['seconds']:.3f}"] for r in data["curve"]]),
-    ])
+    markdown = "\n\n".join(
+        [
+            "### Scheduler overhead",
+            f"Measured with `{data['command']}` on {machine_line(data['machine'])}. "
+            f"`scheduler.step()` timed over the last {count:,} steps of training (the last half for 1,000 steps), "
+            f"{rounds} interleaved rounds, median; ratio to `transformers`' cosine at the same size (1.00 = the same cost).",
+            markdown_table(["param groups", "training steps", "schedule", "us per step", "ratio"], step_rows),
+            "Worst ratio over all rows: " + ", ".join(f"{name} {ratio:.2f}" for name, ratio in worst.items()) + ".",
+            "Building a scheduler (median; 10^6 steps unless the name says otherwise; construction never scans the cycles):",
+            markdown_table(
+                ["schedule", "us to build"], [[r["schedule"], f"{r['us_to_build']:.0f}"] for r in data["build"]]
+            ),
+            f"A whole {curve_steps:,}-step curve for a preview (`schedule_multipliers`, median of 3):",
+            markdown_table(["schedule", "seconds"], [[r["schedule"], f"{r['seconds']:.3f}"] for r in data["curve"]]),
+        ]
+    )
     write("overhead", data, markdown, args.out_dir)
     return data
 

@@ -41,8 +41,12 @@ SCHEDULES = {
     "cosine_with_restarts (3)": ["--lr_schedule", "cosine_with_restarts", "--lr_schedule_kwargs", '{"num_cycles": 3}'],
     "warmup_cosine": ["--lr_schedule", "warmup_cosine"],
     "exponential_warmup_cosine": ["--lr_schedule", "exponential_warmup_cosine"],
-    "cosine_with_growing_restarts (3, x2)": ["--lr_schedule", "cosine_with_growing_restarts", "--lr_schedule_kwargs",
-                                             '{"num_cycles": 3, "cycle_mult": 2.0}'],
+    "cosine_with_growing_restarts (3, x2)": [
+        "--lr_schedule",
+        "cosine_with_growing_restarts",
+        "--lr_schedule_kwargs",
+        '{"num_cycles": 3, "cycle_mult": 2.0}',
+    ],
     "warmup_cosine (auto)": ["--lr_schedule", "warmup_cosine", "--num_warmup_steps", "auto"],
 }
 TARGET = 0.95
@@ -64,7 +68,7 @@ def loss_plot(curves: dict[str, list[list[tuple[int, float]]]], path: Path, titl
         steps = [step for step, _ in runs[0]]
         mean = [statistics.mean(run[i][1] for run in runs) for i in range(len(steps))]
         window = 5  # a trailing mean over 5 steps: the per-step loss of a 16-article batch is noisy
-        smooth = [statistics.mean(mean[max(0, i - window + 1): i + 1]) for i in range(len(mean))]
+        smooth = [statistics.mean(mean[max(0, i - window + 1) : i + 1]) for i in range(len(mean))]
         ax.plot(steps, smooth, label=label, linewidth=1.4)
     ax.set_xlabel("optimizer step")
     ax.set_ylabel("training loss (mean over seeds, 5-step trailing mean)")
@@ -87,12 +91,25 @@ def main(argv=None) -> dict:
     parser.add_argument("--work-dir", type=Path, default=None)
     args = parser.parse_args(argv)
     work = args.work_dir or args.out_dir / "quality_runs"
-    budgets = {f"{args.short_steps} steps": ["--max_train_steps", args.short_steps], "1 epoch": ["--num_train_epochs", 1]}
+    budgets = {
+        f"{args.short_steps} steps": ["--max_train_steps", args.short_steps],
+        "1 epoch": ["--num_train_epochs", 1],
+    }
     seeds = args.seeds
     if args.quick:
         budgets, seeds = {"20 steps": ["--max_train_steps", 20]}, seeds[:1]
-    common = task_arguments(args) + ["--per_device_train_batch_size", 16, "--learning_rate", "1e-4", "--num_warmup_steps", "0.06",
-                          "--max_length", args.max_length, "--eval_steps", args.eval_steps]
+    common = task_arguments(args) + [
+        "--per_device_train_batch_size",
+        16,
+        "--learning_rate",
+        "1e-4",
+        "--num_warmup_steps",
+        "0.06",
+        "--max_length",
+        args.max_length,
+        "--eval_steps",
+        args.eval_steps,
+    ]
 
     start = time.time()
     runs: dict[str, dict[str, list[dict]]] = {}
@@ -104,8 +121,14 @@ def main(argv=None) -> dict:
                 runs.setdefault(budget, {}).setdefault(label, []).append(result)
     elapsed = sum(r["run_seconds"] for by_label in runs.values() for results in by_label.values() for r in results)
 
-    data = {"machine": machine(), "command": command_line(), "seeds": seeds, "budgets": list(budgets),
-            "wall_time_s": elapsed, "results": {}}
+    data = {
+        "machine": machine(),
+        "command": command_line(),
+        "seeds": seeds,
+        "budgets": list(budgets),
+        "wall_time_s": elapsed,
+        "results": {},
+    }
     sections = [
         "### Fine-tuning quality",
         f"Measured with `{data['command']}` on {machine_line(data['machine'])}: {len(seeds) * len(budgets) * len(args.schedules)} "
@@ -126,18 +149,33 @@ def main(argv=None) -> dict:
                 "warmup_steps": results[0]["num_warmup_steps"],
                 "optimizer_steps": results[0]["completed_steps"],
             }
-            reach = (f"{statistics.mean(reached):.0f} ({len(reached)}/{len(results)} seeds)" if reached
-                     else f"not reached (0/{len(results)})")
-            table.append([label, rows[label]["warmup_steps"], mean_std(rows[label]["accuracy"]),
-                          mean_std(rows[label]["f1_macro"]), reach])
+            reach = (
+                f"{statistics.mean(reached):.0f} ({len(reached)}/{len(results)} seeds)"
+                if reached
+                else f"not reached (0/{len(results)})"
+            )
+            table.append(
+                [
+                    label,
+                    rows[label]["warmup_steps"],
+                    mean_std(rows[label]["accuracy"]),
+                    mean_std(rows[label]["f1_macro"]),
+                    reach,
+                ]
+            )
         data["results"][budget] = rows
         steps = next(iter(by_label.values()))[0]["completed_steps"]
-        sections += [f"**Budget: {budget}** ({steps} optimizer steps)",
-                     markdown_table(["schedule", "warmup steps", "accuracy", "macro-F1", "steps to 95%"], table)]
+        sections += [
+            f"**Budget: {budget}** ({steps} optimizer steps)",
+            markdown_table(["schedule", "warmup steps", "accuracy", "macro-F1", "steps to 95%"], table),
+        ]
         png = args.out_dir / f"quality_loss_{budget.replace(' ', '_')}.png"
         args.out_dir.mkdir(parents=True, exist_ok=True)
-        loss_plot({label: [r["loss_curve"] for r in results] for label, results in by_label.items()}, png,
-                  f"Training loss, {budget} ({steps} steps), MiniLM on BBC News")
+        loss_plot(
+            {label: [r["loss_curve"] for r in results] for label, results in by_label.items()},
+            png,
+            f"Training loss, {budget} ({steps} steps), MiniLM on BBC News",
+        )
         sections.append(f"![training loss, {budget}]({png.name})")
     write("quality", data, "\n\n".join(sections), args.out_dir)
     return data

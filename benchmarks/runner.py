@@ -16,9 +16,24 @@ GLUE = EXAMPLES / "glue.py"
 
 def run_glue(output_dir: Path, args: list[str], *, log: Path | None = None) -> dict:
     """One single-process `accelerate launch` of the example; returns its `all_results.json` plus its loss curve."""
-    command = [sys.executable, "-m", "accelerate.commands.launch", "--cpu", "--num_processes", "1",
-               "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", str(GLUE),
-               "--output_dir", str(output_dir), "--overwrite_output_dir"] + [str(a) for a in args]
+    command = [
+        sys.executable,
+        "-m",
+        "accelerate.commands.launch",
+        "--cpu",
+        "--num_processes",
+        "1",
+        "--num_machines",
+        "1",
+        "--mixed_precision",
+        "no",
+        "--dynamo_backend",
+        "no",
+        str(GLUE),
+        "--output_dir",
+        str(output_dir),
+        "--overwrite_output_dir",
+    ] + [str(a) for a in args]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
     result = subprocess.run(command, env=env, capture_output=True, text=True, cwd=ROOT)
     if log is not None:

@@ -45,7 +45,7 @@ from common import (
 from runner import EXAMPLES, cached_run
 
 sys.path.insert(0, str(EXAMPLES))
-from glue import ensemble_metrics  # noqa: E402  (the ensemble as `glue.py --snapshot_ensemble` computes it)
+from glue import ensemble_metrics
 
 WARMUP = 4
 RESTARTS = json.dumps({"num_cycles": 3, "cycle_mult": 2.0})
@@ -64,8 +64,16 @@ def main(argv=None) -> dict:
     if args.quick:
         seeds, steps = seeds[:1], 12
     work = args.work_dir or args.out_dir / "snapshots_runs"
-    common = task_arguments(args) + ["--per_device_train_batch_size", 16, "--learning_rate", "1e-4", "--num_warmup_steps",
-                          WARMUP, "--max_length", args.max_length]
+    common = task_arguments(args) + [
+        "--per_device_train_batch_size",
+        16,
+        "--learning_rate",
+        "1e-4",
+        "--num_warmup_steps",
+        WARMUP,
+        "--max_length",
+        args.max_length,
+    ]
     start = time.time()
 
     def run(key: str, glue_args: list) -> dict:
@@ -73,50 +81,90 @@ def main(argv=None) -> dict:
 
     per_seed = []
     for seed in seeds:
-        restarts = run(f"restarts-seed{seed}", ["--lr_schedule", "cosine_with_growing_restarts", "--lr_schedule_kwargs",
-                                                RESTARTS, "--max_train_steps", steps, "--save_snapshots", "--seed", seed])
+        restarts = run(
+            f"restarts-seed{seed}",
+            [
+                "--lr_schedule",
+                "cosine_with_growing_restarts",
+                "--lr_schedule_kwargs",
+                RESTARTS,
+                "--max_train_steps",
+                steps,
+                "--save_snapshots",
+                "--seed",
+                seed,
+            ],
+        )
         snaps = restarts["snapshots"]
-        cosine = {s["step"]: run(f"cosine{s['step']}-seed{seed}", ["--lr_schedule", "warmup_cosine",
-                                                                   "--max_train_steps", s["step"], "--seed", seed])
-                  for s in snaps}
-        per_seed.append({
-            "snapshots": [{"step": s["step"], "accuracy": s["accuracy"], "nll": s["loss"], "ece": s["ece"]}
-                          for s in snaps],
-            "ensemble_last_2": ensemble_metrics(snaps[-2:]),
-            "ensemble_last_3": ensemble_metrics(snaps[-3:]),
-            "cosine": {str(step): {"accuracy": r["eval_accuracy"], "nll": r["eval_loss"], "ece": r["eval_ece"]}
-                       for step, r in cosine.items()},
-            "run_seconds": restarts["run_seconds"] + sum(r["run_seconds"] for r in cosine.values()),
-        })
+        cosine = {
+            s["step"]: run(
+                f"cosine{s['step']}-seed{seed}",
+                ["--lr_schedule", "warmup_cosine", "--max_train_steps", s["step"], "--seed", seed],
+            )
+            for s in snaps
+        }
+        per_seed.append(
+            {
+                "snapshots": [
+                    {"step": s["step"], "accuracy": s["accuracy"], "nll": s["loss"], "ece": s["ece"]} for s in snaps
+                ],
+                "ensemble_last_2": ensemble_metrics(snaps[-2:]),
+                "ensemble_last_3": ensemble_metrics(snaps[-3:]),
+                "cosine": {
+                    str(step): {"accuracy": r["eval_accuracy"], "nll": r["eval_loss"], "ece": r["eval_ece"]}
+                    for step, r in cosine.items()
+                },
+                "run_seconds": restarts["run_seconds"] + sum(r["run_seconds"] for r in cosine.values()),
+            }
+        )
     ends = [s["step"] for s in per_seed[0]["snapshots"]]
     elapsed = sum(p["run_seconds"] for p in per_seed)
 
     def column(get) -> list[str]:
         return [mean_std([get(p)[metric] for p in per_seed]) for metric in ("accuracy", "nll", "ece")]
 
-    rows = [[f"snapshot at step {step}" + (" (the final model)" if i == len(ends) - 1 else "")]
-            + column(lambda p, i=i: p["snapshots"][i]) for i, step in enumerate(ends)]
+    rows = [
+        [f"snapshot at step {step}" + (" (the final model)" if i == len(ends) - 1 else "")]
+        + column(lambda p, i=i: p["snapshots"][i])
+        for i, step in enumerate(ends)
+    ]
     rows.append(["ensemble of the last 2 snapshots"] + column(lambda p: p["ensemble_last_2"]))
     rows.append(["ensemble of the last 3 snapshots"] + column(lambda p: p["ensemble_last_3"]))
     rows.append([f"warmup_cosine, {steps} steps (the final model)"] + column(lambda p: p["cosine"][str(steps)]))
-    anytime = [[step, mean_std([p["snapshots"][i]["accuracy"] for p in per_seed]),
-                mean_std([p["cosine"][str(step)]["accuracy"] for p in per_seed])] for i, step in enumerate(ends)]
-    data = {"machine": machine(), "command": command_line(), "seeds": seeds, "steps": steps, "cycle_ends": ends,
-            "max_length": args.max_length, "wall_time_s": elapsed, "per_seed": per_seed}
-    markdown = "\n\n".join([
-        "### What restarts buy: snapshots and their ensembles",
-        f"Measured with `{data['command']}` on {machine_line(data['machine'])}: {len(seeds)} seeds ({seeds}), "
-        f"{elapsed / 60:.0f} minutes of launches in all. MiniLM-L6 BERT on BBC News (1,700 training articles, 425 "
-        f"held out), `examples/glue.py` via `accelerate launch`, batch 16, {args.max_length} tokens, peak rate 1e-4, "
-        f"warmup {WARMUP} steps, {steps} optimizer steps. `cosine_with_growing_restarts` with 3 cycles "
-        f"(`cycle_mult=2`) and `--save_snapshots`: a snapshot at each cycle end (steps {ends}). Held-out accuracy, "
-        "negative log-likelihood (NLL) and expected calibration error (ECE, 15 bins); mean ± standard deviation over "
-        "seeds; an ensemble averages its snapshots' softmax outputs.",
-        markdown_table(["model", "accuracy", "NLL", "ECE"], rows),
-        "Anytime performance: the snapshot at each cycle end against a `warmup_cosine` run of that length.",
-        markdown_table(["steps", "snapshot (restarts)", "warmup_cosine of that length"], anytime),
-        "![accuracy of each snapshot, the ensembles and cosine runs](snapshots.png)",
-    ])
+    anytime = [
+        [
+            step,
+            mean_std([p["snapshots"][i]["accuracy"] for p in per_seed]),
+            mean_std([p["cosine"][str(step)]["accuracy"] for p in per_seed]),
+        ]
+        for i, step in enumerate(ends)
+    ]
+    data = {
+        "machine": machine(),
+        "command": command_line(),
+        "seeds": seeds,
+        "steps": steps,
+        "cycle_ends": ends,
+        "max_length": args.max_length,
+        "wall_time_s": elapsed,
+        "per_seed": per_seed,
+    }
+    markdown = "\n\n".join(
+        [
+            "### What restarts buy: snapshots and their ensembles",
+            f"Measured with `{data['command']}` on {machine_line(data['machine'])}: {len(seeds)} seeds ({seeds}), "
+            f"{elapsed / 60:.0f} minutes of launches in all. MiniLM-L6 BERT on BBC News (1,700 training articles, 425 "
+            f"held out), `examples/glue.py` via `accelerate launch`, batch 16, {args.max_length} tokens, peak rate 1e-4, "
+            f"warmup {WARMUP} steps, {steps} optimizer steps. `cosine_with_growing_restarts` with 3 cycles "
+            f"(`cycle_mult=2`) and `--save_snapshots`: a snapshot at each cycle end (steps {ends}). Held-out accuracy, "
+            "negative log-likelihood (NLL) and expected calibration error (ECE, 15 bins); mean ± standard deviation over "
+            "seeds; an ensemble averages its snapshots' softmax outputs.",
+            markdown_table(["model", "accuracy", "NLL", "ECE"], rows),
+            "Anytime performance: the snapshot at each cycle end against a `warmup_cosine` run of that length.",
+            markdown_table(["steps", "snapshot (restarts)", "warmup_cosine of that length"], anytime),
+            "![accuracy of each snapshot, the ensembles and cosine runs](snapshots.png)",
+        ]
+    )
     args.out_dir.mkdir(parents=True, exist_ok=True)
     plot(per_seed, ends, args.out_dir / "snapshots.png")
     write("snapshots", data, markdown, args.out_dir)
@@ -133,8 +181,14 @@ def plot(per_seed: list[dict], ends: list[int], path: Path) -> None:
     ax.plot(ends, snap, marker="o", label="snapshot at each cycle end (growing restarts)")
     ax.plot(ends, cos, marker="s", linestyle="--", label="warmup_cosine run of that length")
     for k, marker in ((2, "^"), (3, "v")):
-        ax.scatter([ends[-1]], [statistics.mean(p[f"ensemble_last_{k}"]["accuracy"] for p in per_seed)], marker=marker,
-                   s=60, zorder=3, label=f"ensemble of the last {k} snapshots")
+        ax.scatter(
+            [ends[-1]],
+            [statistics.mean(p[f"ensemble_last_{k}"]["accuracy"] for p in per_seed)],
+            marker=marker,
+            s=60,
+            zorder=3,
+            label=f"ensemble of the last {k} snapshots",
+        )
     ax.set_xlabel("optimizer steps")
     ax.set_ylabel("held-out accuracy")
     ax.set_xticks(ends)

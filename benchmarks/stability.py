@@ -37,6 +37,7 @@ import time
 from pathlib import Path
 
 import torch
+
 from common import RESULTS, command_line, machine, machine_line, markdown_table, write
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
@@ -55,8 +56,9 @@ class Task:
     """BBC News tokenized once, and a fresh MiniLM classifier for each run."""
 
     def __init__(self, max_length: int, model_path: str | None):
-        import glue_data
         from transformers import AutoTokenizer
+
+        import glue_data
 
         self.model_path = model_path or glue_data.default_model("bbc_news")
         raw = glue_data.read_bbc_news(42)
@@ -67,16 +69,21 @@ class Task:
         self.majority = int(counts.max()) / int(counts.sum())  # exact: a run that predicts one class scores it
 
     def encode(self, split, max_length: int) -> dict:
-        encoded = self.tokenizer(list(split["text"]), truncation=True, max_length=max_length, padding="max_length",
-                                 return_tensors="pt")
-        return {"input_ids": encoded["input_ids"], "attention_mask": encoded["attention_mask"],
-                "labels": torch.tensor(list(split["label"]))}
+        encoded = self.tokenizer(
+            list(split["text"]), truncation=True, max_length=max_length, padding="max_length", return_tensors="pt"
+        )
+        return {
+            "input_ids": encoded["input_ids"],
+            "attention_mask": encoded["attention_mask"],
+            "labels": torch.tensor(list(split["label"])),
+        }
 
     def model(self):
         from transformers import AutoModelForSequenceClassification
 
-        return AutoModelForSequenceClassification.from_pretrained(self.model_path, num_labels=5,
-                                                                  ignore_mismatched_sizes=True)
+        return AutoModelForSequenceClassification.from_pretrained(
+            self.model_path, num_labels=5, ignore_mismatched_sizes=True
+        )
 
 
 def run_one(task: Task, schedule: str, warmup, kwargs: dict, lr: float, seed: int, steps: int) -> dict:
@@ -88,7 +95,10 @@ def run_one(task: Task, schedule: str, warmup, kwargs: dict, lr: float, seed: in
     model = task.model()
     no_decay = ("bias", "LayerNorm.weight")
     groups = [
-        {"params": [p for n, p in model.named_parameters() if not any(nd in n for nd in no_decay)], "weight_decay": 0.01},
+        {
+            "params": [p for n, p in model.named_parameters() if not any(nd in n for nd in no_decay)],
+            "weight_decay": 0.01,
+        },
         {"params": [p for n, p in model.named_parameters() if any(nd in n for nd in no_decay)], "weight_decay": 0.0},
     ]
     optimizer = torch.optim.AdamW(groups, lr=lr)
@@ -98,7 +108,7 @@ def run_one(task: Task, schedule: str, warmup, kwargs: dict, lr: float, seed: in
     model.train()
     losses = []
     for step in range(steps):
-        index = order[(step * 16) % len(order):][:16]
+        index = order[(step * 16) % len(order) :][:16]
         batch = {k: v[index] for k, v in task.train.items()}
         loss = model(**batch).loss
         loss.backward()
@@ -110,7 +120,7 @@ def run_one(task: Task, schedule: str, warmup, kwargs: dict, lr: float, seed: in
     correct, total = 0, 0
     with torch.no_grad():
         for start in range(0, len(task.eval["labels"]), 64):
-            batch = {k: v[start:start + 64] for k, v in task.eval.items()}
+            batch = {k: v[start : start + 64] for k, v in task.eval.items()}
             logits = model(**{k: v for k, v in batch.items() if k != "labels"}).logits
             correct += int((logits.argmax(-1) == batch["labels"]).sum())
             total += len(batch["labels"])
@@ -151,8 +161,11 @@ def main(argv=None) -> dict:
                     cached.write_text(json.dumps(result))
                 runs.setdefault(label, {}).setdefault(lr, []).append(result)
                 done = sum(len(v) for by_lr in runs.values() for v in by_lr.values())
-                print(f"[{time.time() - start:6.0f}s] {done}/{total} seed {seed} {label} lr {lr:g}: "
-                      f"accuracy {result['accuracy']:.4f}", flush=True)
+                print(
+                    f"[{time.time() - start:6.0f}s] {done}/{total} seed {seed} {label} lr {lr:g}: "
+                    f"accuracy {result['accuracy']:.4f}",
+                    flush=True,
+                )
 
     elapsed = sum(r["run_seconds"] for by_lr in runs.values() for results in by_lr.values() for r in results)
     summary, rows = {}, []
@@ -162,30 +175,54 @@ def main(argv=None) -> dict:
         band = [lr for lr in rates if means[lr] >= means[best_lr] - 0.01]
         failed = [r for results in by_lr.values() for r in results if r["accuracy"] <= task.majority]
         n = sum(len(results) for results in by_lr.values())
-        summary[label] = {"mean_accuracy": {str(lr): m for lr, m in means.items()}, "best": means[best_lr],
-                          "best_lr": best_lr, "band": band, "band_ratio": max(band) / min(band),
-                          "failed_seeds": len(failed), "runs": n,
-                          "accuracy": {str(lr): [r["accuracy"] for r in results] for lr, results in by_lr.items()}}
-        rows.append([label, f"{means[best_lr]:.4f} at {best_lr:g}", ", ".join(f"{lr:g}" for lr in band),
-                     f"{max(band) / min(band):.0f}x", f"{len(failed)}/{n}"])
+        summary[label] = {
+            "mean_accuracy": {str(lr): m for lr, m in means.items()},
+            "best": means[best_lr],
+            "best_lr": best_lr,
+            "band": band,
+            "band_ratio": max(band) / min(band),
+            "failed_seeds": len(failed),
+            "runs": n,
+            "accuracy": {str(lr): [r["accuracy"] for r in results] for lr, results in by_lr.items()},
+        }
+        rows.append(
+            [
+                label,
+                f"{means[best_lr]:.4f} at {best_lr:g}",
+                ", ".join(f"{lr:g}" for lr in band),
+                f"{max(band) / min(band):.0f}x",
+                f"{len(failed)}/{n}",
+            ]
+        )
     grid = [[label] + [f"{summary[label]['mean_accuracy'][str(lr)]:.3f}" for lr in rates] for label in runs]
-    data = {"machine": machine(), "command": command_line(), "seeds": seeds, "steps": steps, "rates": rates,
-            "max_length": args.max_length, "majority_share": task.majority, "wall_time_s": elapsed,
-            "results": summary}
-    markdown = "\n\n".join([
-        "### What warmup buys: the usable band of peak learning rates",
-        f"Measured with `{data['command']}` on {machine_line(data['machine'])}: {total} runs, {elapsed / 60:.0f} "
-        f"minutes of training and evaluation. MiniLM-L6 BERT on BBC News (1,700 training articles, 425 held out), "
-        f"{steps} optimizer steps of 16 articles truncated to {args.max_length} tokens, AdamW, seeds {seeds}. Warmup: "
-        f"10% of the steps, except `constant` (none) and `auto` (beta2 = 0.999 asks for 2,000 steps, capped at 25%). "
-        f"*Usable band*: the peak rates whose mean accuracy is within 1 point of the schedule's best. *Failed seeds*: "
-        f"held-out accuracy at or below the majority class's share ({task.majority:.3f}).",
-        markdown_table(["schedule", "best mean accuracy", "usable band (peak rates)", "band max/min", "failed seeds"],
-                       rows),
-        "Mean held-out accuracy at each peak rate:",
-        markdown_table(["schedule"] + [f"{lr:g}" for lr in rates], grid),
-        "![accuracy against peak learning rate](stability.png)",
-    ])
+    data = {
+        "machine": machine(),
+        "command": command_line(),
+        "seeds": seeds,
+        "steps": steps,
+        "rates": rates,
+        "max_length": args.max_length,
+        "majority_share": task.majority,
+        "wall_time_s": elapsed,
+        "results": summary,
+    }
+    markdown = "\n\n".join(
+        [
+            "### What warmup buys: the usable band of peak learning rates",
+            f"Measured with `{data['command']}` on {machine_line(data['machine'])}: {total} runs, {elapsed / 60:.0f} "
+            f"minutes of training and evaluation. MiniLM-L6 BERT on BBC News (1,700 training articles, 425 held out), "
+            f"{steps} optimizer steps of 16 articles truncated to {args.max_length} tokens, AdamW, seeds {seeds}. Warmup: "
+            f"10% of the steps, except `constant` (none) and `auto` (beta2 = 0.999 asks for 2,000 steps, capped at 25%). "
+            f"*Usable band*: the peak rates whose mean accuracy is within 1 point of the schedule's best. *Failed seeds*: "
+            f"held-out accuracy at or below the majority class's share ({task.majority:.3f}).",
+            markdown_table(
+                ["schedule", "best mean accuracy", "usable band (peak rates)", "band max/min", "failed seeds"], rows
+            ),
+            "Mean held-out accuracy at each peak rate:",
+            markdown_table(["schedule"] + [f"{lr:g}" for lr in rates], grid),
+            "![accuracy against peak learning rate](stability.png)",
+        ]
+    )
     args.out_dir.mkdir(parents=True, exist_ok=True)
     plot(runs, rates, task.majority, args.out_dir / "stability.png")
     write("stability", data, markdown, args.out_dir)
@@ -202,8 +239,13 @@ def plot(runs: dict, rates: list[float], majority: float, path: Path) -> None:
         means = [statistics.mean(r["accuracy"] for r in by_lr[lr]) for lr in rates]
         (line,) = ax.plot([lr * shift for lr in rates], means, marker="o", linestyle=style, label=label)
         for lr in rates:  # every seed, slightly offset per schedule so that equal values stay visible
-            ax.scatter([lr * shift] * len(by_lr[lr]), [r["accuracy"] for r in by_lr[lr]], s=10, alpha=0.35,
-                       color=line.get_color())
+            ax.scatter(
+                [lr * shift] * len(by_lr[lr]),
+                [r["accuracy"] for r in by_lr[lr]],
+                s=10,
+                alpha=0.35,
+                color=line.get_color(),
+            )
     ax.axhline(majority, color="grey", linewidth=0.8, linestyle=":", label="majority class (a failed run)")
     ax.set_xscale("log")
     ax.set_xlabel("peak learning rate")

@@ -1,7 +1,7 @@
 """Write the README's benchmark summary from `benchmarks/results/*.json`, so that no number in it is typed by hand.
 
-    python benchmarks/summarize.py           # rewrites the block between the benchmark markers of README.md
-    python benchmarks/summarize.py --check   # exits 1 if README.md is not what the results say
+python benchmarks/summarize.py           # rewrites the block between the benchmark markers of README.md
+python benchmarks/summarize.py --check   # exits 1 if README.md is not what the results say
 """
 
 from __future__ import annotations
@@ -48,15 +48,21 @@ def summary() -> str:
             f"{spread:.0%}."
         )
     if throughput:
-        ratios = ", ".join(f"`{r['schedule']}` {r['ratio']:.3f}" for r in throughput["rows"] if r["schedule"] != "cosine")
-        lines.append(f"- **Training throughput** (`benchmarks/throughput.py`), ratio to `transformers`' cosine in the "
-                     f"same loop: {ratios}.")
+        ratios = ", ".join(
+            f"`{r['schedule']}` {r['ratio']:.3f}" for r in throughput["rows"] if r["schedule"] != "cosine"
+        )
+        lines.append(
+            f"- **Training throughput** (`benchmarks/throughput.py`), ratio to `transformers`' cosine in the "
+            f"same loop: {ratios}."
+        )
     if quality:
         for budget, rows in quality["results"].items():
             best = max(rows, key=lambda label: statistics.mean(rows[label]["accuracy"]))
             linear = next((label for label in rows if label.startswith("linear")), None)
-            text = (f"- **Fine-tuning, {budget}** (`benchmarks/quality.py`, {len(quality['seeds'])} seeds): best mean "
-                    f"held-out accuracy {statistics.mean(rows[best]['accuracy']):.4f} with `{best}`")
+            text = (
+                f"- **Fine-tuning, {budget}** (`benchmarks/quality.py`, {len(quality['seeds'])} seeds): best mean "
+                f"held-out accuracy {statistics.mean(rows[best]['accuracy']):.4f} with `{best}`"
+            )
             if linear:
                 text += f"; `transformers`' default `linear` {statistics.mean(rows[linear]['accuracy']):.4f}"
             lines.append(text + ".")
@@ -74,13 +80,17 @@ def summary() -> str:
             f"cosine {steps['cosine']}."
         )
     if stability:
-        parts = [f"`{label}` {row['band_ratio']:.0f}x ({len(row['band'])} of {len(stability['rates'])} rates), "
-                 f"{row['failed_seeds']}/{row['runs']} failed" for label, row in stability["results"].items()]
+        parts = [
+            f"`{label}` {row['band_ratio']:.0f}x ({len(row['band'])} of {len(stability['rates'])} rates), "
+            f"{row['failed_seeds']}/{row['runs']} failed"
+            for label, row in stability["results"].items()
+        ]
         lines.append(
             f"- **Usable peak-rate band** (`benchmarks/stability.py`, {len(stability['seeds'])} seeds, "
             f"{stability['steps']} steps, peak rates {min(stability['rates']):g} to {max(stability['rates']):g}): the "
             f"max/min ratio of the peak rates within 1 point of each schedule's best, and failed runs: "
-            + "; ".join(parts) + "."
+            + "; ".join(parts)
+            + "."
         )
     if snapshots:
         seeds = snapshots["per_seed"]
@@ -98,8 +108,10 @@ def summary() -> str:
         )
     if not lines:
         lines.append("- No benchmark has been run yet.")
-    lines.append("- Full tables, plots, commands and the machine: [docs/benchmarks.md](docs/benchmarks.md) and "
-                 "`benchmarks/results/`.")
+    lines.append(
+        "- Full tables, plots, commands and the machine: [docs/benchmarks.md](docs/benchmarks.md) and "
+        "`benchmarks/results/`."
+    )
     return "\n".join([START, *lines, END])
 
 

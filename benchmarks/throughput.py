@@ -43,8 +43,20 @@ def main(argv=None) -> dict:
     add_task_arguments(parser, max_length=None)
     parser.add_argument("--out-dir", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
-    common = task_arguments(args) + ["--max_train_steps", args.steps, "--per_device_train_batch_size", 16, "--max_eval_samples",
-                          32, "--learning_rate", "1e-4", "--num_warmup_steps", "0.1", "--seed", 1]
+    common = task_arguments(args) + [
+        "--max_train_steps",
+        args.steps,
+        "--per_device_train_batch_size",
+        16,
+        "--max_eval_samples",
+        32,
+        "--learning_rate",
+        "1e-4",
+        "--num_warmup_steps",
+        "0.1",
+        "--seed",
+        1,
+    ]
     samples = {name: [] for name in SCHEDULES}
     with tempfile.TemporaryDirectory() as tmp:
         for round_ in range(args.rounds):
@@ -52,18 +64,31 @@ def main(argv=None) -> dict:
                 result = run_glue(Path(tmp) / f"{name}-{round_}", common + ["--lr_schedule", name] + extra)
                 samples[name].append(result["train_samples_per_second"])
     reference = median(samples["cosine"])
-    rows = [{"schedule": name, "samples_per_second": median(values), "ratio": median(values) / reference,
-             "runs": values} for name, values in samples.items()]
+    rows = [
+        {"schedule": name, "samples_per_second": median(values), "ratio": median(values) / reference, "runs": values}
+        for name, values in samples.items()
+    ]
     data = {"machine": machine(), "command": command_line(), "steps": args.steps, "rows": rows}
-    markdown = "\n\n".join([
-        "### Training throughput",
-        f"Measured with `{data['command']}` on {machine_line(data['machine'])}: `examples/glue.py` on "
-        f"{args.task_name if not args.train_file else 'the given files'}, 1 process, batch 16, {args.steps} optimizer "
-        f"steps per run, {args.rounds} interleaved rounds; samples per second of the training loop, median.",
-        markdown_table(["schedule", "samples / s", "ratio to cosine", "runs"],
-                       [[r["schedule"], f"{r['samples_per_second']:.2f}", f"{r['ratio']:.3f}",
-                         ", ".join(f"{v:.2f}" for v in r["runs"])] for r in rows]),
-    ])
+    markdown = "\n\n".join(
+        [
+            "### Training throughput",
+            f"Measured with `{data['command']}` on {machine_line(data['machine'])}: `examples/glue.py` on "
+            f"{args.task_name if not args.train_file else 'the given files'}, 1 process, batch 16, {args.steps} optimizer "
+            f"steps per run, {args.rounds} interleaved rounds; samples per second of the training loop, median.",
+            markdown_table(
+                ["schedule", "samples / s", "ratio to cosine", "runs"],
+                [
+                    [
+                        r["schedule"],
+                        f"{r['samples_per_second']:.2f}",
+                        f"{r['ratio']:.3f}",
+                        ", ".join(f"{v:.2f}" for v in r["runs"]),
+                    ]
+                    for r in rows
+                ],
+            ),
+        ]
+    )
     write("throughput", data, markdown, args.out_dir)
     return data
 

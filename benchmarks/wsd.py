@@ -74,8 +74,16 @@ def main(argv=None) -> dict:
         budgets, seeds = [10, 20, 40], seeds[:1]
     decays, branch_points, every = plan(budgets)
     work = args.work_dir or args.out_dir / "wsd_runs"
-    common = task_arguments(args) + ["--per_device_train_batch_size", 16, "--learning_rate", LR, "--num_warmup_steps", WARMUP,
-                          "--max_length", args.max_length]
+    common = task_arguments(args) + [
+        "--per_device_train_batch_size",
+        16,
+        "--learning_rate",
+        LR,
+        "--num_warmup_steps",
+        WARMUP,
+        "--max_length",
+        args.max_length,
+    ]
 
     start = time.time()
 
@@ -91,11 +99,37 @@ def main(argv=None) -> dict:
         branch_keys = [f"wsd-branch{b}-seed{seed}" for b in budgets[:-1]]
         if not all((work / f"{k}.json").is_file() for k in branch_keys):
             (work / f"{trunk_key}.json").unlink(missing_ok=True)  # its checkpoints are needed again
-        trunk = run(trunk_key, ["--lr_schedule", "wsd", "--lr_schedule_kwargs", wsd_kwargs(decays[-1]),
-                                "--max_train_steps", budgets[-1], "--checkpointing_steps", every, "--seed", seed])
+        trunk = run(
+            trunk_key,
+            [
+                "--lr_schedule",
+                "wsd",
+                "--lr_schedule_kwargs",
+                wsd_kwargs(decays[-1]),
+                "--max_train_steps",
+                budgets[-1],
+                "--checkpointing_steps",
+                every,
+                "--seed",
+                seed,
+            ],
+        )
         for budget, decay, point, key in zip(budgets, decays, branch_points, branch_keys):
-            result = run(key, ["--lr_schedule", "wsd", "--lr_schedule_kwargs", wsd_kwargs(decay), "--max_train_steps",
-                               budget, "--seed", seed, "--resume_from_checkpoint", work / trunk_key / f"step_{point}"])
+            result = run(
+                key,
+                [
+                    "--lr_schedule",
+                    "wsd",
+                    "--lr_schedule_kwargs",
+                    wsd_kwargs(decay),
+                    "--max_train_steps",
+                    budget,
+                    "--seed",
+                    seed,
+                    "--resume_from_checkpoint",
+                    work / trunk_key / f"step_{point}",
+                ],
+            )
             result["steps_this_run"] = budget - point
             runs["wsd"][budget].append(result)
         trunk["steps_this_run"] = budgets[-1]
@@ -103,42 +137,78 @@ def main(argv=None) -> dict:
         for path in (work / trunk_key).glob("step_*"):
             shutil.rmtree(path)  # about 270 MB each: the branches have run
         for budget in budgets:
-            result = run(f"cosine{budget}-seed{seed}", ["--lr_schedule", "warmup_cosine", "--max_train_steps", budget,
-                                                        "--seed", seed])
+            result = run(
+                f"cosine{budget}-seed{seed}",
+                ["--lr_schedule", "warmup_cosine", "--max_train_steps", budget, "--seed", seed],
+            )
             result["steps_this_run"] = budget
             runs["cosine"][budget].append(result)
 
     elapsed = sum(r["run_seconds"] for by_budget in runs.values() for results in by_budget.values() for r in results)
     steps_spent = {"wsd": budgets[-1] + sum(decays[:-1]), "cosine": sum(budgets)}
-    data = {"machine": machine(), "command": command_line(), "seeds": seeds, "budgets": budgets, "decays": decays,
-            "branch_points": branch_points, "warmup_steps": WARMUP, "learning_rate": float(LR),
-            "max_length": args.max_length, "wall_time_s": elapsed, "optimizer_steps_per_seed": steps_spent,
-            "results": {name: {str(b): {"accuracy": [r["eval_accuracy"] for r in results],
-                                        "loss": [r["eval_loss"] for r in results]}
-                               for b, results in by_budget.items()} for name, by_budget in runs.items()}}
+    data = {
+        "machine": machine(),
+        "command": command_line(),
+        "seeds": seeds,
+        "budgets": budgets,
+        "decays": decays,
+        "branch_points": branch_points,
+        "warmup_steps": WARMUP,
+        "learning_rate": float(LR),
+        "max_length": args.max_length,
+        "wall_time_s": elapsed,
+        "optimizer_steps_per_seed": steps_spent,
+        "results": {
+            name: {
+                str(b): {"accuracy": [r["eval_accuracy"] for r in results], "loss": [r["eval_loss"] for r in results]}
+                for b, results in by_budget.items()
+            }
+            for name, by_budget in runs.items()
+        },
+    }
     rows = []
     for budget, decay, point in zip(budgets, decays, branch_points):
         wsd, cos = runs["wsd"][budget], runs["cosine"][budget]
         delta = statistics.mean(r["eval_accuracy"] for r in wsd) - statistics.mean(r["eval_accuracy"] for r in cos)
-        rows.append([budget, f"stable to {point}, cooldown {decay}", mean_std([r["eval_accuracy"] for r in wsd]),
-                     mean_std([r["eval_accuracy"] for r in cos]), f"{delta:+.4f}",
-                     mean_std([r["eval_loss"] for r in wsd]), mean_std([r["eval_loss"] for r in cos])])
+        rows.append(
+            [
+                budget,
+                f"stable to {point}, cooldown {decay}",
+                mean_std([r["eval_accuracy"] for r in wsd]),
+                mean_std([r["eval_accuracy"] for r in cos]),
+                f"{delta:+.4f}",
+                mean_std([r["eval_loss"] for r in wsd]),
+                mean_std([r["eval_loss"] for r in cos]),
+            ]
+        )
     saved = 1 - steps_spent["wsd"] / steps_spent["cosine"]
-    markdown = "\n\n".join([
-        "### Runs that change length: one wsd trunk with branched cooldowns against separate cosine runs",
-        f"Measured with `{data['command']}` on {machine_line(data['machine'])}: {len(seeds)} seeds ({seeds}), "
-        f"{elapsed / 60:.0f} minutes of launches in all. MiniLM-L6 BERT on BBC News (1,700 training articles, 425 held "
-        f"out), `examples/glue.py` via `accelerate launch`, 1 process, batch 16, {args.max_length} tokens, peak rate "
-        f"{LR}, warmup {WARMUP} steps for every run. `wsd`: one trunk of {budgets[-1]} steps (cooldown "
-        f"{decays[-1]}), and cooldowns of {decays[0]} and {decays[1]} steps branched from its stable checkpoints at "
-        f"steps {branch_points[0]} and {branch_points[1]}; cosine: `warmup_cosine` from scratch for each budget. "
-        "Held-out accuracy and loss (cross-entropy), mean ± standard deviation over seeds.",
-        markdown_table(["budget (steps)", "wsd run", "wsd accuracy", "cosine accuracy", "wsd - cosine", "wsd loss",
-                        "cosine loss"], rows),
-        f"Optimizer steps spent per seed for all three budgets: wsd {steps_spent['wsd']} (the trunk plus two "
-        f"cooldowns), cosine {steps_spent['cosine']} (three runs): wsd spends {saved:.0%} fewer.",
-        "![accuracy at each budget](wsd.png)",
-    ])
+    markdown = "\n\n".join(
+        [
+            "### Runs that change length: one wsd trunk with branched cooldowns against separate cosine runs",
+            f"Measured with `{data['command']}` on {machine_line(data['machine'])}: {len(seeds)} seeds ({seeds}), "
+            f"{elapsed / 60:.0f} minutes of launches in all. MiniLM-L6 BERT on BBC News (1,700 training articles, 425 held "
+            f"out), `examples/glue.py` via `accelerate launch`, 1 process, batch 16, {args.max_length} tokens, peak rate "
+            f"{LR}, warmup {WARMUP} steps for every run. `wsd`: one trunk of {budgets[-1]} steps (cooldown "
+            f"{decays[-1]}), and cooldowns of {decays[0]} and {decays[1]} steps branched from its stable checkpoints at "
+            f"steps {branch_points[0]} and {branch_points[1]}; cosine: `warmup_cosine` from scratch for each budget. "
+            "Held-out accuracy and loss (cross-entropy), mean ± standard deviation over seeds.",
+            markdown_table(
+                [
+                    "budget (steps)",
+                    "wsd run",
+                    "wsd accuracy",
+                    "cosine accuracy",
+                    "wsd - cosine",
+                    "wsd loss",
+                    "cosine loss",
+                ],
+                rows,
+            ),
+            f"Optimizer steps spent per seed for all three budgets: wsd {steps_spent['wsd']} (the trunk plus two "
+            f"cooldowns), cosine {steps_spent['cosine']} (three runs): wsd spends {saved:.0%} fewer.",
+            "![accuracy at each budget](wsd.png)",
+        ]
+    )
     args.out_dir.mkdir(parents=True, exist_ok=True)
     plot(runs, budgets, args.out_dir / "wsd.png")
     write("wsd", data, markdown, args.out_dir)
@@ -155,8 +225,14 @@ def plot(runs: dict, budgets: list[int], path: Path) -> None:
         label = "cosine (a run per budget)" if name == "cosine" else "wsd (one trunk + branched cooldowns)"
         (line,) = ax.plot(budgets, means, marker=marker, label=label)
         for b in budgets:  # every seed, beside the mean, so that the spread shows
-            ax.scatter([b + shift] * len(by_budget[b]), [r["eval_accuracy"] for r in by_budget[b]], s=12, alpha=0.5,
-                       marker=marker, color=line.get_color())
+            ax.scatter(
+                [b + shift] * len(by_budget[b]),
+                [r["eval_accuracy"] for r in by_budget[b]],
+                s=12,
+                alpha=0.5,
+                marker=marker,
+                color=line.get_color(),
+            )
     ax.set_xlabel("budget (optimizer steps)")
     ax.set_ylabel("held-out accuracy")
     ax.set_xticks(budgets)

@@ -23,8 +23,17 @@ FIGURES = {
         [
             ("warmup_cosine", 100, {"min_lr_ratio": 0.05}),
             ("exponential_warmup_cosine", 100, {"min_lr_ratio": 0.05}),
-            ("cosine_with_growing_restarts", 50, {"num_cycles": 3, "cycle_mult": 2.0, "cycle_decay": 0.8,
-                                                  "restart_warmup_steps": 10, "min_lr_ratio": 0.05}),
+            (
+                "cosine_with_growing_restarts",
+                50,
+                {
+                    "num_cycles": 3,
+                    "cycle_mult": 2.0,
+                    "cycle_decay": 0.8,
+                    "restart_warmup_steps": 10,
+                    "min_lr_ratio": 0.05,
+                },
+            ),
         ],
     ),
     "warmup_cosine": (
@@ -46,8 +55,17 @@ FIGURES = {
     "cosine_with_growing_restarts": (
         "cosine_with_growing_restarts (4 cycles) against transformers' cosine_with_restarts",
         [
-            ("cosine_with_growing_restarts", 40, {"num_cycles": 4, "cycle_mult": 2.0, "cycle_decay": 0.75,
-                                                  "restart_warmup_steps": 15, "min_lr_ratio": 0.02}),
+            (
+                "cosine_with_growing_restarts",
+                40,
+                {
+                    "num_cycles": 4,
+                    "cycle_mult": 2.0,
+                    "cycle_decay": 0.75,
+                    "restart_warmup_steps": 15,
+                    "min_lr_ratio": 0.02,
+                },
+            ),
             ("cosine_with_restarts", 40, {"num_cycles": 4}),
         ],
     ),

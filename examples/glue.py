@@ -36,11 +36,21 @@ import time
 from dataclasses import dataclass, field
 
 import datasets
-import glue_data
 import torch
 import transformers
 from accelerate import Accelerator
 from accelerate.utils import DataLoaderConfiguration, set_seed
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+from transformers import DataCollatorWithPadding
+
+from hf_lrsched import describe, get_schedule, resolve_num_warmup_steps
+from hf_lrsched.callbacks import write_lr_curve
+from hf_lrsched.preview import PROBE_TRAINING_STEPS, check_schedule
+from hf_lrsched.registry import check_reserved_schedule_kwargs, parse_schedule_kwargs
+from hf_lrsched.schedules import ScheduleLR
+
+import glue_data
 from glue_checkpoints import (
     RECORDS,
     ResumeError,
@@ -64,15 +74,6 @@ from glue_data import (
     write_csv,
     write_json,
 )
-from torch.utils.data import DataLoader
-from tqdm.auto import tqdm
-from transformers import DataCollatorWithPadding
-
-from hf_lrsched import describe, get_schedule, resolve_num_warmup_steps
-from hf_lrsched.callbacks import write_lr_curve
-from hf_lrsched.preview import PROBE_TRAINING_STEPS, check_schedule
-from hf_lrsched.registry import check_reserved_schedule_kwargs, parse_schedule_kwargs
-from hf_lrsched.schedules import ScheduleLR
 
 
 @dataclass
@@ -92,7 +93,7 @@ class LoopArguments:
     seed: int = field(default=42, metadata={"help": "Seed for the model's head and the data order."})
     lr_schedule: str = field(default="warmup_cosine", metadata={"help": "An hf_lrsched schedule name."})
     lr_schedule_kwargs: dict | str | None = field(
-        default=None, metadata={"help": 'The schedule\'s options as JSON, e.g. \'{"min_lr_ratio": 0.1}\'.'}
+        default=None, metadata={"help": "The schedule's options as JSON, e.g. '{\"min_lr_ratio\": 0.1}'."}
     )
     num_warmup_steps: str = field(
         default="0.06",
@@ -110,13 +111,17 @@ class LoopArguments:
     )
     save_snapshots: bool = field(
         default=False,
-        metadata={"help": "Save the model at the end of every cycle of the schedule (before each restart, and at the "
-                          "end) as <output_dir>/snapshot-<step>, with its held-out metrics."},
+        metadata={
+            "help": "Save the model at the end of every cycle of the schedule (before each restart, and at the "
+            "end) as <output_dir>/snapshot-<step>, with its held-out metrics."
+        },
     )
     snapshot_ensemble: int | None = field(
         default=None,
-        metadata={"help": "Also evaluate the ensemble of the last K snapshots (mean of their softmax outputs); "
-                          "implies --save_snapshots."},
+        metadata={
+            "help": "Also evaluate the ensemble of the last K snapshots (mean of their softmax outputs); "
+            "implies --save_snapshots."
+        },
     )
     with_tracking: bool = field(default=False, metadata={"help": "Log the loss and learning rate to trackers."})
     report_to: str = field(default="all", metadata={"help": "Trackers for --with_tracking (tensorboard, wandb, ...)."})
@@ -142,7 +147,9 @@ class LoopArguments:
             raise ValueError(f"`eval_steps` must be >= 1, got {self.eval_steps}.")
         if self.snapshot_ensemble is not None:
             if self.snapshot_ensemble < 1:
-                raise ValueError(f"`snapshot_ensemble` must be a number of snapshots >= 1, got {self.snapshot_ensemble}.")
+                raise ValueError(
+                    f"`snapshot_ensemble` must be a number of snapshots >= 1, got {self.snapshot_ensemble}."
+                )
             self.save_snapshots = True
         if self.checkpointing_steps not in (None, "epoch"):
             if not str(self.checkpointing_steps).isdigit() or int(self.checkpointing_steps) < 1:
@@ -185,10 +192,15 @@ def train(model_args: ModelArguments, data_args: DataArguments, args: LoopArgume
     check_output_dir(args)
     accelerator = make_accelerator(args)
     model, tokenizer, processed, is_regression = load_task(accelerator, model_args, data_args)
-    collator = DataCollatorWithPadding(tokenizer, pad_to_multiple_of=8 if accelerator.mixed_precision != "no" else None)
-    train_dataloader = DataLoader(processed["train"], shuffle=True, collate_fn=collator,
-                                  batch_size=args.per_device_train_batch_size)
-    eval_dataloader = DataLoader(processed["validation"], collate_fn=collator, batch_size=args.per_device_eval_batch_size)
+    collator = DataCollatorWithPadding(
+        tokenizer, pad_to_multiple_of=8 if accelerator.mixed_precision != "no" else None
+    )
+    train_dataloader = DataLoader(
+        processed["train"], shuffle=True, collate_fn=collator, batch_size=args.per_device_train_batch_size
+    )
+    eval_dataloader = DataLoader(
+        processed["validation"], collate_fn=collator, batch_size=args.per_device_eval_batch_size
+    )
     optimizer = torch.optim.AdamW(param_groups(model, args.weight_decay), lr=args.learning_rate)
     model, optimizer, train_dataloader, eval_dataloader = accelerator.prepare(
         model, optimizer, train_dataloader, eval_dataloader
@@ -207,20 +219,39 @@ def train(model_args: ModelArguments, data_args: DataArguments, args: LoopArgume
 
     run_config = {
         "num_processes": accelerator.num_processes,
-        "total_batch_size": args.per_device_train_batch_size * accelerator.num_processes * args.gradient_accumulation_steps,
+        "total_batch_size": args.per_device_train_batch_size
+        * accelerator.num_processes
+        * args.gradient_accumulation_steps,
         "max_train_steps": max_train_steps,
         "lr_schedule": args.lr_schedule,
     }
-    run = Run(args, accelerator, model, tokenizer, optimizer, lr_scheduler, train_dataloader, eval_dataloader,
-              Metric(data_args.task_name), is_regression, steps_per_epoch, max_train_steps, run_config)
+    run = Run(
+        args,
+        accelerator,
+        model,
+        tokenizer,
+        optimizer,
+        lr_scheduler,
+        train_dataloader,
+        eval_dataloader,
+        Metric(data_args.task_name),
+        is_regression,
+        steps_per_epoch,
+        max_train_steps,
+        run_config,
+    )
     if args.save_snapshots:  # hf_lrsched: `describe` knows where every cycle ends
-        run.cycle_ends = set(describe(lr_scheduler).cycle_ends) if isinstance(lr_scheduler, ScheduleLR) else {max_train_steps}
+        run.cycle_ends = (
+            set(describe(lr_scheduler).cycle_ends) if isinstance(lr_scheduler, ScheduleLR) else {max_train_steps}
+        )
     if args.resume_from_checkpoint:
         resume(run)
     if args.with_tracking:
         hparams = {**vars(args), **run_config}  # trackers take plain scalars
-        accelerator.init_trackers("hf_lrsched_glue", {k: v if isinstance(v, (int, float, str, bool)) else json.dumps(v)
-                                                      for k, v in hparams.items()})
+        accelerator.init_trackers(
+            "hf_lrsched_glue",
+            {k: v if isinstance(v, (int, float, str, bool)) else json.dumps(v) for k, v in hparams.items()},
+        )
     accelerator.print(plan_line(run, data_args, len(processed["train"])))
     return train_loop(run)
 
@@ -228,8 +259,10 @@ def train(model_args: ModelArguments, data_args: DataArguments, args: LoopArgume
 def make_accelerator(args: LoopArguments) -> Accelerator:
     # A seedable sampler makes each epoch's shuffle a function of the seed and the epoch, so that a resumed run
     # skips exactly the batches the interrupted one had seen.
-    kwargs = {"gradient_accumulation_steps": args.gradient_accumulation_steps,
-              "dataloader_config": DataLoaderConfiguration(use_seedable_sampler=True)}
+    kwargs = {
+        "gradient_accumulation_steps": args.gradient_accumulation_steps,
+        "dataloader_config": DataLoaderConfiguration(use_seedable_sampler=True),
+    }
     if args.with_tracking:
         kwargs.update(log_with=args.report_to, project_dir=args.output_dir)
     accelerator = Accelerator(**kwargs)
@@ -251,7 +284,9 @@ def load_task(accelerator: Accelerator, model_args: ModelArguments, data_args: D
     with accelerator.main_process_first():
         raw = load_raw_datasets(data_args)
     is_regression, label_list = label_info(data_args, raw)
-    model, tokenizer = load_model_and_tokenizer(model_args, data_args, 1 if is_regression else len(label_list), label_list)
+    model, tokenizer = load_model_and_tokenizer(
+        model_args, data_args, 1 if is_regression else len(label_list), label_list
+    )
     with accelerator.main_process_first():
         processed = tokenize_datasets(raw, tokenizer, data_args, label_list, is_regression)
     return model, tokenizer, processed, is_regression
@@ -261,8 +296,10 @@ def param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
     """AdamW's two groups, as in `run_glue_no_trainer.py`: no weight decay on biases and LayerNorm weights."""
     no_decay = ("bias", "LayerNorm.weight")
     return [
-        {"params": [p for n, p in model.named_parameters() if not any(nd in n for nd in no_decay)],
-         "weight_decay": weight_decay},
+        {
+            "params": [p for n, p in model.named_parameters() if not any(nd in n for nd in no_decay)],
+            "weight_decay": weight_decay,
+        },
         {"params": [p for n, p in model.named_parameters() if any(nd in n for nd in no_decay)], "weight_decay": 0.0},
     ]
 
@@ -272,10 +309,12 @@ def plan_line(run: Run, data_args: DataArguments, num_examples: int) -> str:
     warmup = f", warmup {info.num_warmup_steps} step{'s' if info.num_warmup_steps != 1 else ''}" if info else ""
     cycles = f", {info.num_cycles} cycles" if info and info.num_cycles > 1 else ""
     resumed = f", resuming at step {run.completed_steps}" if run.completed_steps else ""
-    return (f"{data_args.task_name or 'custom'}: {num_examples:,} examples, {run.max_train_steps} optimizer steps "
-            f"(global batch {run.run_config['total_batch_size']}, {run.accelerator.num_processes} process"
-            f"{'es' if run.accelerator.num_processes > 1 else ''}), {run.args.lr_schedule} at lr "
-            f"{run.args.learning_rate:g}{warmup}{cycles}{resumed}")
+    return (
+        f"{data_args.task_name or 'custom'}: {num_examples:,} examples, {run.max_train_steps} optimizer steps "
+        f"(global batch {run.run_config['total_batch_size']}, {run.accelerator.num_processes} process"
+        f"{'es' if run.accelerator.num_processes > 1 else ''}), {run.args.lr_schedule} at lr "
+        f"{run.args.learning_rate:g}{warmup}{cycles}{resumed}"
+    )
 
 
 def resume(run: Run) -> None:
@@ -287,8 +326,12 @@ def resume(run: Run) -> None:
 
 
 def checkpoint(run: Run, name: str) -> None:
-    meta = {**run.run_config, "options": schedule_options(run.args, run.max_train_steps),
-            "completed_steps": run.completed_steps, **run.records}
+    meta = {
+        **run.run_config,
+        "options": schedule_options(run.args, run.max_train_steps),
+        "completed_steps": run.completed_steps,
+        **run.records,
+    }
     save_checkpoint(run.accelerator, os.path.join(run.args.output_dir, name), meta)
 
 
@@ -297,8 +340,13 @@ def train_loop(run: Run) -> dict:
     num_epochs = math.ceil(run.max_train_steps / run.steps_per_epoch)
     starting_epoch = run.completed_steps // run.steps_per_epoch
     first_step, start = run.completed_steps, time.time()
-    progress = tqdm(total=run.max_train_steps, initial=run.completed_steps, desc="training", unit="step",
-                    disable=not accelerator.is_local_main_process)
+    progress = tqdm(
+        total=run.max_train_steps,
+        initial=run.completed_steps,
+        desc="training",
+        unit="step",
+        disable=not accelerator.is_local_main_process,
+    )
     metrics: dict[str, float] = {}
     for epoch in range(starting_epoch, num_epochs):
         train_epoch(run, epoch, progress)
@@ -361,8 +409,9 @@ def after_step(run: Run, lr: float, loss: float, progress) -> None:
     if args.eval_steps and step % args.eval_steps == 0 and step < run.max_train_steps:
         run.records["eval_history"].append({"step": step, **evaluate(run)})
         if args.with_tracking:
-            run.accelerator.log({f"eval_{k}": v for k, v in run.records["eval_history"][-1].items() if k != "step"},
-                                step=step)
+            run.accelerator.log(
+                {f"eval_{k}": v for k, v in run.records["eval_history"][-1].items() if k != "step"}, step=step
+            )
 
 
 def evaluate(run: Run) -> dict[str, float]:
@@ -419,20 +468,22 @@ def finish(run: Run, metrics: dict[str, float], runtime: float, steps_run: int) 
         **{f"eval_{k}": v for k, v in metrics.items()},
         **run.run_config,
         "completed_steps": run.completed_steps,
-        "num_warmup_steps": describe(run.lr_scheduler).num_warmup_steps if isinstance(run.lr_scheduler, ScheduleLR)
+        "num_warmup_steps": describe(run.lr_scheduler).num_warmup_steps
+        if isinstance(run.lr_scheduler, ScheduleLR)
         else args.num_warmup_steps,
         "final_lr": run.lr_scheduler.get_last_lr()[0],
         "train_runtime_s": round(runtime, 1),
         # samples per second of training, evaluation excluded: what benchmarks/throughput.py compares
         "train_samples_per_second": round(steps_run * run.run_config["total_batch_size"] / train_seconds, 3)
-        if steps_run and train_seconds > 0 else None,
+        if steps_run and train_seconds > 0
+        else None,
         "metrics_source": run.metric.source,
     }
     for key in ("eval_history", "snapshots"):
         if records[key]:
             results[key] = records[key]
     if args.snapshot_ensemble and records["snapshots"]:
-        results["snapshot_ensemble"] = ensemble_metrics(records["snapshots"][-args.snapshot_ensemble:])
+        results["snapshot_ensemble"] = ensemble_metrics(records["snapshots"][-args.snapshot_ensemble :])
     if accelerator.is_main_process:
         accelerator.unwrap_model(run.model).save_pretrained(args.output_dir)
         run.tokenizer.save_pretrained(args.output_dir)

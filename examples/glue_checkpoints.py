@@ -87,7 +87,9 @@ def load_checkpoint(accelerator: Accelerator, checkpoint: str, run_config: dict,
         accelerator.load_state(checkpoint)
     except ValueError as error:
         if "Cannot resume this schedule" not in str(error):
-            raise ResumeError(f"cannot load the checkpoint {checkpoint}: {damaged_file(checkpoint) or error}") from None
+            raise ResumeError(
+                f"cannot load the checkpoint {checkpoint}: {damaged_file(checkpoint) or error}"
+            ) from None
         raise ResumeError(
             f"Cannot resume from {checkpoint} with {', '.join(changed) or 'these options'}: the {meta['completed_steps']} "
             f"steps already taken would get other learning rates. {error}"
@@ -108,7 +110,9 @@ def damaged_file(checkpoint: str) -> str | None:
     path = Path(checkpoint)
     expected = ["model.safetensors", "optimizer.bin", "random_states_0.pkl", "custom_checkpoint_0.pkl"]
     for name in expected:
-        if not (path / name).is_file() and not (name == "model.safetensors" and (path / "pytorch_model.bin").is_file()):
+        if not (path / name).is_file() and not (
+            name == "model.safetensors" and (path / "pytorch_model.bin").is_file()
+        ):
             return f"the file {path / name} is missing"
     for file in sorted(path.iterdir()):
         try:
@@ -141,9 +145,13 @@ def ensemble_metrics(snapshots: list[dict]) -> dict:
     saved = [torch.load(os.path.join(s["path"], EVAL_PROBS), weights_only=True) for s in snapshots]
     probs, labels = torch.stack([s["probs"] for s in saved]).mean(dim=0), saved[0]["labels"]
     nll = float(-probs[torch.arange(len(labels)), labels].clamp_min(1e-12).log().mean())
-    return {"k": len(snapshots), "steps": [s["step"] for s in snapshots],
-            "accuracy": float((probs.argmax(-1) == labels).float().mean()), "nll": nll,
-            "ece": expected_calibration_error(probs, labels)}
+    return {
+        "k": len(snapshots),
+        "steps": [s["step"] for s in snapshots],
+        "accuracy": float((probs.argmax(-1) == labels).float().mean()),
+        "nll": nll,
+        "ece": expected_calibration_error(probs, labels),
+    }
 
 
 def expected_calibration_error(probs: torch.Tensor, labels: torch.Tensor, bins: int = 15) -> float:

@@ -52,7 +52,9 @@ class DataArguments:
         default=None, metadata={"help": f"The task: one of {list(task_to_keys)}.", "choices": list(task_to_keys)}
     )
     train_file: str | None = field(default=None, metadata={"help": "A CSV or JSON file with the training data."})
-    validation_file: str | None = field(default=None, metadata={"help": "A CSV or JSON file with the validation data."})
+    validation_file: str | None = field(
+        default=None, metadata={"help": "A CSV or JSON file with the validation data."}
+    )
     max_length: int = field(default=128, metadata={"help": "Sequences are truncated to this many tokens."})
     max_train_samples: int | None = field(default=None, metadata={"help": "Keep only this many training examples."})
     max_eval_samples: int | None = field(default=None, metadata={"help": "Keep only this many evaluation examples."})
@@ -106,8 +108,9 @@ def read_config_file(path: str) -> dict:
     try:
         data = json.loads(text) if path.endswith(".json") else yaml.safe_load(text)
     except (json.JSONDecodeError, yaml.YAMLError) as error:
-        raise ValueError(f"the config file {path!r} is not valid {'JSON' if path.endswith('.json') else 'YAML'}: "
-                         f"{error}") from None
+        raise ValueError(
+            f"the config file {path!r} is not valid {'JSON' if path.endswith('.json') else 'YAML'}: {error}"
+        ) from None
     if not isinstance(data, dict):
         what = "empty" if data is None else f"a {type(data).__name__}"
         raise ValueError(f"the config file {path!r} must hold a mapping of argument names to values; it is {what}.")
@@ -140,7 +143,9 @@ def require_hub(what: str) -> None:
     """Fail at once, with the offline alternative, if `what` needs the Hub and it cannot be reached."""
     reachable, why = hub_reachable()
     if not reachable:
-        raise HubUnavailableError(f"{what} needs the Hugging Face Hub, which cannot be reached ({why}). {OFFLINE_ALTERNATIVE}")
+        raise HubUnavailableError(
+            f"{what} needs the Hugging Face Hub, which cannot be reached ({why}). {OFFLINE_ALTERNATIVE}"
+        )
 
 
 def is_local(path: str) -> bool:
@@ -311,7 +316,9 @@ class Metric:
 
     def compute(self, predictions, references) -> dict[str, float]:
         if self._evaluate is not None:
-            return {k: float(v) for k, v in self._evaluate.compute(predictions=predictions, references=references).items()}
+            return {
+                k: float(v) for k, v in self._evaluate.compute(predictions=predictions, references=references).items()
+            }
         return glue_metrics(self.task_name, predictions, references)
 
 

@@ -8,8 +8,8 @@ The same tasks as `glue.py`, through the `Trainer` integration: every `TrainingA
 
     python examples/glue_trainer.py examples/configs/bbc_news_trainer.yaml
 
-    ACCELERATE_USE_CPU=1 accelerate launch --multi_gpu --num_processes 2 examples/glue_trainer.py \
-        examples/configs/bbc_news_trainer.yaml
+    ACCELERATE_USE_CPU=1 accelerate launch --config_file examples/accelerate_configs/cpu_2proc.yaml \
+        examples/glue_trainer.py examples/configs/bbc_news_trainer.yaml
 """
 
 from __future__ import annotations
@@ -18,8 +18,12 @@ import os
 import sys
 from dataclasses import dataclass, field
 
-import glue_data
 import numpy as np
+from transformers import DataCollatorWithPadding, set_seed
+
+from hf_lrsched import LRSchedTrainer, LRSchedTrainingArguments, SnapshotCallback
+
+import glue_data
 from glue_data import (
     DataArguments,
     HubUnavailableError,
@@ -31,9 +35,6 @@ from glue_data import (
     tokenize_datasets,
     write_json,
 )
-from transformers import DataCollatorWithPadding, set_seed
-
-from hf_lrsched import LRSchedTrainer, LRSchedTrainingArguments, SnapshotCallback
 
 
 @dataclass
@@ -48,13 +49,19 @@ def parse_args(argv: list[str] | None = None):
     return glue_data.parse_args((ModelArguments, DataArguments, LRSchedTrainingArguments, SnapshotArguments), argv)
 
 
-def train(model_args: ModelArguments, data_args: DataArguments, training_args: LRSchedTrainingArguments,
-          snapshot_args: SnapshotArguments | None = None) -> dict:
+def train(
+    model_args: ModelArguments,
+    data_args: DataArguments,
+    training_args: LRSchedTrainingArguments,
+    snapshot_args: SnapshotArguments | None = None,
+) -> dict:
     set_seed(training_args.seed)
     with training_args.main_process_first(desc="loading the data"):
         raw = load_raw_datasets(data_args)
     is_regression, label_list = label_info(data_args, raw)
-    model, tokenizer = load_model_and_tokenizer(model_args, data_args, 1 if is_regression else len(label_list), label_list)
+    model, tokenizer = load_model_and_tokenizer(
+        model_args, data_args, 1 if is_regression else len(label_list), label_list
+    )
     with training_args.main_process_first(desc="tokenizing"):
         processed = tokenize_datasets(raw, tokenizer, data_args, label_list, is_regression)
     metric = Metric(data_args.task_name)
@@ -75,16 +82,17 @@ def train(model_args: ModelArguments, data_args: DataArguments, training_args: L
         callbacks=[SnapshotCallback()] if snapshot_args and snapshot_args.save_snapshots else None,
     )
     train_result = trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
-    metrics = {**train_result.metrics, **trainer.evaluate(), "metrics_source": metric.source,
-               "num_processes": training_args.world_size, "final_lr": trainer.lr_scheduler.get_last_lr()[0]}
+    metrics = {
+        **train_result.metrics,
+        **trainer.evaluate(),
+        "metrics_source": metric.source,
+        "num_processes": training_args.world_size,
+        "final_lr": trainer.lr_scheduler.get_last_lr()[0],
+    }
     trainer.save_model()
     if trainer.is_world_process_zero():
         write_json(os.path.join(training_args.output_dir, "all_results.json"), metrics)
     return metrics
-
-
-def main(argv: list[str] | None = None) -> dict:
-    return train(*parse_args(argv))
 
 
 if __name__ == "__main__":

@@ -8,7 +8,6 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from .callbacks import LRCurveCallback, SnapshotCallback
-    from .schedule_info import ScheduleInfo, describe
     from .preview import schedule_multipliers
     from .registry import (
         available_schedules,
@@ -18,6 +17,7 @@ if TYPE_CHECKING:
         schedule_description,
         unregister_schedule,
     )
+    from .schedule_info import ScheduleInfo, describe
     from .schedules import (
         ScheduleLR,
         get_cosine_with_growing_restarts_schedule,

@@ -22,7 +22,7 @@ START_PRECISION = 96
 class Dyadic:
     """A float `x >= 0` as the exact fraction `p / 2^k` (`k >= 0`): how `fractions.Fraction(x)` sees it."""
 
-    __slots__ = ("p", "k")
+    __slots__ = ("k", "p")
 
     def __init__(self, x: float):
         p, q = float(x).as_integer_ratio()

@@ -6,6 +6,7 @@ import difflib
 import math
 import numbers
 from collections.abc import Iterable
+from typing import Any
 
 
 def check_int(name: str, value, *, minimum: int = 0, maximum: int | None = None, hint: str = "") -> int:
@@ -47,10 +48,13 @@ def check_float(
     return value
 
 
-def check_choice(name: str, value, choices: Iterable[str]) -> str:
-    """Return `value` if it is one of `choices`, else raise with the closest valid names."""
+def check_choice(name: str, value, choices: Iterable[str]) -> Any:
+    """Return `value` if it is one of `choices` (typed as the caller's `Literal`), else raise with the closest valid
+    names: `TypeError` for a value that is not a string, `ValueError` for another string."""
     choices = list(choices)
-    if not isinstance(value, str) or value not in choices:
+    if not isinstance(value, str):
+        raise TypeError(f"`{name}` must be one of {choices}, got {value!r} ({type(value).__name__}).")
+    if value not in choices:
         raise ValueError(f"`{name}` must be one of {choices}, got {value!r}.{suggest(value, choices)}")
     return value
 

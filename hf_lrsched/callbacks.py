@@ -108,8 +108,10 @@ def write_lr_curve(history: list[list[float]], output_dir: str, *, write_png: bo
         from .plot import Curve, plot_lr_curves
 
         steps = [int(row[0]) for row in history]
-        curves = [Curve("lr" if num_groups == 1 else f"param group {i}", steps, [row[i + 1] for row in history])
-                  for i in range(num_groups)]
+        curves = [
+            Curve("lr" if num_groups == 1 else f"param group {i}", steps, [row[i + 1] for row in history])
+            for i in range(num_groups)
+        ]
         png_path = os.path.join(output_dir, PNG_NAME)
         try:
             plot_lr_curves(curves, png_path, title="Learning rate per optimizer step")

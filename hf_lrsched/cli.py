@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 # The library (torch, transformers) is imported by the commands, not here: `hf-lrsched --help` answers at once.
 
-__all__ = ["main", "ScheduleCurve", "compute_curve", "draw_png", "draw_text"]
+__all__ = ["ScheduleCurve", "compute_curve", "draw_png", "draw_text", "main"]
 
 
 #: Points of a preview: the curve is sampled at about this many evenly spaced steps, plus every key step.
@@ -62,16 +62,25 @@ class ScheduleCurve:
         return sorted(keys.items())
 
 
-def compute_curve(name: str, num_training_steps: int, num_warmup_steps, *, lr: float = 1.0, beta2: float = 0.999,
-                  kwargs: dict | None = None, samples: int = SAMPLES) -> ScheduleCurve:
+def compute_curve(
+    name: str,
+    num_training_steps: int,
+    num_warmup_steps,
+    *,
+    lr: float = 1.0,
+    beta2: float = 0.999,
+    kwargs: dict | None = None,
+    samples: int = SAMPLES,
+) -> ScheduleCurve:
     """The learning rate of schedule `name` at about `samples` steps of 0..T plus its key steps (warmup end, every
     restart, T, and the step before each), so that 10^9 steps cost no more than 10^3."""
-    from .schedule_info import describe
     from .preview import preview_scheduler
+    from .schedule_info import describe
     from .schedules import ScheduleLR
 
-    scheduler = preview_scheduler(name, num_training_steps, num_warmup_steps, lr=lr, betas=(0.9, beta2),
-                                  **(kwargs or {}))
+    scheduler = preview_scheduler(
+        name, num_training_steps, num_warmup_steps, lr=lr, betas=(0.9, beta2), **(kwargs or {})
+    )
     lr_lambda = scheduler.lr_lambdas[0]
     total = num_training_steps
     if isinstance(scheduler, ScheduleLR):
@@ -85,10 +94,10 @@ def compute_curve(name: str, num_training_steps: int, num_warmup_steps, *, lr: f
         num_restarts = len(restarts)
         restarts = restarts[:MAX_RESTARTS]
     stride = max(1, total // samples)
-    steps = set(range(0, total + 1, stride)) | {total}
+    sampled = set(range(0, total + 1, stride)) | {total}
     for key in [warmup or 0, *restarts]:
-        steps |= {key - 1, key}
-    steps = sorted(s for s in steps if 0 <= s <= total)
+        sampled |= {key - 1, key}
+    steps = sorted(s for s in sampled if 0 <= s <= total)
     return ScheduleCurve(name, steps, [lr * lr_lambda(s) for s in steps], total, warmup, restarts, num_restarts)
 
 
@@ -101,11 +110,11 @@ def _find_restarts(name: str, lr_lambda, total: int, warmup: int, kwargs: dict) 
     """
     if name == "cosine_with_restarts":
         cycles = int(kwargs.get("num_cycles", 1))
-        candidates = set()
+        near: set[int] = set()
         for i in range(1, cycles):
             center = warmup + math.ceil(i * (total - warmup) / cycles)
-            candidates |= set(range(center - 2, center + 3))
-        candidates = sorted(t for t in candidates if warmup + 1 <= t < total)
+            near |= set(range(center - 2, center + 3))
+        candidates = sorted(t for t in near if warmup + 1 <= t < total)
     elif total <= SCAN_LIMIT:
         candidates = list(range(warmup + 1, total))
     else:
@@ -132,13 +141,13 @@ def draw_text(curve: ScheduleCurve, width: int = 64, height: int = 12) -> str:
         axis[round(step * (width - 1) / T)] = "R"
     label_top, label_bottom = f"{top:.3g}", f"{min(curve.lrs):.3g}"
     pad = max(len(label_top), len(label_bottom))
-    lines = []
-    for r, row in enumerate(grid):
+    lines: list[str] = []
+    for r, cells in enumerate(grid):
         label = label_top if r == 0 else label_bottom if r == height - 1 else ""
-        lines.append(f"{label:>{pad}} |{''.join(row)}")
+        lines.append(f"{label:>{pad}} |{''.join(cells)}")
     lines.append(f"{'':>{pad}} +{'-' * width}")
     lines.append(f"{'':>{pad}}  {''.join(axis)}")
-    lines.append(f"{'':>{pad}}  0{str(T):>{width - 1}}")
+    lines.append(f"{'':>{pad}}  0{T!s:>{width - 1}}")
     return "\n".join(lines)
 
 
@@ -174,8 +183,10 @@ def _warmup(args) -> int | str:
     if args.num_warmup_steps == "auto":
         return "auto"
     if not args.num_warmup_steps.isdigit():  # a ratio is --warmup-ratio's, so that the two cannot be confused
-        raise ValueError(f"`--num-warmup-steps` must be a number of steps or 'auto' (--warmup-ratio takes a ratio), "
-                         f"got {args.num_warmup_steps!r}.")
+        raise ValueError(
+            f"`--num-warmup-steps` must be a number of steps or 'auto' (--warmup-ratio takes a ratio), "
+            f"got {args.num_warmup_steps!r}."
+        )
     return int(args.num_warmup_steps)
 
 
@@ -195,7 +206,9 @@ def _curves(args) -> list[ScheduleCurve]:
     warmup = _warmup(args)
     curves = []
     for name, kwargs in zip(args.names, kwargs_list):
-        curves.append(compute_curve(name, args.num_training_steps, warmup, lr=args.lr, beta2=args.beta2, kwargs=kwargs))
+        curves.append(
+            compute_curve(name, args.num_training_steps, warmup, lr=args.lr, beta2=args.beta2, kwargs=kwargs)
+        )
         if args.branch_at is not None:
             curves.append(_branch(args, name, kwargs, warmup))
     return curves
@@ -208,10 +221,12 @@ def _branch(args, name: str, kwargs: dict, warmup) -> ScheduleCurve:
     if args.branch_steps is None:
         raise ValueError("`--branch-at` needs `--branch-steps D`, the length of the branch's cooldown.")
     if name != "wsd":
-        raise ValueError(f"`--branch-at` draws a cooldown branched from a wsd trunk; {name!r} is not wsd (its past "
-                         "depends on its length, so no branch of it is a valid resume).")
+        raise ValueError(
+            f"`--branch-at` draws a cooldown branched from a wsd trunk; {name!r} is not wsd (its past "
+            "depends on its length, so no branch of it is a valid resume)."
+        )
     from .preview import preview_scheduler
-    from .schedules import check_resume_identity
+    from .schedules import ScheduleLR, check_resume_identity
 
     at, steps = args.branch_at, args.branch_steps
     if at < 1 or steps < 1:
@@ -221,6 +236,7 @@ def _branch(args, name: str, kwargs: dict, warmup) -> ScheduleCurve:
     betas = (0.9, args.beta2)
     trunk = preview_scheduler(name, args.num_training_steps, warmup, lr=args.lr, betas=betas, **kwargs)
     branch = preview_scheduler(name, at + steps, warmup, lr=args.lr, betas=betas, **options)
+    assert isinstance(branch, ScheduleLR)  # wsd is one of ours
     try:
         check_resume_identity(trunk.state_dict()["_schedule"], branch, at)
     except ValueError as error:
@@ -269,7 +285,9 @@ def _check_output(path: str) -> None:
     """`-o` must name a file in an existing, writable directory: say so before any work."""
     folder = os.path.dirname(os.path.abspath(path))
     if os.path.isdir(path):
-        raise ValueError(f"`--output` {path!r} is a directory; give a file name such as {os.path.join(path, 'lr.png')!r}.")
+        raise ValueError(
+            f"`--output` {path!r} is a directory; give a file name such as {os.path.join(path, 'lr.png')!r}."
+        )
     if not os.path.exists(folder):
         raise ValueError(f"`--output` {path!r}: the directory {folder!r} does not exist.")
     if not os.path.isdir(folder):
@@ -282,15 +300,27 @@ def _schedule_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("names", nargs="+", metavar="NAME", help="schedule name(s); see `hf-lrsched list`")
     parser.add_argument("--num-training-steps", type=int, required=True, metavar="N", help="total optimizer steps T")
     warmup = parser.add_mutually_exclusive_group()
-    warmup.add_argument("--num-warmup-steps", default="0", metavar="W",
-                        help="warmup steps, or 'auto' to derive them from Adam's beta2 (default 0)")
+    warmup.add_argument(
+        "--num-warmup-steps",
+        default="0",
+        metavar="W",
+        help="warmup steps, or 'auto' to derive them from Adam's beta2 (default 0)",
+    )
     warmup.add_argument("--warmup-ratio", type=float, metavar="R", help="warmup as a ratio of T: ceil(R * T) steps")
-    parser.add_argument("--kwargs", action="append", metavar="JSON",
-                        help="the schedule's options as a JSON object; once for all, or once per NAME in order")
+    parser.add_argument(
+        "--kwargs",
+        action="append",
+        metavar="JSON",
+        help="the schedule's options as a JSON object; once for all, or once per NAME in order",
+    )
     parser.add_argument("--lr", type=float, default=1.0, help="base learning rate (default 1: the multiplier)")
     parser.add_argument("--beta2", type=float, default=0.999, help="Adam's beta2, for 'auto' warmup (default 0.999)")
-    parser.add_argument("--branch-at", type=int, metavar="K",
-                        help="wsd: also draw a cooldown branched from the trunk at step K (with --branch-steps)")
+    parser.add_argument(
+        "--branch-at",
+        type=int,
+        metavar="K",
+        help="wsd: also draw a cooldown branched from the trunk at step K (with --branch-steps)",
+    )
     parser.add_argument("--branch-steps", type=int, metavar="D", help="wsd: the branch's cooldown length in steps")
 
 

@@ -44,8 +44,19 @@ class Cycles:
     """
 
     __slots__ = (
-        "decay_steps", "num_cycles", "first_cycle_steps", "cycle_mult", "cycle_decay", "restart_warmup_steps",
-        "_r", "_log_r", "_scale", "_x_n", "_memo",
+        "_l0",
+        "_log_r",
+        "_memo",
+        "_n",
+        "_r",
+        "_scale",
+        "_x_n",
+        "cycle_decay",
+        "cycle_mult",
+        "decay_steps",
+        "first_cycle_steps",
+        "num_cycles",
+        "restart_warmup_steps",
     )
 
     def __init__(
@@ -59,13 +70,17 @@ class Cycles:
         restart_warmup_steps: int = 0,
     ):
         if (num_cycles is None) == (first_cycle_steps is None):
-            raise ValueError("Cycles takes exactly one of `num_cycles` (fit mode) and `first_cycle_steps` (free mode).")
+            raise ValueError(
+                "Cycles takes exactly one of `num_cycles` (fit mode) and `first_cycle_steps` (free mode)."
+            )
         self.decay_steps = decay_steps  # D = T - W
         self.num_cycles = num_cycles  # n in fit mode (B_n = D), None in free mode
         self.first_cycle_steps = first_cycle_steps  # L_0 in free mode, None in fit mode
         self.cycle_mult = cycle_mult  # r >= 1
         self.cycle_decay = cycle_decay  # gamma: the height of cycle i above the floor is gamma^i
         self.restart_warmup_steps = restart_warmup_steps  # R: steps from the floor back to the peak after a restart
+        self._l0 = first_cycle_steps or 0  # the mode's integers, typed as such (0 where the mode has none)
+        self._n = num_cycles or 0
         self._r = Dyadic(cycle_mult)
         self._log_r = math.log1p(cycle_mult - 1.0) if cycle_mult < 2.0 else math.log(cycle_mult)
         self._x_n = 0.0 if num_cycles is None else num_cycles * self._log_r
@@ -74,7 +89,7 @@ class Cycles:
         if cycle_mult > 1.0:
             try:
                 if num_cycles is None:
-                    self._scale = float(first_cycle_steps) / (cycle_mult - 1.0)
+                    self._scale = float(self._l0) / (cycle_mult - 1.0)
                 elif self._x_n < 700.0:
                     self._scale = decay_steps / math.expm1(self._x_n)
             except OverflowError:
@@ -84,12 +99,22 @@ class Cycles:
     def __reduce__(self):
         return (
             _rebuild_cycles,
-            (self.decay_steps, self.num_cycles, self.first_cycle_steps, self.cycle_mult, self.cycle_decay,
-             self.restart_warmup_steps),
+            (
+                self.decay_steps,
+                self.num_cycles,
+                self.first_cycle_steps,
+                self.cycle_mult,
+                self.cycle_decay,
+                self.restart_warmup_steps,
+            ),
         )
 
     def __repr__(self) -> str:
-        mode = f"num_cycles={self.num_cycles}" if self.num_cycles is not None else f"first_cycle_steps={self.first_cycle_steps}"
+        mode = (
+            f"num_cycles={self.num_cycles}"
+            if self.num_cycles is not None
+            else f"first_cycle_steps={self.first_cycle_steps}"
+        )
         return (
             f"Cycles(decay_steps={self.decay_steps}, {mode}, cycle_mult={self.cycle_mult}, "
             f"cycle_decay={self.cycle_decay}, restart_warmup_steps={self.restart_warmup_steps})"
@@ -101,7 +126,7 @@ class Cycles:
         if self.first_cycle_steps is not None:
             return float(self.first_cycle_steps)
         if self.cycle_mult == 1.0:
-            return self.decay_steps / self.num_cycles
+            return self.decay_steps / self._n
         if self._x_n > 700.0:
             return 0.0
         return self.decay_steps * (self.cycle_mult - 1.0) / math.expm1(self._x_n)
@@ -115,10 +140,10 @@ class Cycles:
             return self.decay_steps
         if self.cycle_mult == 1.0:  # equal cycles, in integers: i L_0, or round(i D / n)
             if n is None:
-                return index * self.first_cycle_steps
+                return index * self._l0
             return (2 * index * self.decay_steps + n) // (2 * n)
         if n is None and index == 1:
-            return self.first_cycle_steps  # C_1 = L_0 exactly
+            return self._l0  # C_1 = L_0 exactly
         if self._scale is not None:
             x = index * self._log_r
             if x < 700.0:
@@ -137,11 +162,12 @@ class Cycles:
         a_lo, a_hi = pow_bounds(self._r, index, prec)
         if self.num_cycles is None:
             r_minus_1 = (self._r.p << (prec - self._r.k)) - one  # exact: prec >= k
-            return (Fraction(self.first_cycle_steps * (a_lo - one), r_minus_1),
-                    Fraction(self.first_cycle_steps * (a_hi - one), r_minus_1))
-        n_lo, n_hi = pow_bounds(self._r, self.num_cycles, prec)
-        return (Fraction(self.decay_steps * (a_lo - one), n_hi - one),
-                Fraction(self.decay_steps * (a_hi - one), n_lo - one))
+            return (Fraction(self._l0 * (a_lo - one), r_minus_1), Fraction(self._l0 * (a_hi - one), r_minus_1))
+        n_lo, n_hi = pow_bounds(self._r, self._n, prec)
+        return (
+            Fraction(self.decay_steps * (a_lo - one), n_hi - one),
+            Fraction(self.decay_steps * (a_hi - one), n_lo - one),
+        )
 
     def _exact_start(self, index: int) -> int:
         top = self._r.exact_bits(max(index, self.num_cycles or 0))
@@ -156,18 +182,18 @@ class Cycles:
         """Whether the real length `C_{i+1} - C_i = L_0 r^i` of cycle `index` is at least `steps`, decided exactly."""
         if self.cycle_mult == 1.0:
             if self.num_cycles is None:
-                return self.first_cycle_steps >= steps
-            return self.decay_steps >= steps * self.num_cycles
+                return self._l0 >= steps
+            return self.decay_steps >= steps * self._n
         top = self._r.exact_bits(max(index + 1, self.num_cycles or 0))
         prec = START_PRECISION
         while True:
             one = 1 << prec
             a_lo, a_hi = pow_bounds(self._r, index, prec)
             if self.num_cycles is None:  # L_0 r^i >= steps
-                lo, hi, target_lo, target_hi = self.first_cycle_steps * a_lo, self.first_cycle_steps * a_hi, steps * one, steps * one
+                lo, hi, target_lo, target_hi = self._l0 * a_lo, self._l0 * a_hi, steps * one, steps * one
             else:  # D (r - 1) r^i >= steps (r^n - 1)
                 r_minus_1 = (self._r.p << (prec - self._r.k)) - one
-                n_lo, n_hi = pow_bounds(self._r, self.num_cycles, prec)
+                n_lo, n_hi = pow_bounds(self._r, self._n, prec)
                 lo, hi = self.decay_steps * r_minus_1 * a_lo, self.decay_steps * r_minus_1 * a_hi
                 target_lo, target_hi = steps * (n_lo - one) * one, steps * (n_hi - one) * one
             if lo >= target_hi:
@@ -180,7 +206,7 @@ class Cycles:
         """A cycle index close to the one holding `decay_step`, by a logarithm; `locate` corrects it."""
         n = self.num_cycles
         if self.cycle_mult == 1.0:
-            return decay_step // self.first_cycle_steps if n is None else decay_step * n // self.decay_steps
+            return decay_step // self._l0 if n is None else decay_step * n // self.decay_steps
         if self._scale is None:
             if n is None:  # L_0 overflows a float: the first cycle outlasts any step
                 return 0
@@ -212,8 +238,14 @@ _ULP64 = 64.0 * 2.0**-53
 
 
 def _rebuild_cycles(decay_steps, num_cycles, first_cycle_steps, cycle_mult, cycle_decay, restart_warmup_steps):
-    return Cycles(decay_steps, num_cycles=num_cycles, first_cycle_steps=first_cycle_steps, cycle_mult=cycle_mult,
-                  cycle_decay=cycle_decay, restart_warmup_steps=restart_warmup_steps)
+    return Cycles(
+        decay_steps,
+        num_cycles=num_cycles,
+        first_cycle_steps=first_cycle_steps,
+        cycle_mult=cycle_mult,
+        cycle_decay=cycle_decay,
+        restart_warmup_steps=restart_warmup_steps,
+    )
 
 
 def cycle_start(index: int, cycles: Cycles) -> int:
@@ -261,8 +293,13 @@ def _get_warmup_cosine_lr_lambda(
 
 
 def _get_cosine_with_growing_restarts_lr_lambda(
-    current_step: int, *, num_warmup_steps: int, num_training_steps: int, warmup: Warmup, min_lr_ratio: float,
-    cycles: Cycles
+    current_step: int,
+    *,
+    num_warmup_steps: int,
+    num_training_steps: int,
+    warmup: Warmup,
+    min_lr_ratio: float,
+    cycles: Cycles,
 ) -> float:
     if current_step < num_warmup_steps:
         return warmup_multiplier(current_step, num_warmup_steps, warmup)
@@ -280,8 +317,13 @@ def _get_cosine_with_growing_restarts_lr_lambda(
 
 
 def _get_wsd_lr_lambda(
-    current_step: int, *, num_warmup_steps: int, num_training_steps: int, warmup: Warmup, min_lr_ratio: float,
-    decay: Decay
+    current_step: int,
+    *,
+    num_warmup_steps: int,
+    num_training_steps: int,
+    warmup: Warmup,
+    min_lr_ratio: float,
+    decay: Decay,
 ) -> float:
     if current_step < num_warmup_steps:
         return warmup_multiplier(current_step, num_warmup_steps, warmup)

@@ -68,13 +68,24 @@ def plot_lr_curves(curves: Sequence[Curve], path: str, *, title: str | None = No
     ax.set_ylim(bottom=0)
     if len(groups) > 1 or marks or len(groups[0]) > 1:
         # Below the axes, so that no curve hides behind it; the vertical lines are explained there too.
-        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.17), fontsize=11, frameon=False,
-                  title="dashed: end of warmup, dotted: restarts" if marks else None, title_fontsize=10)
+        ax.legend(
+            loc="upper center",
+            bbox_to_anchor=(0.5, -0.17),
+            fontsize=11,
+            frameon=False,
+            title="dashed: end of warmup, dotted: restarts" if marks else None,
+            title_fontsize=10,
+        )
     fig.tight_layout()
     fig.savefig(f"{path}.tmp", format="png")  # renamed into place: a kill never leaves a truncated PNG
     os.replace(f"{path}.tmp", path)
 
 
 def _same_line(a: Curve, b: Curve) -> bool:
-    return (a.dashed == b.dashed and list(a.steps) == list(b.steps) and list(a.lrs) == list(b.lrs)
-            and a.warmup_end == b.warmup_end and list(a.restarts) == list(b.restarts))
+    return (
+        a.dashed == b.dashed
+        and list(a.steps) == list(b.steps)
+        and list(a.lrs) == list(b.lrs)
+        and a.warmup_end == b.warmup_end
+        and list(a.restarts) == list(b.restarts)
+    )

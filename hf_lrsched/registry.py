@@ -206,7 +206,9 @@ def parse_schedule_kwargs(value: dict | str | None, option: str = "lr_schedule_k
         try:
             value = json.loads(value)
         except json.JSONDecodeError as error:
-            raise ValueError(f"`{option}` is not valid JSON ({error.msg} at character {error.pos}): {value!r}.") from None
+            raise ValueError(
+                f"`{option}` is not valid JSON ({error.msg} at character {error.pos}): {value!r}."
+            ) from None
         if not isinstance(value, dict):
             raise ValueError(
                 f"`{option}` must be a JSON object of the schedule's options, e.g. '{{\"num_cycles\": 3}}'; got {value!r}."
@@ -229,7 +231,7 @@ def check_reserved_schedule_kwargs(kwargs: dict, option: str = "lr_schedule_kwar
 def check_schedule_kwargs(name: str, kwargs: dict) -> None:
     """Raise `TypeError` for a keyword the schedule `name` does not take, naming the closest ones it does."""
     entry = get_schedule_entry(name)
-    target: Callable = entry.factory
+    target: Any = entry.factory
     if entry.transformers_name is not None:
         from transformers.optimization import TYPE_TO_SCHEDULER_FUNCTION
         from transformers.trainer_utils import SchedulerType
@@ -296,11 +298,15 @@ def get_schedule(
     entry = get_schedule_entry(name)
     check_schedule_kwargs(entry.name, kwargs)
     if entry.transformers_name is not None and num_warmup_steps == "auto":
-        num_warmup_steps = resolve_auto_warmup_steps(optimizer, check_int("num_training_steps", num_training_steps, minimum=1))
+        num_warmup_steps = resolve_auto_warmup_steps(
+            optimizer, check_int("num_training_steps", num_training_steps, minimum=1)
+        )
     return entry.factory(optimizer, num_warmup_steps=num_warmup_steps, num_training_steps=num_training_steps, **kwargs)
 
 
-def _transformers_factory(name: str, optimizer, num_warmup_steps=None, num_training_steps=None, last_epoch=-1, **kwargs):
+def _transformers_factory(
+    name: str, optimizer, num_warmup_steps=None, num_training_steps=None, last_epoch=-1, **kwargs
+):
     from transformers.optimization import get_scheduler
 
     last_epoch = check_int("last_epoch", last_epoch, minimum=-1)
@@ -371,7 +377,9 @@ def _load_transformers_names() -> None:
             inspect.getdoc(TYPE_TO_SCHEDULER_FUNCTION[member]) or ""
         )
         factory = functools.partial(_transformers_factory, member.value)
-        _REGISTRY.setdefault(member.value, ScheduleEntry(member.value, factory, f"[transformers] {line}", member.value))
+        _REGISTRY.setdefault(
+            member.value, ScheduleEntry(member.value, factory, f"[transformers] {line}", member.value)
+        )
 
 
 for _entry in (

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from .lr_lambdas import Cycles
-from .schedules import ScheduleLR
+from .schedules import ScheduleLR, schedule_part
 
 __all__ = ["ScheduleInfo", "describe"]
 
@@ -96,14 +96,15 @@ def describe(scheduler) -> ScheduleInfo:
     cycles = None
     num_cycles = 1
     if scheduler.schedule_name == "cosine_with_growing_restarts":
-        cycles = scheduler.lr_lambdas[0].keywords["cycles"]
+        cycles = schedule_part(scheduler, "cycles")
         if cycles.num_cycles is not None:
             num_cycles = cycles.num_cycles
         elif cycles.decay_steps > 0:
             num_cycles = cycles.locate(cycles.decay_steps - 1)[0] + 1
     base_lrs = tuple(float(lr) for lr in scheduler.base_lrs)
     floors = tuple(base * fn(total) for base, fn in zip(base_lrs, scheduler.lr_lambdas))  # lambda(t >= T) = m
-    decay = scheduler.lr_lambdas[0].keywords.get("decay")
+    decay = schedule_part(scheduler, "decay")
     decay_start = decay.start if decay is not None else None
-    return ScheduleInfo(scheduler.schedule_name, total, warmup, num_cycles, base_lrs, floors, options, decay_start,
-                        cycles)
+    return ScheduleInfo(
+        scheduler.schedule_name, total, warmup, num_cycles, base_lrs, floors, options, decay_start, cycles
+    )

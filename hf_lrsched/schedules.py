@@ -33,13 +33,13 @@ from .lr_lambdas import (
 logger = logging.get_logger(__name__)
 
 __all__ = [
-    "get_warmup_cosine_schedule",
-    "get_exponential_warmup_cosine_schedule",
+    "ScheduleLR",
     "get_cosine_with_growing_restarts_schedule",
+    "get_exponential_warmup_cosine_schedule",
+    "get_warmup_cosine_schedule",
     "get_wsd_schedule",
     "resolve_auto_warmup_steps",
     "resolve_num_warmup_steps",
-    "ScheduleLR",
 ]
 
 WarmupType = Literal["linear", "exponential", "cosine"]
@@ -202,13 +202,19 @@ def _check_common(arguments: dict[str, Any]) -> tuple[dict, list[float], dict]:
     options as plain values.
     """
     optimizer, num_warmup_steps, num_training_steps = (
-        arguments["optimizer"], arguments["num_warmup_steps"], arguments["num_training_steps"]
+        arguments["optimizer"],
+        arguments["num_warmup_steps"],
+        arguments["num_training_steps"],
     )
     warmup_type, warmup_start_ratio, warmup_exp_rate = (
-        arguments["warmup_type"], arguments["warmup_start_ratio"], arguments["warmup_exp_rate"]
+        arguments["warmup_type"],
+        arguments["warmup_start_ratio"],
+        arguments["warmup_exp_rate"],
     )
     min_lr_ratio, min_lr, max_auto_warmup_ratio = (
-        arguments["min_lr_ratio"], arguments["min_lr"], arguments["max_auto_warmup_ratio"]
+        arguments["min_lr_ratio"],
+        arguments["min_lr"],
+        arguments["max_auto_warmup_ratio"],
     )
     num_training_steps = check_int("num_training_steps", num_training_steps, minimum=1)
     warmup_type = check_choice("warmup_type", warmup_type, WARMUP_TYPES)
@@ -259,7 +265,11 @@ def _min_lr_ratios(optimizer: Optimizer, min_lr_ratio, min_lr) -> list[float]:
         )
     groups = optimizer.param_groups
     if min_lr is None:
-        ratio = 0.0 if min_lr_ratio is None else check_float("min_lr_ratio", min_lr_ratio, low=0.0, high=1.0, high_open=True)
+        ratio = (
+            0.0
+            if min_lr_ratio is None
+            else check_float("min_lr_ratio", min_lr_ratio, low=0.0, high=1.0, high_open=True)
+        )
         return [ratio] * len(groups)
     min_lr = check_float("min_lr", min_lr, low=0.0)
     ratios = []
@@ -282,7 +292,7 @@ def _lambda_lr(
     """A `ScheduleLR` with one partial per param group when the floors differ, else one shared partial."""
     last_epoch = check_int("last_epoch", last_epoch, minimum=-1)
     if len(set(floors)) <= 1:
-        lambdas = functools.partial(lr_lambda, min_lr_ratio=floors[0] if floors else 0.0)
+        lambdas: Callable | list[Callable] = functools.partial(lr_lambda, min_lr_ratio=floors[0] if floors else 0.0)
     else:
         lambdas = [functools.partial(lr_lambda, min_lr_ratio=floor) for floor in floors]
     return ScheduleLR(optimizer, lambdas, last_epoch, name=name, options=options)
@@ -306,7 +316,7 @@ class ScheduleLR(LambdaLR):
     """
 
     def __init__(self, optimizer: Optimizer, lr_lambda, last_epoch: int = -1, *, name: str, options: dict):
-        self._schedule = {"name": name, "options": dict(options)}
+        self._schedule: dict[str, Any] = {"name": name, "options": dict(options)}
         super().__init__(optimizer, lr_lambda, last_epoch)
 
     @property
@@ -346,6 +356,13 @@ class ScheduleLR(LambdaLR):
         self._last_lr = [group["lr"] for group in self.optimizer.param_groups]
 
 
+def schedule_part(scheduler: LambdaLR, name: str) -> Any:
+    """The `cycles` (a `Cycles`) or `decay` (a `Decay`) that a schedule's multiplier function was bound with, or
+    `None`: what `describe` and the resume check read, in one place."""
+    lr_lambda = scheduler.lr_lambdas[0]
+    return lr_lambda.keywords.get(name) if isinstance(lr_lambda, functools.partial) else None
+
+
 def check_resume_identity(saved: dict, scheduler: ScheduleLR, steps_taken: int) -> None:
     """Raise `ValueError` unless the saved schedule and `scheduler` agree on every group's rate at `t < steps_taken`."""
     mine = {**scheduler._schedule, "base_lrs": [float(lr) for lr in scheduler.base_lrs]}
@@ -354,17 +371,22 @@ def check_resume_identity(saved: dict, scheduler: ScheduleLR, steps_taken: int) 
     differences = _describe_differences(saved, mine)
     hint = ""
     if len(saved.get("base_lrs", [])) != len(mine["base_lrs"]):
-        where = (f"the saved run had {len(saved.get('base_lrs', []))} param groups, this optimizer has "
-                 f"{len(mine['base_lrs'])}")
+        where = (
+            f"the saved run had {len(saved.get('base_lrs', []))} param groups, this optimizer has "
+            f"{len(mine['base_lrs'])}"
+        )
     else:
-        where, old = _first_disagreement(saved, scheduler, steps_taken)
-        if where is None:
+        disagreement, old = _first_disagreement(saved, scheduler, steps_taken)
+        if disagreement is None:
             return
+        where = disagreement
         if old is not None and old.schedule_name == "wsd":
-            start = old.lr_lambdas[0].keywords["decay"].start
+            start = schedule_part(old, "decay").start
             if start < steps_taken:
-                hint = (f" The saved wsd run had begun its decay at step {start}: a wsd run grows, or branches a "
-                        "cooldown, only from a checkpoint taken before its decay starts.")
+                hint = (
+                    f" The saved wsd run had begun its decay at step {start}: a wsd run grows, or branches a "
+                    "cooldown, only from a checkpoint taken before its decay starts."
+                )
     raise ValueError(
         f"Cannot resume this schedule from the saved state: {where}. What differs (saved -> now): {differences}. "
         f"A resume must give the {steps_taken} steps already taken the learning rates they had.{hint} Resume with "
@@ -391,7 +413,7 @@ def _describe_differences(saved: dict, mine: dict) -> str:
 def _first_disagreement(saved: dict, scheduler: ScheduleLR, steps_taken: int) -> tuple[str | None, ScheduleLR | None]:
     """Where the saved schedule's rates differ from `scheduler`'s over the steps taken (None if nowhere), and the
     saved schedule rebuilt (None if it cannot be)."""
-    factory = _FACTORIES.get(saved.get("name"))
+    factory = _FACTORIES.get(str(saved.get("name")))
     if factory is None:
         return f"the saved schedule {saved.get('name')!r} is unknown to this version of hf_lrsched", None
     probe = torch.optim.SGD(
@@ -406,8 +428,10 @@ def _first_disagreement(saved: dict, scheduler: ScheduleLR, steps_taken: int) ->
         for group, (old_base, old_fn, new_base, new_fn) in enumerate(pairs):
             then, now = old_base * old_fn(step), float(new_base) * new_fn(step)
             if then != now:
-                return (f"param group {group} had learning rate {then!r} at step {step}, and this schedule gives it "
-                        f"{now!r}"), old
+                return (
+                    f"param group {group} had learning rate {then!r} at step {step}, and this schedule gives it "
+                    f"{now!r}"
+                ), old
     return None, old
 
 
@@ -508,6 +532,7 @@ def _check_fitted_cycles(cycles: Cycles) -> None:
     comparisons.
     """
     num_cycles, decay_steps, restart_warmup_steps = cycles.num_cycles, cycles.decay_steps, cycles.restart_warmup_steps
+    assert num_cycles is not None, "fit mode only"
 
     def fail(index: int, needed: int) -> None:
         length = cycles.start(index + 1) - cycles.start(index)
@@ -644,7 +669,9 @@ def get_cosine_with_growing_restarts_schedule(
         restart_warmup_steps=restart_warmup_steps,
     )
     lr_lambda = functools.partial(_get_cosine_with_growing_restarts_lr_lambda, **shared, cycles=cycles)
-    return _lambda_lr(optimizer, "cosine_with_growing_restarts", lr_lambda, floors, last_epoch, {**options, **cycle_options})
+    return _lambda_lr(
+        optimizer, "cosine_with_growing_restarts", lr_lambda, floors, last_epoch, {**options, **cycle_options}
+    )
 
 
 def get_wsd_schedule(

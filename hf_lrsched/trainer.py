@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import torch
 from transformers import Trainer
@@ -14,7 +15,13 @@ from .training_args import build_lr_scheduler, check_lr_schedule, uses_lrsched
 __all__ = ["LRSchedMixin", "LRSchedTrainer"]
 
 
-class LRSchedMixin:
+if TYPE_CHECKING:  # the mixin's attributes and `super()` calls are those of the Trainer it is mixed into
+    _TrainerBase = Trainer
+else:
+    _TrainerBase = object
+
+
+class LRSchedMixin(_TrainerBase):
     """
     Makes any [`~transformers.Trainer`] subclass build its learning-rate schedule through hf_lrsched when its
     arguments are [`LRSchedTrainingArguments`] with `lr_schedule` (or `auto_warmup`) set:
@@ -36,7 +43,8 @@ class LRSchedMixin:
             super().__init__(*args, **kwargs)
         except TypeError as error:
             if "unexpected keyword argument" in str(error) and any(
-                f"'{name}'" in str(error) for name in ("lr_schedule", "lr_schedule_kwargs", "auto_warmup", "save_lr_curve")
+                f"'{name}'" in str(error)
+                for name in ("lr_schedule", "lr_schedule_kwargs", "auto_warmup", "save_lr_curve")
             ):
                 raise TypeError(
                     f"{type(self).__name__} rebuilt its arguments as its own config class, which has no hf_lrsched "
@@ -107,11 +115,13 @@ class LRSchedMixin:
             return super().create_scheduler(num_training_steps, optimizer)
         if optimizer is None:
             if is_sagemaker_mp_enabled():
-                import smdistributed.modelparallel.torch as smp
+                import smdistributed.modelparallel.torch as smp  # type: ignore[import-not-found]
 
-                optimizer = self.optimizer.optimizer if smp.state.cfg.fp16 else self.optimizer
+                optimizer = self.optimizer.optimizer if smp.state.cfg.fp16 else self.optimizer  # type: ignore[union-attr]
             else:
                 optimizer = self.optimizer
+        if optimizer is None:
+            raise ValueError("`create_scheduler` needs an optimizer: call `create_optimizer()` first, or pass one.")
         self.lr_scheduler = build_lr_scheduler(self.args, optimizer, num_training_steps)
         self._created_lr_scheduler = True
         return self.lr_scheduler

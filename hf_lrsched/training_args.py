@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, TypeGuard
 
 import torch
 from transformers import TrainingArguments
@@ -14,10 +15,22 @@ from .preview import PROBE_TRAINING_STEPS, check_schedule
 from .registry import check_reserved_schedule_kwargs, get_schedule, parse_schedule_kwargs
 from .schedules import resolve_num_warmup_steps
 
-__all__ = ["LRSchedArguments", "LRSchedTrainingArguments", "build_lr_scheduler", "parse_schedule_kwargs", "uses_lrsched"]
+__all__ = [
+    "LRSchedArguments",
+    "LRSchedTrainingArguments",
+    "build_lr_scheduler",
+    "parse_schedule_kwargs",
+    "uses_lrsched",
+]
+
+if TYPE_CHECKING:  # the mixin's attributes are those of the TrainingArguments subclass it is put in front of
+    _ArgumentsBase = TrainingArguments
+else:
+    _ArgumentsBase = object
+
 
 @dataclass
-class LRSchedArguments:
+class LRSchedArguments(_ArgumentsBase):
     """
     The fields that select an hf_lrsched schedule by name, as a mixin in front of any
     [`~transformers.TrainingArguments`] subclass: `transformers`' own, TRL's configs, yours.
@@ -74,9 +87,7 @@ class LRSchedArguments:
     )
     lr_schedule_kwargs: dict | str | None = field(
         default=None,
-        metadata={
-            "help": 'Options of the lr_schedule, as a JSON string, e.g. \'{"num_cycles": 3, "min_lr": 1e-6}\'.'
-        },
+        metadata={"help": 'Options of the lr_schedule, as a JSON string, e.g. \'{"num_cycles": 3, "min_lr": 1e-6}\'.'},
     )
     auto_warmup: bool = field(
         default=False,
@@ -99,7 +110,7 @@ class LRSchedArguments:
         # the DeepSpeed config (and needs DeepSpeed installed).
         self.lr_schedule_kwargs = _convert_str_values(parse_schedule_kwargs(self.lr_schedule_kwargs))
         self._check_deepspeed_scheduler()
-        super().__post_init__()  # type: ignore[misc]
+        super().__post_init__()
         check_reserved_schedule_kwargs(self.lr_schedule_kwargs)
         if self.auto_warmup and self.warmup_steps:
             raise ValueError(
@@ -156,7 +167,10 @@ class LRSchedArguments:
                 return  # the parent reports a missing file
         if isinstance(config, dict) and "scheduler" in config:
             kind = config["scheduler"].get("type", "?") if isinstance(config["scheduler"], dict) else "?"
-            ours = self.lr_schedule or f"{getattr(self.lr_scheduler_type, 'value', self.lr_scheduler_type)} with auto_warmup"
+            ours = (
+                self.lr_schedule
+                or f"{getattr(self.lr_scheduler_type, 'value', self.lr_scheduler_type)} with auto_warmup"
+            )
             raise ValueError(
                 f"The DeepSpeed config defines its own scheduler (type {kind!r}), which DeepSpeed runs instead of "
                 f"{ours!r}: the two cannot both apply. "
@@ -208,19 +222,20 @@ class LRSchedTrainingArguments(LRSchedArguments, TrainingArguments):
     """
 
 
-def uses_lrsched(args: TrainingArguments) -> bool:
+def uses_lrsched(args: TrainingArguments | LRSchedArguments) -> TypeGuard[LRSchedArguments]:
     """Whether the Trainer should build its schedule through hf_lrsched (`lr_schedule` or `auto_warmup` set)."""
-    return getattr(args, "lr_schedule", None) is not None or getattr(args, "auto_warmup", False)
+    return getattr(args, "lr_schedule", None) is not None or bool(getattr(args, "auto_warmup", False))
 
 
-def schedule_name_and_kwargs(args: TrainingArguments) -> tuple[str, dict]:
+def schedule_name_and_kwargs(args: LRSchedArguments) -> tuple[str, dict]:
     """The schedule name and options that `args` select: `lr_schedule`, or `lr_scheduler_type` for `auto_warmup`."""
     if args.lr_schedule is not None:
-        return args.lr_schedule, dict(args.lr_schedule_kwargs or {})
-    return args.lr_scheduler_type.value, dict(args.lr_scheduler_kwargs or {})
+        return args.lr_schedule, parse_schedule_kwargs(args.lr_schedule_kwargs)
+    name = getattr(args.lr_scheduler_type, "value", args.lr_scheduler_type)
+    return str(name), parse_schedule_kwargs(args.lr_scheduler_kwargs, "lr_scheduler_kwargs")
 
 
-def build_lr_scheduler(args: TrainingArguments, optimizer: torch.optim.Optimizer, num_training_steps: int):
+def build_lr_scheduler(args: LRSchedArguments, optimizer: torch.optim.Optimizer, num_training_steps: int):
     """
     The scheduler that `args` select, for `num_training_steps` optimizer steps.
 
@@ -231,15 +246,16 @@ def build_lr_scheduler(args: TrainingArguments, optimizer: torch.optim.Optimizer
     return get_schedule(name, optimizer, _num_warmup_steps(args, num_training_steps), num_training_steps, **kwargs)
 
 
-def check_lr_schedule(args: TrainingArguments, num_training_steps: int) -> None:
+def check_lr_schedule(args: LRSchedArguments, num_training_steps: int) -> None:
     """Build the schedule that `args` select once on a throw-away optimizer with their betas: bad options fail now."""
     name, kwargs = schedule_name_and_kwargs(args)
     warmup = _num_warmup_steps(args, num_training_steps)
-    check_schedule(name, warmup, num_training_steps, lr=args.learning_rate, betas=(args.adam_beta1, args.adam_beta2),
-                   **kwargs)
+    check_schedule(
+        name, warmup, num_training_steps, lr=args.learning_rate, betas=(args.adam_beta1, args.adam_beta2), **kwargs
+    )
 
 
-def _num_warmup_steps(args: TrainingArguments, num_training_steps: int):
+def _num_warmup_steps(args: LRSchedArguments, num_training_steps: int):
     if getattr(args, "auto_warmup", False):
         return "auto"
     return resolve_num_warmup_steps(args.warmup_steps, num_training_steps, option="warmup_steps")

@@ -13,8 +13,28 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("WANDB_DISABLED", "true")
 
-WORDS = ["good", "great", "fine", "nice", "happy", "bad", "awful", "poor", "sad", "ugly", "film", "plot", "the", "a",
-         "was", "is", "very", "not", "movie", "acting"]
+WORDS = [
+    "good",
+    "great",
+    "fine",
+    "nice",
+    "happy",
+    "bad",
+    "awful",
+    "poor",
+    "sad",
+    "ugly",
+    "film",
+    "plot",
+    "the",
+    "a",
+    "was",
+    "is",
+    "very",
+    "not",
+    "movie",
+    "acting",
+]
 
 
 @pytest.fixture(scope="session")
@@ -24,8 +44,9 @@ def tiny_model_dir(tmp_path_factory):
     specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
     vocab = specials + WORDS + [f"##{c}" for c in "abcdefghijklmnopqrstuvwxyz"]
     vocab += [f"[unused{i}]" for i in range(TINY_BERT["vocab_size"] - len(vocab))]
-    tokenizer = BertTokenizerFast(vocab={token: i for i, token in enumerate(vocab)},
-                                  model_max_length=TINY_BERT["max_position_embeddings"])
+    tokenizer = BertTokenizerFast(
+        vocab={token: i for i, token in enumerate(vocab)}, model_max_length=TINY_BERT["max_position_embeddings"]
+    )
     assert tokenizer("the film was good")["input_ids"] == [2, 17, 15, 19, 5, 3]  # real WordPiece ids, no [UNK]
     tokenizer.save_pretrained(path)
     # No dropout: then training is a function of the batches alone, and a resumed run that skipped exactly the

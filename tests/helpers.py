@@ -70,7 +70,9 @@ def unwrap_schedule(scheduler, num_steps):
 def assert_list_close(actual, expected, tol=1e-2):
     assert len(actual) == len(expected)
     for step, (a, e) in enumerate(zip(actual, expected)):
-        assert a == pytest.approx(e, abs=tol), f"step {step}: got {a}, expected {e}\nactual:   {actual}\nexpected: {expected}"
+        assert a == pytest.approx(e, abs=tol), (
+            f"step {step}: got {a}, expected {e}\nactual:   {actual}\nexpected: {expected}"
+        )
 
 
 # ---- Trainer runs -------------------------------------------------------------------------------------------
@@ -116,18 +118,42 @@ def free_port() -> int:
 
 def launch(script, num_processes, args, check=True):
     """`accelerate launch` on the CPU: one process, or two with the shipped `cpu_2proc.yaml` config."""
-    env = {**os.environ, "ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1",
-           "TOKENIZERS_PARALLELISM": "false"}
+    env = {
+        **os.environ,
+        "ACCELERATE_USE_CPU": "1",
+        "OMP_NUM_THREADS": "1",
+        "HF_HUB_OFFLINE": "1",
+        "TOKENIZERS_PARALLELISM": "false",
+    }
     command = [sys.executable, "-m", "accelerate.commands.launch"]
     if num_processes == 1:
-        command += ["--cpu", "--num_processes", "1", "--num_machines", "1", "--mixed_precision", "no",
-                    "--dynamo_backend", "no"]
+        command += [
+            "--cpu",
+            "--num_processes",
+            "1",
+            "--num_machines",
+            "1",
+            "--mixed_precision",
+            "no",
+            "--dynamo_backend",
+            "no",
+        ]
     else:
         assert num_processes == 2
-        command += ["--config_file", str(EXAMPLES / "accelerate_configs" / "cpu_2proc.yaml"), "--main_process_port",
-                    str(free_port())]
-    result = subprocess.run(command + [str(script)] + [str(a) for a in args], env=env, capture_output=True, text=True,
-                            timeout=600, cwd=ROOT)
+        command += [
+            "--config_file",
+            str(EXAMPLES / "accelerate_configs" / "cpu_2proc.yaml"),
+            "--main_process_port",
+            str(free_port()),
+        ]
+    result = subprocess.run(
+        command + [str(script)] + [str(a) for a in args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=ROOT,
+    )
     if check and result.returncode != 0:
         raise AssertionError(f"exit {result.returncode}\n{result.stdout[-3000:]}\n{result.stderr[-6000:]}")
     return result
@@ -145,6 +171,19 @@ def results(output_dir):
 
 
 def common_args(tiny_model_dir, csv_files, output_dir):
-    return ["--model_name_or_path", tiny_model_dir, "--train_file", csv_files / "train.csv", "--validation_file",
-            csv_files / "validation.csv", "--max_length", "16", "--output_dir", output_dir, "--learning_rate", "1e-3",
-            "--seed", "7"]
+    return [
+        "--model_name_or_path",
+        tiny_model_dir,
+        "--train_file",
+        csv_files / "train.csv",
+        "--validation_file",
+        csv_files / "validation.csv",
+        "--max_length",
+        "16",
+        "--output_dir",
+        output_dir,
+        "--learning_rate",
+        "1e-3",
+        "--seed",
+        "7",
+    ]

@@ -13,8 +13,9 @@ BENCHMARKS = ROOT / "benchmarks"
 
 
 def run(script, *args):
-    result = subprocess.run([sys.executable, BENCHMARKS / script, *map(str, args)], cwd=ROOT, capture_output=True,
-                            text=True, timeout=900)
+    result = subprocess.run(
+        [sys.executable, BENCHMARKS / script, *map(str, args)], cwd=ROOT, capture_output=True, text=True, timeout=900
+    )
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
     return result
 
@@ -22,22 +23,43 @@ def run(script, *args):
 def test_overhead_quick(tmp_path):
     run("overhead.py", "--quick", "--out-dir", tmp_path)
     data = json.loads((tmp_path / "overhead.json").read_text())
-    assert {row["schedule"] for row in data["steps"]} >= {"transformers cosine", "warmup_cosine",
-                                                           "growing restarts, 3 cycles"}
+    assert {row["schedule"] for row in data["steps"]} >= {
+        "transformers cosine",
+        "warmup_cosine",
+        "growing restarts, 3 cycles",
+    }
     assert all(row["us_per_step"] > 0 for row in data["steps"])
     assert "| param groups |" in (tmp_path / "overhead.md").read_text()
 
 
 @pytest.mark.slow
 def test_throughput_and_quality_smoke(tmp_path, tiny_model_dir, csv_files):
-    data = ["--model_name_or_path", tiny_model_dir, "--train_file", csv_files / "train.csv", "--validation_file",
-            csv_files / "validation.csv"]
+    data = [
+        "--model_name_or_path",
+        tiny_model_dir,
+        "--train_file",
+        csv_files / "train.csv",
+        "--validation_file",
+        csv_files / "validation.csv",
+    ]
     run("throughput.py", "--rounds", 1, "--steps", 12, "--out-dir", tmp_path, *data)
     rows = json.loads((tmp_path / "throughput.json").read_text())["rows"]
-    assert [r["schedule"] for r in rows][0] == "cosine" and rows[0]["ratio"] == 1.0
+    assert next(r["schedule"] for r in rows) == "cosine" and rows[0]["ratio"] == 1.0
 
-    run("quality.py", "--quick", "--schedules", "cosine", "warmup_cosine (auto)", "--max_length", 16,
-        "--eval-steps", 5, "--out-dir", tmp_path, *data)
+    run(
+        "quality.py",
+        "--quick",
+        "--schedules",
+        "cosine",
+        "warmup_cosine (auto)",
+        "--max_length",
+        16,
+        "--eval-steps",
+        5,
+        "--out-dir",
+        tmp_path,
+        *data,
+    )
     quality = json.loads((tmp_path / "quality.json").read_text())
     rows = quality["results"]["20 steps"]
     assert set(rows) == {"cosine", "warmup_cosine (auto)"}
@@ -53,8 +75,14 @@ def test_readme_summary_is_generated_from_the_results():
 
 @pytest.mark.slow
 def test_wsd_smoke(tmp_path, tiny_model_dir, csv_files):
-    data = ["--model_name_or_path", tiny_model_dir, "--train_file", csv_files / "train.csv", "--validation_file",
-            csv_files / "validation.csv"]
+    data = [
+        "--model_name_or_path",
+        tiny_model_dir,
+        "--train_file",
+        csv_files / "train.csv",
+        "--validation_file",
+        csv_files / "validation.csv",
+    ]
     run("wsd.py", "--seeds", 1, "--budgets", 10, 20, 40, "--max_length", 16, "--out-dir", tmp_path, *data)
     result = json.loads((tmp_path / "wsd.json").read_text())
     assert result["decays"] == [2, 4, 8] and result["branch_points"] == [8, 16, 32]
@@ -62,6 +90,7 @@ def test_wsd_smoke(tmp_path, tiny_model_dir, csv_files):
     for name in ("wsd", "cosine"):
         assert set(result["results"][name]) == {"10", "20", "40"}
         assert all(0 <= acc <= 1 for r in result["results"][name].values() for acc in r["accuracy"])
+
     # Each branch ran as a resume of the trunk: its curve is the trunk's up to the branch point, then its cooldown.
     def curve(run_dir):
         lines = (tmp_path / "wsd_runs" / run_dir / "lr_schedule.csv").read_text().splitlines()[1:]
@@ -87,8 +116,14 @@ def test_stability_smoke(tmp_path, tiny_model_dir):
 
 @pytest.mark.slow
 def test_snapshots_smoke(tmp_path, tiny_model_dir, csv_files):
-    data = ["--model_name_or_path", tiny_model_dir, "--train_file", csv_files / "train.csv", "--validation_file",
-            csv_files / "validation.csv"]
+    data = [
+        "--model_name_or_path",
+        tiny_model_dir,
+        "--train_file",
+        csv_files / "train.csv",
+        "--validation_file",
+        csv_files / "validation.csv",
+    ]
     run("snapshots.py", "--quick", "--max_length", 16, "--out-dir", tmp_path, *data)
     result = json.loads((tmp_path / "snapshots.json").read_text())
     assert result["cycle_ends"] == [5, 7, 12]  # W = 4, D = 8 in 3 cycles growing x2: B = 0, 1, 3, 8

@@ -42,8 +42,19 @@ def test_list_names_every_schedule_with_its_description(capsys):
 
 def test_show_draws_and_tabulates_the_key_steps(capsys):
     kwargs = '{"num_cycles": 3, "cycle_mult": 2.0, "min_lr_ratio": 0.1}'
-    status, out, err = run_in_process(capsys, "show", "cosine_with_growing_restarts", "--num-training-steps", 80,
-                                      "--num-warmup-steps", 10, "--kwargs", kwargs, "--lr", 2)
+    status, out, err = run_in_process(
+        capsys,
+        "show",
+        "cosine_with_growing_restarts",
+        "--num-training-steps",
+        80,
+        "--num-warmup-steps",
+        10,
+        "--kwargs",
+        kwargs,
+        "--lr",
+        2,
+    )
     assert status == 0, err
     # D = 70, L_0 = 10: restarts at 10 + 10 and 10 + 30
     assert "80 steps, warmup 10, restarts at [20, 40]" in out
@@ -54,8 +65,9 @@ def test_show_draws_and_tabulates_the_key_steps(capsys):
 
 
 def test_show_several_names_and_warmup_ratio(capsys):
-    status, out, err = run_in_process(capsys, "show", "linear", "warmup_cosine", "--num-training-steps", 100,
-                                      "--warmup-ratio", 0.05)
+    status, out, err = run_in_process(
+        capsys, "show", "linear", "warmup_cosine", "--num-training-steps", 100, "--warmup-ratio", 0.05
+    )
     assert status == 0, err
     assert "linear: 100 steps, warmup 5" in out and "warmup_cosine: 100 steps, warmup 5" in out
 
@@ -64,10 +76,29 @@ def test_plot_writes_a_valid_png_with_curves_overlaid(capsys, tmp_path):
     import matplotlib.image
 
     output = tmp_path / "curves.png"
-    status, out, err = run_in_process(
-        capsys, "plot", "warmup_cosine", "exponential_warmup_cosine", "cosine_with_growing_restarts",
-        "--num-training-steps", 500, "--num-warmup-steps", "auto", "--beta2", 0.98, "--lr", 5e-5,
-        "--kwargs", "{}", "--kwargs", "{}", "--kwargs", '{"num_cycles": 2, "cycle_decay": 0.5}', "-o", output)
+    status, _out, err = run_in_process(
+        capsys,
+        "plot",
+        "warmup_cosine",
+        "exponential_warmup_cosine",
+        "cosine_with_growing_restarts",
+        "--num-training-steps",
+        500,
+        "--num-warmup-steps",
+        "auto",
+        "--beta2",
+        0.98,
+        "--lr",
+        5e-5,
+        "--kwargs",
+        "{}",
+        "--kwargs",
+        "{}",
+        "--kwargs",
+        '{"num_cycles": 2, "cycle_decay": 0.5}',
+        "-o",
+        output,
+    )
     assert status == 0, err
     with open(output, "rb") as f:
         assert f.read(8) == b"\x89PNG\r\n\x1a\n"
@@ -97,8 +128,9 @@ def test_a_billion_steps_are_sampled_with_every_key_step():
         assert restart in curve.steps and restart - 1 in curve.steps
         assert curve.lr_at(restart) == 1.0 and curve.lr_at(restart - 1) < 1e-12
     assert {0, 1000, 10**9} <= set(curve.steps)
-    many = compute_curve("cosine_with_growing_restarts", 15_000_000, 0,
-                         kwargs={"num_cycles": 10**7, "cycle_mult": 1 + 1e-12})
+    many = compute_curve(
+        "cosine_with_growing_restarts", 15_000_000, 0, kwargs={"num_cycles": 10**7, "cycle_mult": 1 + 1e-12}
+    )
     assert many.num_restarts == 10**7 - 1 and len(many.restarts) == 200
 
 
@@ -106,13 +138,37 @@ def test_a_billion_steps_are_sampled_with_every_key_step():
     "args,message",
     [
         (["show", "warmup_cosin", "--num-training-steps", 10], "Unknown schedule name 'warmup_cosin'. Did you mean"),
-        (["show", "warmup_cosine", "--num-training-steps", 10, "--kwargs", '{"min_lr_ratio": 2}'],
-         "`min_lr_ratio` must be in [0, 1), got 2.0"),
-        (["show", "warmup_cosine", "--num-training-steps", 10, "--num-warmup-steps", 20], "`num_warmup_steps` must be"),
+        (
+            ["show", "warmup_cosine", "--num-training-steps", 10, "--kwargs", '{"min_lr_ratio": 2}'],
+            "`min_lr_ratio` must be in [0, 1), got 2.0",
+        ),
+        (
+            ["show", "warmup_cosine", "--num-training-steps", 10, "--num-warmup-steps", 20],
+            "`num_warmup_steps` must be",
+        ),
         (["show", "warmup_cosine", "--num-training-steps", 10, "--kwargs", "{oops"], "Expecting property name"),
-        (["show", "warmup_cosine", "--num-training-steps", 10, "--num-warmup-steps", "soon"], "(--warmup-ratio takes a ratio), got 'soon'"),
-        (["plot", "warmup_cosine", "linear", "--num-training-steps", 10, "--kwargs", "{}", "--kwargs", "{}",
-          "--kwargs", "{}", "-o", "x.png"], "once per schedule: 2 schedules, 3 --kwargs"),
+        (
+            ["show", "warmup_cosine", "--num-training-steps", 10, "--num-warmup-steps", "soon"],
+            "(--warmup-ratio takes a ratio), got 'soon'",
+        ),
+        (
+            [
+                "plot",
+                "warmup_cosine",
+                "linear",
+                "--num-training-steps",
+                10,
+                "--kwargs",
+                "{}",
+                "--kwargs",
+                "{}",
+                "--kwargs",
+                "{}",
+                "-o",
+                "x.png",
+            ],
+            "once per schedule: 2 schedules, 3 --kwargs",
+        ),
         (["show", "reduce_lr_on_plateau", "--num-training-steps", 10], "no multiplier curve"),
         (["show", "warmup_cosine"], "the following arguments are required: --num-training-steps"),
         (["frobnicate"], "invalid choice: 'frobnicate'"),
@@ -120,22 +176,37 @@ def test_a_billion_steps_are_sampled_with_every_key_step():
         (["show", "warmup_cosine", "--num-training-steps", 10, "--width", 0], "`--width` must be at least 2"),
         (["show", "warmup_cosine", "--num-training-steps", 10, "--height", 0], "`--height` must be at least 2"),
         (["show", "warmup_cosine", "--num-training-steps", 10, "--lr", "inf"], "`--lr` must be a finite number > 0"),
-        (["show", "warmup_cosine", "--num-training-steps", 10, "--kwargs", "[1, 2]"],
-         "`--kwargs` must be a JSON object"),
+        (
+            ["show", "warmup_cosine", "--num-training-steps", 10, "--kwargs", "[1, 2]"],
+            "`--kwargs` must be a JSON object",
+        ),
         (["show", "warmup_cosine", "--num-training-steps", 10, "--kwargs", "{oops"], "`--kwargs` is not valid JSON"),
-        (["plot", "warmup_cosine", "--num-training-steps", 10, "-o", "/nonexistent-dir/x.png"],
-         "the directory '/nonexistent-dir' does not exist"),
+        (
+            ["plot", "warmup_cosine", "--num-training-steps", 10, "-o", "/nonexistent-dir/x.png"],
+            "the directory '/nonexistent-dir' does not exist",
+        ),
     ],
 )
 def test_bad_input_exits_2_with_the_message(capsys, args, message):
-    status, out, err = run_in_process(capsys, *args)
+    status, _out, err = run_in_process(capsys, *args)
     assert status == 2
     assert message in err
 
 
 def test_show_and_plot_a_branched_cooldown(capsys, tmp_path):
-    args = ["wsd", "--num-training-steps", 1000, "--num-warmup-steps", 50, "--kwargs", '{"decay_ratio": 0.2}',
-            "--branch-at", 400, "--branch-steps", 100]
+    args = [
+        "wsd",
+        "--num-training-steps",
+        1000,
+        "--num-warmup-steps",
+        50,
+        "--kwargs",
+        '{"decay_ratio": 0.2}',
+        "--branch-at",
+        400,
+        "--branch-steps",
+        100,
+    ]
     status, out, _ = run_in_process(capsys, "show", *args)
     assert status == 0 and "wsd, branched at step 400: cooldown of 100 steps: 500 steps" in out
     status, out, _ = run_in_process(capsys, "plot", *args, "-o", tmp_path / "b.png")
@@ -143,15 +214,17 @@ def test_show_and_plot_a_branched_cooldown(capsys, tmp_path):
     # Inside the trunk's decay (from step 800), a branch is no valid resume; neither is a branch of a cosine.
     status, _, err = run_in_process(capsys, "show", *args[:-4], "--branch-at", 900, "--branch-steps", 50)
     assert status == 2 and "not a valid branch of this trunk" in err and "had begun its decay at step 800" in err
-    status, _, err = run_in_process(capsys, "show", "warmup_cosine", "--num-training-steps", 100, "--branch-at", 50,
-                                    "--branch-steps", 10)
+    status, _, err = run_in_process(
+        capsys, "show", "warmup_cosine", "--num-training-steps", 100, "--branch-at", 50, "--branch-steps", 10
+    )
     assert status == 2 and "'warmup_cosine' is not wsd" in err
 
 
 def test_plot_into_a_path_under_a_file_or_onto_a_directory_exits_2(capsys, tmp_path):
     (tmp_path / "file").write_text("")
-    status, _, err = run_in_process(capsys, "plot", "warmup_cosine", "--num-training-steps", 10, "-o",
-                                    tmp_path / "file" / "x.png")
+    status, _, err = run_in_process(
+        capsys, "plot", "warmup_cosine", "--num-training-steps", 10, "-o", tmp_path / "file" / "x.png"
+    )
     assert status == 2 and "is a file, not a directory" in err
     status, _, err = run_in_process(capsys, "plot", "warmup_cosine", "--num-training-steps", 10, "-o", tmp_path)
     assert status == 2 and "is a directory" in err
@@ -162,5 +235,7 @@ def test_the_installed_script_answers_and_exits_2_without_a_traceback():
     assert result.returncode == 0 and "{list,show,plot}" in result.stdout, result.stderr
     result = run("show", "warmup_cosine", "--num-training-steps", 10, "--kwargs", '{"cycle_mult": 2}')
     assert result.returncode == 2
-    assert "hf-lrsched: error: Schedule 'warmup_cosine' got an unexpected keyword argument 'cycle_mult'" in result.stderr
+    assert (
+        "hf-lrsched: error: Schedule 'warmup_cosine' got an unexpected keyword argument 'cycle_mult'" in result.stderr
+    )
     assert "Traceback" not in result.stderr

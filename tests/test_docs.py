@@ -25,16 +25,32 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.mark.slow
 def test_mkdocs_build_strict(tmp_path):
     site = tmp_path / "site"
-    result = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "-d", str(site)], cwd=ROOT,
-                            capture_output=True, text=True, timeout=600, env={**os.environ, "NO_MKDOCS_2_WARNING": "1"})
+    result = subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "-d", str(site)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "NO_MKDOCS_2_WARNING": "1"},
+    )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    for page in ("index.html", "schedules/cosine_with_growing_restarts/index.html", "trainer/index.html",
-                 "accelerate/index.html", "configuration/index.html", "pitfalls/index.html", "api/index.html"):
+    for page in (
+        "index.html",
+        "schedules/cosine_with_growing_restarts/index.html",
+        "trainer/index.html",
+        "accelerate/index.html",
+        "configuration/index.html",
+        "pitfalls/index.html",
+        "api/index.html",
+    ):
         assert (site / page).is_file(), page
     # the figures were drawn by the build, from the library, and each schedule page shows its own
     for figure in ("overview", "warmup_cosine", "exponential_warmup_cosine", "cosine_with_growing_restarts"):
         assert (site / "figures" / f"{figure}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert "figures/cosine_with_growing_restarts.png" in (site / "schedules/cosine_with_growing_restarts/index.html").read_text()
+    assert (
+        "figures/cosine_with_growing_restarts.png"
+        in (site / "schedules/cosine_with_growing_restarts/index.html").read_text()
+    )
     # API pages are generated from the docstrings
     assert "The number of warmup steps" in (site / "api" / "index.html").read_text()
 
@@ -54,7 +70,8 @@ def test_configuration_reference_names_every_field_and_option():
     text = (ROOT / "docs" / "configuration.md").read_text()
     documented = set(re.findall(r"`([a-z_]+)`", text))
     new_fields = {f.name for f in dataclasses.fields(LRSchedTrainingArguments)} - {
-        f.name for f in dataclasses.fields(TrainingArguments)}
+        f.name for f in dataclasses.fields(TrainingArguments)
+    }
     assert new_fields == {"lr_schedule", "lr_schedule_kwargs", "auto_warmup", "save_lr_curve"}
     options = set()
     for factory in (get_warmup_cosine_schedule, get_cosine_with_growing_restarts_schedule, get_wsd_schedule):
@@ -62,7 +79,10 @@ def test_configuration_reference_names_every_field_and_option():
     import glue  # examples/ is on the path: `pythonpath` in pyproject.toml
     import glue_data
 
-    example_fields = {f.name for cls in (glue.LoopArguments, glue_data.DataArguments, glue_data.ModelArguments)
-                      for f in dataclasses.fields(cls)}
+    example_fields = {
+        f.name
+        for cls in (glue.LoopArguments, glue_data.DataArguments, glue_data.ModelArguments)
+        for f in dataclasses.fields(cls)
+    }
     missing = (new_fields | options | example_fields) - documented
     assert not missing, f"not in docs/configuration.md: {sorted(missing)}"

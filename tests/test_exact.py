@@ -35,9 +35,21 @@ def optimizer(lr=1.0, betas=(0.9, 0.999)):
 class Reference:
     """`cosine_with_growing_restarts` straight from the contract."""
 
-    def __init__(self, T, W, *, num_cycles=None, first_cycle_steps=None, cycle_mult=2.0, cycle_decay=1.0,
-                 restart_warmup_steps=0, min_lr_ratio=0.0, warmup_type="linear", warmup_start_ratio=0.0,
-                 warmup_exp_rate=5.0):
+    def __init__(
+        self,
+        T,
+        W,
+        *,
+        num_cycles=None,
+        first_cycle_steps=None,
+        cycle_mult=2.0,
+        cycle_decay=1.0,
+        restart_warmup_steps=0,
+        min_lr_ratio=0.0,
+        warmup_type="linear",
+        warmup_start_ratio=0.0,
+        warmup_exp_rate=5.0,
+    ):
         self.T, self.W, self.D = T, W, T - W
         self.warmup = (warmup_type, warmup_start_ratio, warmup_exp_rate)
         self.n, self.L0, self.r = num_cycles, first_cycle_steps, Fraction(cycle_mult)
@@ -63,7 +75,9 @@ class Reference:
             return 0
         if self.n and i >= self.n:
             return self.D
-        bits = self.r.denominator.bit_length() * max(i, self.n or 0) + self.r.numerator.bit_length() * max(i, self.n or 0)
+        bits = self.r.denominator.bit_length() * max(i, self.n or 0) + self.r.numerator.bit_length() * max(
+            i, self.n or 0
+        )
         if self.r == 1 or bits < EXACT_BITS:
             c = self.C_exact(i)
             return math.floor(c + Fraction(1, 2))
@@ -186,8 +200,12 @@ def test_a_valid_tight_fit_is_accepted():
 
 @pytest.mark.parametrize(
     "kwargs",
-    [dict(num_cycles=10**7, cycle_mult=1 + 1e-12), dict(num_cycles=10**6, cycle_mult=1.0000001),
-     dict(num_cycles=10**7, cycle_mult=1.0), dict(first_cycle_steps=1, cycle_mult=1 + 1e-12)],
+    [
+        dict(num_cycles=10**7, cycle_mult=1 + 1e-12),
+        dict(num_cycles=10**6, cycle_mult=1.0000001),
+        dict(num_cycles=10**7, cycle_mult=1.0),
+        dict(first_cycle_steps=1, cycle_mult=1 + 1e-12),
+    ],
 )
 def test_construction_does_not_scan_cycles(kwargs):
     start = time.perf_counter()
@@ -281,18 +299,29 @@ def reference_validity(ref, error):
     return True
 
 
-WARMUPS = st.tuples(st.sampled_from(["linear", "exponential", "cosine"]),
-                    st.one_of(st.just(0.0), st.floats(0.0, 0.99)), st.one_of(st.just(5.0), st.floats(0.01, 50.0)))
+WARMUPS = st.tuples(
+    st.sampled_from(["linear", "exponential", "cosine"]),
+    st.one_of(st.just(0.0), st.floats(0.0, 0.99)),
+    st.one_of(st.just(5.0), st.floats(0.01, 50.0)),
+)
 GAMMAS = st.one_of(st.just(1.0), st.sampled_from([1e-300, 1e-12, 0.5]), st.floats(1e-6, 1.0))
 FLOORS = st.one_of(st.just(0.0), st.sampled_from([0.999999, 1 - 1e-12]), st.floats(0.0, 0.99))
 
 
 @FUZZ
 @given(config=fit_configs(), gamma=GAMMAS, m=FLOORS, warmup=WARMUPS)
-@example(config=dict(T=10**9, W=0, num_cycles=30, cycle_mult=1 + 1e-9, restart_warmup_steps=0), gamma=1.0, m=0.0,
-         warmup=("linear", 0.0, 5.0))
-@example(config=dict(T=3, W=0, num_cycles=2, cycle_mult=1 + 1e-9, restart_warmup_steps=1), gamma=1.0, m=0.0,
-         warmup=("linear", 0.0, 5.0))
+@example(
+    config=dict(T=10**9, W=0, num_cycles=30, cycle_mult=1 + 1e-9, restart_warmup_steps=0),
+    gamma=1.0,
+    m=0.0,
+    warmup=("linear", 0.0, 5.0),
+)
+@example(
+    config=dict(T=3, W=0, num_cycles=2, cycle_mult=1 + 1e-9, restart_warmup_steps=1),
+    gamma=1.0,
+    m=0.0,
+    warmup=("linear", 0.0, 5.0),
+)
 def test_fit_mode_matches_the_reference(config, gamma, m, warmup):
     ours, ref, error = build_both(config, gamma, m, warmup)
     n = config["num_cycles"]
@@ -310,10 +339,18 @@ def test_fit_mode_matches_the_reference(config, gamma, m, warmup):
 
 @FUZZ
 @given(config=free_configs(), gamma=GAMMAS, m=FLOORS, warmup=WARMUPS)
-@example(config=dict(T=100, W=0, first_cycle_steps=10, cycle_mult=1.05, restart_warmup_steps=0), gamma=1.0, m=0.0,
-         warmup=("linear", 0.0, 5.0))
-@example(config=dict(T=10**12, W=0, first_cycle_steps=7, cycle_mult=1.5, restart_warmup_steps=6), gamma=1.0, m=0.0,
-         warmup=("exponential", 0.1, 5.0))
+@example(
+    config=dict(T=100, W=0, first_cycle_steps=10, cycle_mult=1.05, restart_warmup_steps=0),
+    gamma=1.0,
+    m=0.0,
+    warmup=("linear", 0.0, 5.0),
+)
+@example(
+    config=dict(T=10**12, W=0, first_cycle_steps=7, cycle_mult=1.5, restart_warmup_steps=6),
+    gamma=1.0,
+    m=0.0,
+    warmup=("exponential", 0.1, 5.0),
+)
 def test_free_mode_matches_the_reference(config, gamma, m, warmup):
     ours, ref, error = build_both(config, gamma, m, warmup)
     assert error is None, error
@@ -336,8 +373,14 @@ def reference_auto_warmup(beta2, T, ratio=0.1, warmup_type="linear", k=5.0):
 
 @pytest.mark.parametrize(
     "beta2,T,ratio,expected",
-    [(0.99999, 10**7, 1.0, 200000), (0.999, 100, 0.29, 29), (0.9999, 10**6, 1.0, 20000), (0.95, 1000, 0.1, 40),
-     (0.0, 10, 1.0, 2), (0.98, 100, 0.5, 50)],
+    [
+        (0.99999, 10**7, 1.0, 200000),
+        (0.999, 100, 0.29, 29),
+        (0.9999, 10**6, 1.0, 20000),
+        (0.95, 1000, 0.1, 40),
+        (0.0, 10, 1.0, 2),
+        (0.98, 100, 0.5, 50),
+    ],
 )
 def test_auto_warmup_is_exact(beta2, T, ratio, expected):
     W = resolve_auto_warmup_steps(optimizer(betas=(0.9, beta2)), T, max_auto_warmup_ratio=ratio)
@@ -360,7 +403,9 @@ def test_auto_warmup_matches_the_reference(beta2, T, ratio, warmup_type, k):
 
 
 def test_auto_warmup_reads_tensor_betas_and_refuses_what_it_cannot_read():
-    tensor_betas = torch.optim.AdamW([torch.nn.Parameter(torch.zeros(1))], betas=(torch.tensor(0.9), torch.tensor(0.999)))
+    tensor_betas = torch.optim.AdamW(
+        [torch.nn.Parameter(torch.zeros(1))], betas=(torch.tensor(0.9), torch.tensor(0.999))
+    )
     assert resolve_auto_warmup_steps(tensor_betas, 10**5) == 2000  # the float32 0.999 read as written
     one_beta = torch.optim.AdamW([{"params": [torch.nn.Parameter(torch.zeros(1))], "betas": (0.9,)}])
     with pytest.raises(ValueError, match=r"betas.*pair.*param group 0.*\(0\.9,\)"):
@@ -369,8 +414,12 @@ def test_auto_warmup_reads_tensor_betas_and_refuses_what_it_cannot_read():
     no_groups.param_groups.clear()
     with pytest.raises(ValueError, match=r"has none.*param groups|param groups.*has none"):
         resolve_auto_warmup_steps(no_groups, 100)
-    two = torch.optim.AdamW([{"params": [torch.nn.Parameter(torch.zeros(1))], "betas": (0.9, 0.999)},
-                             {"params": [torch.nn.Parameter(torch.zeros(1))], "betas": (0.9, 0.99)}])
+    two = torch.optim.AdamW(
+        [
+            {"params": [torch.nn.Parameter(torch.zeros(1))], "betas": (0.9, 0.999)},
+            {"params": [torch.nn.Parameter(torch.zeros(1))], "betas": (0.9, 0.99)},
+        ]
+    )
     with pytest.raises(ValueError, match=r"different beta2 values \[0\.999, 0\.99\]"):
         resolve_auto_warmup_steps(two, 100)
     sgd = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)

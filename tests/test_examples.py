@@ -2,44 +2,55 @@
 tiny tokenizer and small CSV files. The learning rate per optimizer step must not depend on the process count."""
 
 import csv
-import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
-import glue  # examples/ is on the path: `pythonpath` in pyproject.toml
-import glue_data
 import pytest
 
 from hf_lrsched import schedule_multipliers
 
+import glue  # examples/ is on the path: `pythonpath` in pyproject.toml
+import glue_data
 from .helpers import EXAMPLES, ROOT, common_args, launch, read_lr_csv, results
 
 pytestmark = pytest.mark.slow
 
 
-SCHEDULE = ["--lr_schedule", "cosine_with_growing_restarts", "--lr_schedule_kwargs",
-            '{"num_cycles": 2, "cycle_mult": 2.0, "min_lr": 1e-5, "restart_warmup_steps": 1}', "--num_warmup_steps", "0.2"]
+SCHEDULE = [
+    "--lr_schedule",
+    "cosine_with_growing_restarts",
+    "--lr_schedule_kwargs",
+    '{"num_cycles": 2, "cycle_mult": 2.0, "min_lr": 1e-5, "restart_warmup_steps": 1}',
+    "--num_warmup_steps",
+    "0.2",
+]
 
 
 @pytest.mark.parametrize(
     "mode,one,two",
     [
         # epochs, no accumulation: 50 rows, global batch 8 -> 7 optimizer steps per epoch, 2 epochs
-        ("epochs", ["--per_device_train_batch_size", "8", "--num_train_epochs", "2"],
-         ["--per_device_train_batch_size", "4", "--num_train_epochs", "2"]),
+        (
+            "epochs",
+            ["--per_device_train_batch_size", "8", "--num_train_epochs", "2"],
+            ["--per_device_train_batch_size", "4", "--num_train_epochs", "2"],
+        ),
         # max_train_steps with gradient accumulation: global batch 2 x 2 x 2 = 8, 10 steps over two epochs
-        ("max_steps+accumulation", ["--per_device_train_batch_size", "4", "--gradient_accumulation_steps", "2",
-                                    "--max_train_steps", "10"],
-         ["--per_device_train_batch_size", "2", "--gradient_accumulation_steps", "2", "--max_train_steps", "10"]),
+        (
+            "max_steps+accumulation",
+            ["--per_device_train_batch_size", "4", "--gradient_accumulation_steps", "2", "--max_train_steps", "10"],
+            ["--per_device_train_batch_size", "2", "--gradient_accumulation_steps", "2", "--max_train_steps", "10"],
+        ),
     ],
 )
 def test_learning_rate_is_identical_on_one_and_two_processes(tmp_path, tiny_model_dir, csv_files, mode, one, two):
     out1, out2 = tmp_path / "p1", tmp_path / "p2"
-    launch(EXAMPLES / "glue.py", 1, common_args(tiny_model_dir, csv_files, out1) + SCHEDULE + one + ["--eval_steps", 5])
+    launch(
+        EXAMPLES / "glue.py", 1, common_args(tiny_model_dir, csv_files, out1) + SCHEDULE + one + ["--eval_steps", 5]
+    )
     launch(EXAMPLES / "glue.py", 2, common_args(tiny_model_dir, csv_files, out2) + SCHEDULE + two)
     r1, r2 = results(out1), results(out2)
     assert (r1["num_processes"], r2["num_processes"]) == (1, 2)
@@ -51,8 +62,16 @@ def test_learning_rate_is_identical_on_one_and_two_processes(tmp_path, tiny_mode
     assert lrs1 == lrs2  # bit for bit
     warmup = r1["num_warmup_steps"]
     assert warmup == -(-steps // 5)  # ceil(0.2 * steps)
-    expected = schedule_multipliers("cosine_with_growing_restarts", steps, warmup, lr=1e-3, num_cycles=2,
-                                    cycle_mult=2.0, min_lr=1e-5, restart_warmup_steps=1)
+    expected = schedule_multipliers(
+        "cosine_with_growing_restarts",
+        steps,
+        warmup,
+        lr=1e-3,
+        num_cycles=2,
+        cycle_mult=2.0,
+        min_lr=1e-5,
+        restart_warmup_steps=1,
+    )
     assert lrs1 == [(k, pytest.approx(1e-3 * expected[k - 1], rel=1e-12)) for k in range(1, steps + 1)]
     # after the last step the schedule stands on its floor, on both
     assert r1["final_lr"] == r2["final_lr"] == pytest.approx(1e-5, rel=1e-12)
@@ -70,15 +89,28 @@ def read_csv_rows(path):
 
 def test_resume_mid_epoch_continues_exactly_and_keeps_every_record(tmp_path, tiny_model_dir, csv_files):
     # 50 rows, batch 4, accumulation 2: 13 batches -> 7 optimizer steps per epoch; step 3 is mid-epoch.
-    args = SCHEDULE + ["--per_device_train_batch_size", "4", "--gradient_accumulation_steps", "2",
-                       "--max_train_steps", "12", "--checkpointing_steps", "3", "--eval_steps", "2"]
+    args = SCHEDULE + [
+        "--per_device_train_batch_size",
+        "4",
+        "--gradient_accumulation_steps",
+        "2",
+        "--max_train_steps",
+        "12",
+        "--checkpointing_steps",
+        "3",
+        "--eval_steps",
+        "2",
+    ]
     full, resumed = tmp_path / "full", tmp_path / "resumed"
     launch(EXAMPLES / "glue.py", 1, common_args(tiny_model_dir, csv_files, full) + args)
     checkpoint = full / "step_3"
     assert (checkpoint / "hf_lrsched_checkpoint.json").is_file()
     assert any(name.startswith("custom_checkpoint") for name in os.listdir(checkpoint))  # the scheduler's state
-    launch(EXAMPLES / "glue.py", 1,
-           common_args(tiny_model_dir, csv_files, resumed) + args + ["--resume_from_checkpoint", checkpoint])
+    launch(
+        EXAMPLES / "glue.py",
+        1,
+        common_args(tiny_model_dir, csv_files, resumed) + args + ["--resume_from_checkpoint", checkpoint],
+    )
     # Every record of the resumed run equals the uninterrupted run's, the rows before the resume included.
     assert read_lr_csv(resumed) == read_lr_csv(full)
     assert read_csv_rows(resumed / "train_loss.csv") == read_csv_rows(full / "train_loss.csv")
@@ -103,9 +135,16 @@ def test_resumes_that_would_bend_the_curve_or_cannot_read_the_checkpoint_exit_2(
         # `python glue.py` runs one process as `accelerate launch` does, and shows the script's own exit status
         # (the launcher turns any failure into its own traceback and exit 1).
         argv = common_args(tiny_model_dir, csv_files, tmp_path / output) + args + extra
-        result = subprocess.run([sys.executable, EXAMPLES / "glue.py"] + [str(a) for a in argv]
-                                + ["--resume_from_checkpoint", str(source)], capture_output=True, text=True, cwd=ROOT,
-                                timeout=300, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+        result = subprocess.run(
+            [sys.executable, EXAMPLES / "glue.py"]
+            + [str(a) for a in argv]
+            + ["--resume_from_checkpoint", str(source)],
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+            timeout=300,
+            env={**os.environ, "HF_HUB_OFFLINE": "1"},
+        )
         assert result.returncode == 2, result.stderr[-3000:]
         assert "Traceback" not in result.stderr
         return result.stderr
@@ -130,20 +169,49 @@ def test_resumes_that_would_bend_the_curve_or_cannot_read_the_checkpoint_exit_2(
 
 
 def test_a_wsd_run_grows_from_a_stable_checkpoint_and_not_from_its_decay(tmp_path, tiny_model_dir, csv_files):
-    schedule = ["--lr_schedule", "wsd", "--lr_schedule_kwargs", '{"num_decay_steps": 4}', "--num_warmup_steps", "2",
-                "--per_device_train_batch_size", "8", "--checkpointing_steps", "4"]
-    launch(EXAMPLES / "glue.py", 1, common_args(tiny_model_dir, csv_files, tmp_path / "trunk") + schedule
-           + ["--max_train_steps", "10"])  # stable until step 6: step_4 is stable, step_8 is in the decay
-    launch(EXAMPLES / "glue.py", 1, common_args(tiny_model_dir, csv_files, tmp_path / "grown") + schedule
-           + ["--max_train_steps", "14", "--resume_from_checkpoint", tmp_path / "trunk" / "step_4"])
+    schedule = [
+        "--lr_schedule",
+        "wsd",
+        "--lr_schedule_kwargs",
+        '{"num_decay_steps": 4}',
+        "--num_warmup_steps",
+        "2",
+        "--per_device_train_batch_size",
+        "8",
+        "--checkpointing_steps",
+        "4",
+    ]
+    launch(
+        EXAMPLES / "glue.py",
+        1,
+        common_args(tiny_model_dir, csv_files, tmp_path / "trunk") + schedule + ["--max_train_steps", "10"],
+    )  # stable until step 6: step_4 is stable, step_8 is in the decay
+    launch(
+        EXAMPLES / "glue.py",
+        1,
+        common_args(tiny_model_dir, csv_files, tmp_path / "grown")
+        + schedule
+        + ["--max_train_steps", "14", "--resume_from_checkpoint", tmp_path / "trunk" / "step_4"],
+    )
     expected = schedule_multipliers("wsd", 14, 2, lr=1e-3, num_decay_steps=4)
-    assert read_lr_csv(tmp_path / "grown") == [(k, pytest.approx(1e-3 * expected[k - 1], rel=1e-15)) for k in range(1, 15)]
+    assert read_lr_csv(tmp_path / "grown") == [
+        (k, pytest.approx(1e-3 * expected[k - 1], rel=1e-15)) for k in range(1, 15)
+    ]
     assert read_lr_csv(tmp_path / "grown")[:4] == read_lr_csv(tmp_path / "trunk")[:4]
     result = subprocess.run(
-        [sys.executable, EXAMPLES / "glue.py"] + [str(a) for a in common_args(tiny_model_dir, csv_files, tmp_path / "no")
-                                                  + schedule + ["--max_train_steps", "14", "--resume_from_checkpoint",
-                                                                tmp_path / "trunk" / "step_8"]],
-        capture_output=True, text=True, cwd=ROOT, timeout=300, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+        [sys.executable, EXAMPLES / "glue.py"]
+        + [
+            str(a)
+            for a in common_args(tiny_model_dir, csv_files, tmp_path / "no")
+            + schedule
+            + ["--max_train_steps", "14", "--resume_from_checkpoint", tmp_path / "trunk" / "step_8"]
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=300,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    )
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "--max_train_steps 10 -> 14" in result.stderr and "had begun its decay at step 6" in result.stderr
 
@@ -153,22 +221,42 @@ def test_a_non_empty_output_dir_is_refused_unless_overwritten(tmp_path, tiny_mod
     out.mkdir()
     (out / "all_results.json").write_text("{}")
     argv = [str(EXAMPLES / "glue.py")] + [str(a) for a in common_args(tiny_model_dir, csv_files, out)]
-    result = subprocess.run([sys.executable] + argv + ["--max_train_steps", "1"], capture_output=True, text=True,
-                            cwd=ROOT, timeout=300, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    result = subprocess.run(
+        [sys.executable] + argv + ["--max_train_steps", "1"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=300,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    )
     assert result.returncode == 2 and "Traceback" not in result.stderr
-    assert f"the output directory {str(out)!r} is not empty" in result.stderr and "--overwrite_output_dir" in result.stderr
-    launch(EXAMPLES / "glue.py", 1, common_args(tiny_model_dir, csv_files, out) + ["--max_train_steps", "1",
-                                                                                 "--overwrite_output_dir"])
+    assert (
+        f"the output directory {str(out)!r} is not empty" in result.stderr
+        and "--overwrite_output_dir" in result.stderr
+    )
+    launch(
+        EXAMPLES / "glue.py",
+        1,
+        common_args(tiny_model_dir, csv_files, out) + ["--max_train_steps", "1", "--overwrite_output_dir"],
+    )
     assert results(out)["completed_steps"] == 1
 
 
 def test_resume_with_another_process_count_stops_with_a_clear_error(tmp_path, tiny_model_dir, csv_files):
     args = SCHEDULE + ["--max_train_steps", "4", "--checkpointing_steps", "2"]
-    launch(EXAMPLES / "glue.py", 1, common_args(tiny_model_dir, csv_files, tmp_path / "one")
-           + args + ["--per_device_train_batch_size", "8"])
-    result = launch(EXAMPLES / "glue.py", 2, common_args(tiny_model_dir, csv_files, tmp_path / "two") + args
-                    + ["--per_device_train_batch_size", "4", "--resume_from_checkpoint", tmp_path / "one" / "step_2"],
-                    check=False)
+    launch(
+        EXAMPLES / "glue.py",
+        1,
+        common_args(tiny_model_dir, csv_files, tmp_path / "one") + args + ["--per_device_train_batch_size", "8"],
+    )
+    result = launch(
+        EXAMPLES / "glue.py",
+        2,
+        common_args(tiny_model_dir, csv_files, tmp_path / "two")
+        + args
+        + ["--per_device_train_batch_size", "4", "--resume_from_checkpoint", tmp_path / "one" / "step_2"],
+        check=False,
+    )
     assert result.returncode != 0
     assert "glue.py: error: Cannot resume from" in result.stderr
     assert "it was saved with num_processes=1, this run has num_processes=2" in result.stderr
@@ -176,12 +264,33 @@ def test_resume_with_another_process_count_stops_with_a_clear_error(tmp_path, ti
 
 def test_glue_trainer_with_python_and_accelerate_launch(tmp_path, tiny_model_dir, csv_files):
     args = common_args(tiny_model_dir, csv_files, tmp_path / "py") + [
-        "--lr_schedule", "exponential_warmup_cosine", "--warmup_steps", "3", "--max_steps", "8",
-        "--per_device_train_batch_size", "8", "--logging_steps", "1", "--report_to", "none", "--eval_strategy", "epoch",
-        "--save_strategy", "no", "--use_cpu"]
+        "--lr_schedule",
+        "exponential_warmup_cosine",
+        "--warmup_steps",
+        "3",
+        "--max_steps",
+        "8",
+        "--per_device_train_batch_size",
+        "8",
+        "--logging_steps",
+        "1",
+        "--report_to",
+        "none",
+        "--eval_strategy",
+        "epoch",
+        "--save_strategy",
+        "no",
+        "--use_cpu",
+    ]
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    subprocess.run([sys.executable, EXAMPLES / "glue_trainer.py"] + [str(a) for a in args], check=True, env=env,
-                   cwd=ROOT, capture_output=True, timeout=600)
+    subprocess.run(
+        [sys.executable, EXAMPLES / "glue_trainer.py"] + [str(a) for a in args],
+        check=True,
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        timeout=600,
+    )
     two_args = [str(a).replace(str(tmp_path / "py"), str(tmp_path / "two")) for a in args]
     two_args[two_args.index("--per_device_train_batch_size") + 1] = "4"
     launch(EXAMPLES / "glue_trainer.py", 2, two_args)
@@ -201,8 +310,14 @@ def test_glue_trainer_with_python_and_accelerate_launch(tmp_path, tiny_model_dir
 def test_hub_tasks_fail_fast_offline_and_name_the_alternative(tmp_path):
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     for script, extra in ((EXAMPLES / "glue.py", []), (EXAMPLES / "glue_trainer.py", ["--use_cpu"])):
-        result = subprocess.run([sys.executable, script, "--task_name", "mrpc", "--output_dir", str(tmp_path)] + extra,
-                                env=env, cwd=ROOT, capture_output=True, text=True, timeout=300)
+        result = subprocess.run(
+            [sys.executable, script, "--task_name", "mrpc", "--output_dir", str(tmp_path)] + extra,
+            env=env,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert result.returncode == 2, result.stderr[-2000:]
         assert "needs the Hugging Face Hub, which cannot be reached (HF_HUB_OFFLINE is set)" in result.stderr
         assert "--task_name bbc_news" in result.stderr
@@ -210,9 +325,22 @@ def test_hub_tasks_fail_fast_offline_and_name_the_alternative(tmp_path):
 
 
 def test_bad_arguments_exit_2_with_the_message(tmp_path):
-    result = subprocess.run([sys.executable, EXAMPLES / "glue.py", "--task_name", "bbc_news", "--lr_schedule",
-                             "warmup_cosin", "--output_dir", str(tmp_path)], cwd=ROOT, capture_output=True, text=True,
-                            timeout=300)
+    result = subprocess.run(
+        [
+            sys.executable,
+            EXAMPLES / "glue.py",
+            "--task_name",
+            "bbc_news",
+            "--lr_schedule",
+            "warmup_cosin",
+            "--output_dir",
+            str(tmp_path),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 2
     assert "Unknown schedule name 'warmup_cosin'. Did you mean 'warmup_cosine'" in result.stderr
     assert "Traceback" not in result.stderr
@@ -223,23 +351,58 @@ def test_bad_arguments_exit_2_with_the_message(tmp_path):
     [
         (["--task_name", "bbc_news", "--num_warmup_steps", "1.5"], "`num_warmup_steps` must be a whole number"),
         (["--task_name", "bbc_news", "--num_warmup_steps", "soon"], "a ratio below 1, or 'auto'; got 'soon'"),
-        (["--task_name", "bbc_news", "--lr_schedule_kwargs", "{num_cycles: 2}"],
-         "`lr_schedule_kwargs` is not valid JSON (Expecting property name enclosed in double quotes at character 1): "
-         "'{num_cycles: 2}'"),
+        (
+            ["--task_name", "bbc_news", "--lr_schedule_kwargs", "{num_cycles: 2}"],
+            "`lr_schedule_kwargs` is not valid JSON (Expecting property name enclosed in double quotes at character 1): "
+            "'{num_cycles: 2}'",
+        ),
         (["--task_name", "bbc_news", "--lr_schedule_kwargs", "[2]"], "`lr_schedule_kwargs` must be a JSON object"),
-        (["--task_name", "bbc_news", "--lr_schedule_kwargs", '{"last_epoch": 3}'],
-         "`lr_schedule_kwargs` must not contain 'last_epoch'"),
-        (["--task_name", "bbc_news", "--checkpointing_steps", "0"], "`checkpointing_steps` must be a number of steps >= 1"),
+        (
+            ["--task_name", "bbc_news", "--lr_schedule_kwargs", '{"last_epoch": 3}'],
+            "`lr_schedule_kwargs` must not contain 'last_epoch'",
+        ),
+        (
+            ["--task_name", "bbc_news", "--checkpointing_steps", "0"],
+            "`checkpointing_steps` must be a number of steps >= 1",
+        ),
         (["--task_name", "bbc_news", "--num_train_epochs", "inf"], "`num_train_epochs` must be a finite number > 0"),
         (["--task_name", "bbc_news", "--num_train_epochs", "nan"], "`num_train_epochs` must be a finite number > 0"),
-        (["--task_name", "bbc_news", "--lr_schedule", "cosine_with_growing_restarts", "--lr_schedule_kwargs",
-          '{"num_cycle": 2}'], "unexpected keyword argument 'num_cycle'. Did you mean 'num_cycles'"),
-        (["--task_name", "bbc_news", "--lr_schedule_kwargs", '{"min_lr_ratio": 2}'], "`min_lr_ratio` must be in [0, 1)"),
-        (["--task_name", "bbc_news", "--max_train_steps", "5", "--lr_schedule", "cosine_with_growing_restarts",
-          "--lr_schedule_kwargs", '{"num_cycles": 10}'], "`num_cycles`=10 with cycle_mult=2.0 does not fit"),
-        (["--task_name", "bbc_news", "--learning_rate", "1e-5", "--lr_schedule_kwargs", '{"min_lr": 1e-4}'],
-         "`min_lr`=0.0001 must be below the base learning rate"),
-        (["--task_name", "bbc_news", "--gradient_accumulation_steps", "0"], "`gradient_accumulation_steps` must be >= 1"),
+        (
+            [
+                "--task_name",
+                "bbc_news",
+                "--lr_schedule",
+                "cosine_with_growing_restarts",
+                "--lr_schedule_kwargs",
+                '{"num_cycle": 2}',
+            ],
+            "unexpected keyword argument 'num_cycle'. Did you mean 'num_cycles'",
+        ),
+        (
+            ["--task_name", "bbc_news", "--lr_schedule_kwargs", '{"min_lr_ratio": 2}'],
+            "`min_lr_ratio` must be in [0, 1)",
+        ),
+        (
+            [
+                "--task_name",
+                "bbc_news",
+                "--max_train_steps",
+                "5",
+                "--lr_schedule",
+                "cosine_with_growing_restarts",
+                "--lr_schedule_kwargs",
+                '{"num_cycles": 10}',
+            ],
+            "`num_cycles`=10 with cycle_mult=2.0 does not fit",
+        ),
+        (
+            ["--task_name", "bbc_news", "--learning_rate", "1e-5", "--lr_schedule_kwargs", '{"min_lr": 1e-4}'],
+            "`min_lr`=0.0001 must be below the base learning rate",
+        ),
+        (
+            ["--task_name", "bbc_news", "--gradient_accumulation_steps", "0"],
+            "`gradient_accumulation_steps` must be >= 1",
+        ),
         (["--task_name", "bbc_news", "--checkpointing_steps", "often"], "`checkpointing_steps` must be"),
         (["--train_file", "a.csv"], "both `--train_file` and `--validation_file`"),
         (["--train_file", "a.txt", "--validation_file", "b.csv"], "must be .csv, .json or .jsonl"),
@@ -280,7 +443,7 @@ def test_warmup_forms_are_checked_when_parsed():
 def test_config_files_parse():
     for path in sorted((EXAMPLES / "configs").glob("*.yaml")):
         script = glue if "trainer" not in path.name else __import__("glue_trainer")
-        model_args, data_args, *_ = script.parse_args([str(path)])
+        _model_args, data_args, *_ = script.parse_args([str(path)])
         assert data_args.task_name == "bbc_news", path
 
 
@@ -290,8 +453,13 @@ def test_accelerate_configs_load(name):
     from accelerate.commands.config.config_args import load_config_from_file
 
     config = load_config_from_file(str(EXAMPLES / "accelerate_configs" / f"{name}.yaml"))
-    expected = {"cpu_2proc": "MULTI_GPU", "multi_gpu": "MULTI_GPU", "multi_node": "MULTI_GPU",
-                "deepspeed_zero2": "DEEPSPEED", "fsdp": "FSDP"}[name]
+    expected = {
+        "cpu_2proc": "MULTI_GPU",
+        "multi_gpu": "MULTI_GPU",
+        "multi_node": "MULTI_GPU",
+        "deepspeed_zero2": "DEEPSPEED",
+        "fsdp": "FSDP",
+    }[name]
     assert config.distributed_type.value == expected
     assert config.num_processes >= 2
     assert name in (EXAMPLES / "README.md").read_text()
@@ -303,7 +471,9 @@ class TestOfflineMetrics:
     def test_accuracy_and_f1(self):
         # tp = 2, fp = 1, fn = 0, tn = 1: accuracy 3/4, F1 = 2 * 2 / (2 * 2 + 1 + 0) = 0.8
         for task in ("mrpc", "qqp"):
-            assert glue_data.glue_metrics(task, [1, 0, 1, 1], [1, 0, 0, 1]) == pytest.approx({"accuracy": 0.75, "f1": 0.8})
+            assert glue_data.glue_metrics(task, [1, 0, 1, 1], [1, 0, 0, 1]) == pytest.approx(
+                {"accuracy": 0.75, "f1": 0.8}
+            )
         for task in ("sst2", "rte", "qnli", "mnli", "wnli"):
             assert glue_data.glue_metrics(task, [1, 0, 1, 1], [1, 0, 0, 1]) == {"accuracy": 0.75}
 
@@ -314,7 +484,8 @@ class TestOfflineMetrics:
 
     def test_pearson_and_spearman(self):
         assert glue_data.glue_metrics("stsb", [1.0, 2.0, 3.0], [1.0, 3.0, 2.0]) == pytest.approx(
-            {"pearson": 0.5, "spearmanr": 0.5})
+            {"pearson": 0.5, "spearmanr": 0.5}
+        )
         assert glue_data.glue_metrics("stsb", [0.5, 1.0, 4.0], [1.0, 2.0, 3.0])["spearmanr"] == pytest.approx(1.0)
 
     def test_bbc_news_macro_f1(self):

@@ -51,8 +51,13 @@ def check_monotone_warmup(lam, warmup):
 def test_warmup_cosine_invariants(wt, warmup_type, warmup_start_ratio, warmup_exp_rate, min_lr_ratio):
     warmup, total = wt
     scheduler = get_warmup_cosine_schedule(
-        make_optimizer(), warmup, total, warmup_type=warmup_type, warmup_start_ratio=warmup_start_ratio,
-        warmup_exp_rate=warmup_exp_rate, min_lr_ratio=min_lr_ratio,
+        make_optimizer(),
+        warmup,
+        total,
+        warmup_type=warmup_type,
+        warmup_start_ratio=warmup_start_ratio,
+        warmup_exp_rate=warmup_exp_rate,
+        min_lr_ratio=min_lr_ratio,
     )
     lam = scheduler.lr_lambdas[0]
     check_bounds_and_floor(lam, warmup, total, min_lr_ratio)
@@ -73,20 +78,37 @@ def restart_configs(draw):
     cycle_mult = draw(st.one_of(st.just(1.0), st.just(2.0), st.floats(1.0, 3.0)))
     restart_warmup_steps = draw(st.integers(0, 5))
     if draw(st.booleans()):
-        return warmup, total, dict(num_cycles=draw(st.integers(1, 12)), cycle_mult=cycle_mult,
-                                   restart_warmup_steps=restart_warmup_steps)
+        return (
+            warmup,
+            total,
+            dict(
+                num_cycles=draw(st.integers(1, 12)), cycle_mult=cycle_mult, restart_warmup_steps=restart_warmup_steps
+            ),
+        )
     first = draw(st.integers(restart_warmup_steps + 1, max(restart_warmup_steps + 1, total)))
-    return warmup, total, dict(first_cycle_steps=first, cycle_mult=cycle_mult, restart_warmup_steps=restart_warmup_steps)
+    return (
+        warmup,
+        total,
+        dict(first_cycle_steps=first, cycle_mult=cycle_mult, restart_warmup_steps=restart_warmup_steps),
+    )
 
 
 @SETTINGS
 @given(config=restart_configs(), cycle_decay=st.floats(0.05, 1.0), **common)
-def test_growing_restarts_invariants(config, cycle_decay, warmup_type, warmup_start_ratio, warmup_exp_rate, min_lr_ratio):
+def test_growing_restarts_invariants(
+    config, cycle_decay, warmup_type, warmup_start_ratio, warmup_exp_rate, min_lr_ratio
+):
     warmup, total, cycle_kwargs = config
     try:
         scheduler = get_cosine_with_growing_restarts_schedule(
-            make_optimizer(), warmup, total, cycle_decay=cycle_decay, warmup_type=warmup_type,
-            warmup_start_ratio=warmup_start_ratio, warmup_exp_rate=warmup_exp_rate, min_lr_ratio=min_lr_ratio,
+            make_optimizer(),
+            warmup,
+            total,
+            cycle_decay=cycle_decay,
+            warmup_type=warmup_type,
+            warmup_start_ratio=warmup_start_ratio,
+            warmup_exp_rate=warmup_exp_rate,
+            min_lr_ratio=min_lr_ratio,
             **cycle_kwargs,
         )
     except ValueError as error:  # only fit-mode configurations whose cycles do not fit are refused

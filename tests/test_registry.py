@@ -55,9 +55,16 @@ def test_every_name_is_available():
 
 @pytest.mark.parametrize(
     "name,kwargs",
-    [("linear", {}), ("cosine", {}), ("cosine_with_restarts", {"num_cycles": 3}), ("polynomial", {"power": 2.0}),
-     ("cosine_with_min_lr", {"min_lr_rate": 0.1}), ("constant_with_warmup", {}), ("inverse_sqrt", {}),
-     ("warmup_stable_decay", {"num_decay_steps": 20})],
+    [
+        ("linear", {}),
+        ("cosine", {}),
+        ("cosine_with_restarts", {"num_cycles": 3}),
+        ("polynomial", {"power": 2.0}),
+        ("cosine_with_min_lr", {"min_lr_rate": 0.1}),
+        ("constant_with_warmup", {}),
+        ("inverse_sqrt", {}),
+        ("warmup_stable_decay", {"num_decay_steps": 20}),
+    ],
 )
 def test_transformers_names_are_delegated(name, kwargs):
     ours = get_schedule(name, make_optimizer(), 10, 100, **kwargs)
@@ -97,7 +104,9 @@ def test_last_epoch_without_initial_lr_or_on_a_non_lambda_schedule_is_refused():
 
 
 def test_unknown_name_suggests_the_closest():
-    with pytest.raises(ValueError, match=r"Unknown schedule name 'warmup_cosin'\. Did you mean 'warmup_cosine'") as info:
+    with pytest.raises(
+        ValueError, match=r"Unknown schedule name 'warmup_cosin'\. Did you mean 'warmup_cosine'"
+    ) as info:
         get_schedule("warmup_cosin", make_optimizer(), 0, 10)
     assert "Available schedules" in str(info.value)
     with pytest.raises(ValueError, match="Did you mean 'cosine_with_growing_restarts'"):
@@ -131,7 +140,7 @@ def test_register_directly_and_as_decorator(scratch_registry):
 
 
 def test_registering_a_taken_name_needs_override(scratch_registry):
-    with pytest.raises(ValueError, match="'warmup_cosine' is already registered.*override=True"):
+    with pytest.raises(ValueError, match=r"'warmup_cosine' is already registered.*override=True"):
         register_schedule("warmup_cosine", lambda *a, **k: None)
     with pytest.raises(ValueError, match="'cosine' is already registered"):
         register_schedule("cosine")(lambda *a, **k: None)
@@ -157,8 +166,9 @@ def test_register_rejects_bad_arguments(scratch_registry):
 class TestMultipliers:
     def test_no_optimizer_needed_and_matches_the_scheduler(self):
         curve = schedule_multipliers("cosine_with_growing_restarts", 100, 10, num_cycles=2, cycle_mult=1.0)
-        scheduler = get_schedule("cosine_with_growing_restarts", make_optimizer(lr=1.0), 10, 100, num_cycles=2,
-                                 cycle_mult=1.0)
+        scheduler = get_schedule(
+            "cosine_with_growing_restarts", make_optimizer(lr=1.0), 10, 100, num_cycles=2, cycle_mult=1.0
+        )
         assert len(curve) == 101
         assert curve == unwrap_schedule(scheduler, 101)
 
@@ -175,5 +185,5 @@ class TestMultipliers:
         assert curve[-1] == pytest.approx(0.1)
 
     def test_schedules_without_a_curve_are_refused(self):
-        with pytest.raises(ValueError, match="reduce_lr_on_plateau.*ReduceLROnPlateau.*no multiplier curve"):
+        with pytest.raises(ValueError, match=r"reduce_lr_on_plateau.*ReduceLROnPlateau.*no multiplier curve"):
             schedule_multipliers("reduce_lr_on_plateau", 10)

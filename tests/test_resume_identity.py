@@ -42,8 +42,14 @@ RESTARTS = dict(num_warmup_steps=5, num_training_steps=100, num_cycles=3, cycle_
 
 
 def test_the_state_records_the_schedule_in_plain_values():
-    scheduler = get_schedule("cosine_with_growing_restarts", make_optimizer(lr=1e-3), "auto",
-                             num_training_steps=100, num_cycles=3, min_lr=1e-5)
+    scheduler = get_schedule(
+        "cosine_with_growing_restarts",
+        make_optimizer(lr=1e-3),
+        "auto",
+        num_training_steps=100,
+        num_cycles=3,
+        min_lr=1e-5,
+    )
     record = saved(scheduler)["scheduler"]["_schedule"]
     assert record["name"] == "cosine_with_growing_restarts"
     assert record["options"]["num_warmup_steps"] == 10  # "auto" resolved (capped at 10% of 100)
@@ -121,7 +127,7 @@ def test_a_state_without_a_record_loads_with_a_warning(caplog):
     plain = LambdaLR(make_optimizer(lr=1e-3), lambda t: 1.0)
     plain.optimizer.step()
     plain.step()
-    state = {k: v for k, v in plain.state_dict().items()}
+    state = dict(plain.state_dict().items())
     ours = get_schedule("warmup_cosine", make_optimizer(lr=1e-3), 0, 10)
     with caplog.at_level(logging.WARNING):
         ours.load_state_dict(state)

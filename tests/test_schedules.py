@@ -120,7 +120,9 @@ def test_min_lr_gives_each_param_group_its_own_floor():
     assert history[11] == pytest.approx([1e-4, 1e-4])
     for t in range(2, 11):  # in between, each group follows the cosine from its base rate to 1e-4
         p = (t - 2) / 8
-        assert history[t] == pytest.approx([1e-4 + (base - 1e-4) * (1 + math.cos(math.pi * p)) / 2 for base in (1e-3, 1e-2)])
+        assert history[t] == pytest.approx(
+            [1e-4 + (base - 1e-4) * (1 + math.cos(math.pi * p)) / 2 for base in (1e-3, 1e-2)]
+        )
 
 
 def test_min_lr_ratio_scales_every_group_alike():
@@ -135,8 +137,14 @@ def test_min_lr_ratio_scales_every_group_alike():
 class TestAutoWarmup:
     @pytest.mark.parametrize(
         "beta2,warmup_type,expected",
-        [(0.999, "linear", 2000), (0.98, "linear", 100), (0.9999, "linear", 20000), (0.99, "cosine", 200),
-         (0.999, "exponential", 5000), (0.98, "exponential", 250)],
+        [
+            (0.999, "linear", 2000),
+            (0.98, "linear", 100),
+            (0.9999, "linear", 20000),
+            (0.99, "cosine", 200),
+            (0.999, "exponential", 5000),
+            (0.98, "exponential", 250),
+        ],
     )
     def test_untuned_rules(self, beta2, warmup_type, expected):
         optimizer = make_optimizer(betas=(0.9, beta2))
@@ -169,7 +177,7 @@ class TestAutoWarmup:
         assert "capped" in caplog.text and "500" in caplog.text
 
     def test_optimizer_without_betas_is_an_error(self):
-        with pytest.raises(ValueError, match="SGD has no `betas`.*pass `num_warmup_steps`"):
+        with pytest.raises(ValueError, match=r"SGD has no `betas`.*pass `num_warmup_steps`"):
             get_warmup_cosine_schedule(make_optimizer(cls=torch.optim.SGD), "auto", 100)
 
 
@@ -178,26 +186,55 @@ class TestGrowingRestarts:
         # D = 14 decay steps, 3 cycles doubling: L_0 = 14 / 7 = 2, starts B = 0, 2, 6, 14.
         scheduler = get_cosine_with_growing_restarts_schedule(make_optimizer(), 2, 16, num_cycles=3, cycle_mult=2.0)
         expected = [
-            0.00, 5.00,                          # warmup
-            10.00, 5.00,                         # cycle 0: 2 steps
-            10.00, 8.54, 5.00, 1.46,             # cycle 1: 4 steps
-            10.00, 9.62, 8.54, 6.91, 5.00, 3.09, 1.46, 0.38,  # cycle 2: 8 steps
-            0.00, 0.00,                          # T and after: the floor
+            0.00,
+            5.00,  # warmup
+            10.00,
+            5.00,  # cycle 0: 2 steps
+            10.00,
+            8.54,
+            5.00,
+            1.46,  # cycle 1: 4 steps
+            10.00,
+            9.62,
+            8.54,
+            6.91,
+            5.00,
+            3.09,
+            1.46,
+            0.38,  # cycle 2: 8 steps
+            0.00,
+            0.00,  # T and after: the floor
         ]
         assert_list_close(unwrap_schedule(scheduler, len(expected)), expected)
 
     def test_readable_table_decay_floor_and_restart_warmup(self):
         # Free mode, L_0 = 4, r = 1 (equal cycles), gamma = 0.5, floor 0.1 (lr 1), R = 2 steps back up.
         scheduler = get_cosine_with_growing_restarts_schedule(
-            make_optimizer(), 0, 12, first_cycle_steps=4, cycle_mult=1.0, cycle_decay=0.5, restart_warmup_steps=2,
+            make_optimizer(),
+            0,
+            12,
+            first_cycle_steps=4,
+            cycle_mult=1.0,
+            cycle_decay=0.5,
+            restart_warmup_steps=2,
             min_lr_ratio=0.1,
         )
         # cycle 0: peak 10; cycle 1: peak 1 + 9 * 0.5 = 5.5; cycle 2: peak 1 + 9 * 0.25 = 3.25.
         expected = [
-            10.00, 8.68, 5.50, 2.32,    # cosine over 4 steps, from 10 to the floor 1
-            1.00, 3.25, 5.50, 3.25,     # rise over R = 2 steps to 5.5, then cosine over the 2 remaining steps
-            1.00, 2.125, 3.25, 2.125,   # the same at half the height
-            1.00, 1.00,                 # T and after
+            10.00,
+            8.68,
+            5.50,
+            2.32,  # cosine over 4 steps, from 10 to the floor 1
+            1.00,
+            3.25,
+            5.50,
+            3.25,  # rise over R = 2 steps to 5.5, then cosine over the 2 remaining steps
+            1.00,
+            2.125,
+            3.25,
+            2.125,  # the same at half the height
+            1.00,
+            1.00,  # T and after
         ]
         assert_list_close(unwrap_schedule(scheduler, len(expected)), expected)
 

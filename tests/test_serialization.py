@@ -16,8 +16,13 @@ CONFIGS = {
     "warmup_cosine": dict(num_warmup_steps=10, num_training_steps=60, min_lr_ratio=0.05),
     "exponential_warmup_cosine": dict(num_warmup_steps=10, num_training_steps=60, warmup_start_ratio=0.1),
     "cosine_with_growing_restarts": dict(
-        num_warmup_steps=6, num_training_steps=60, num_cycles=3, cycle_mult=1.5, cycle_decay=0.8,
-        restart_warmup_steps=2, min_lr=1e-3,
+        num_warmup_steps=6,
+        num_training_steps=60,
+        num_cycles=3,
+        cycle_mult=1.5,
+        cycle_decay=0.8,
+        restart_warmup_steps=2,
+        min_lr=1e-3,
     ),
 }
 
@@ -50,7 +55,9 @@ def test_pickle_and_deepcopy(name):
     all_lrs(scheduler, 7)
     for clone in (pickle.loads(pickle.dumps(scheduler)), copy.deepcopy(scheduler)):
         assert clone.last_epoch == 7
-        assert [fn(t) for fn in clone.lr_lambdas for t in range(70)] == [fn(t) for fn in scheduler.lr_lambdas for t in range(70)]
+        assert [fn(t) for fn in clone.lr_lambdas for t in range(70)] == [
+            fn(t) for fn in scheduler.lr_lambdas for t in range(70)
+        ]
         assert all_lrs(clone, 20) == all_lrs(copy.deepcopy(scheduler), 20)
 
 

@@ -13,25 +13,43 @@ from .helpers import EXAMPLES, common_args, launch, make_args, make_optimizer, r
 
 
 def test_describe_names_the_restarts_cycle_ends_and_floors():
-    scheduler = get_schedule("cosine_with_growing_restarts", make_optimizer(groups=[1e-3, 1e-2]), 4, 32,
-                             num_cycles=3, cycle_mult=2.0, min_lr=1e-5)
+    scheduler = get_schedule(
+        "cosine_with_growing_restarts",
+        make_optimizer(groups=[1e-3, 1e-2]),
+        4,
+        32,
+        num_cycles=3,
+        cycle_mult=2.0,
+        min_lr=1e-5,
+    )
     info = describe(scheduler)
     assert (info.name, info.num_training_steps, info.num_warmup_steps, info.num_cycles) == (
-        "cosine_with_growing_restarts", 32, 4, 3)
+        "cosine_with_growing_restarts",
+        32,
+        4,
+        3,
+    )
     assert info.restarts == [8, 16] and info.cycle_ends == [8, 16, 32]  # D = 28: B = 0, 4, 12, 28
     assert info.base_lrs == (1e-3, 1e-2) and info.min_lrs == pytest.approx((1e-5, 1e-5))
     plain = describe(get_schedule("warmup_cosine", make_optimizer(), 5, 50, min_lr_ratio=0.1))
     assert plain.restarts == [] and plain.cycle_ends == [50] and plain.min_lrs == pytest.approx((1.0,))
-    free = describe(get_schedule("cosine_with_growing_restarts", make_optimizer(), 0, 25, first_cycle_steps=10,
-                                 cycle_mult=1.0))
+    free = describe(
+        get_schedule("cosine_with_growing_restarts", make_optimizer(), 0, 25, first_cycle_steps=10, cycle_mult=1.0)
+    )
     assert free.num_cycles == 3 and free.cycle_ends == [10, 20, 25]  # the last cycle is cut at T
     with pytest.raises(TypeError, match="built by hf_lrsched"):
         describe(get_schedule("linear", make_optimizer(), 5, 50))
 
 
 def snapshot_trainer(tmp_path, out="out", **overrides):
-    args = make_args(tmp_path / out, max_steps=20, warmup_steps=2, lr_schedule="cosine_with_growing_restarts",
-                     lr_schedule_kwargs={"num_cycles": 3, "cycle_mult": 1.5}, **overrides)
+    args = make_args(
+        tmp_path / out,
+        max_steps=20,
+        warmup_steps=2,
+        lr_schedule="cosine_with_growing_restarts",
+        lr_schedule_kwargs={"num_cycles": 3, "cycle_mult": 1.5},
+        **overrides,
+    )
     return LRSchedTrainer(model=tiny_bert(), args=args, train_dataset=tiny_dataset(), callbacks=[SnapshotCallback()])
 
 
@@ -83,9 +101,22 @@ def test_a_resumed_run_neither_duplicates_nor_misses_a_snapshot(tmp_path):
 @pytest.mark.slow
 def test_two_processes_save_each_snapshot_once(tmp_path, tiny_model_dir, csv_files):
     args = common_args(tiny_model_dir, csv_files, tmp_path / "two") + [
-        "--lr_schedule", "cosine_with_growing_restarts", "--lr_schedule_kwargs", '{"num_cycles": 2, "cycle_mult": 1.0}',
-        "--warmup_steps", "2", "--max_steps", "10", "--per_device_train_batch_size", "4", "--report_to", "none",
-        "--save_strategy", "no", "--save_snapshots"]
+        "--lr_schedule",
+        "cosine_with_growing_restarts",
+        "--lr_schedule_kwargs",
+        '{"num_cycles": 2, "cycle_mult": 1.0}',
+        "--warmup_steps",
+        "2",
+        "--max_steps",
+        "10",
+        "--per_device_train_batch_size",
+        "4",
+        "--report_to",
+        "none",
+        "--save_strategy",
+        "no",
+        "--save_snapshots",
+    ]
     result = launch(EXAMPLES / "glue_trainer.py", 2, args)
     assert snapshots(tmp_path / "two") == [6, 10], result.stderr[-2000:]
     assert results(tmp_path / "two")["num_processes"] == 2
@@ -93,10 +124,24 @@ def test_two_processes_save_each_snapshot_once(tmp_path, tiny_model_dir, csv_fil
 
 @pytest.mark.slow
 def test_glue_saves_snapshots_and_evaluates_their_ensemble_and_resumes_without_losing_them(
-        tmp_path, tiny_model_dir, csv_files):
-    schedule = ["--lr_schedule", "cosine_with_growing_restarts", "--lr_schedule_kwargs",
-                '{"num_cycles": 3, "cycle_mult": 1.0}', "--num_warmup_steps", "0", "--max_train_steps", "9",
-                "--per_device_train_batch_size", "8", "--snapshot_ensemble", "2", "--checkpointing_steps", "4"]
+    tmp_path, tiny_model_dir, csv_files
+):
+    schedule = [
+        "--lr_schedule",
+        "cosine_with_growing_restarts",
+        "--lr_schedule_kwargs",
+        '{"num_cycles": 3, "cycle_mult": 1.0}',
+        "--num_warmup_steps",
+        "0",
+        "--max_train_steps",
+        "9",
+        "--per_device_train_batch_size",
+        "8",
+        "--snapshot_ensemble",
+        "2",
+        "--checkpointing_steps",
+        "4",
+    ]
     launch(EXAMPLES / "glue.py", 1, common_args(tiny_model_dir, csv_files, tmp_path / "full") + schedule)
     full = results(tmp_path / "full")
     assert [s["step"] for s in full["snapshots"]] == [3, 6, 9] and snapshots(tmp_path / "full") == [3, 6, 9]
@@ -106,8 +151,13 @@ def test_glue_saves_snapshots_and_evaluates_their_ensemble_and_resumes_without_l
     assert 0 <= ensemble["accuracy"] <= 1 and ensemble["nll"] > 0 and 0 <= ensemble["ece"] <= 1
     assert "eval_ece" in full
     # A resumed run (from step 4: one snapshot behind it) reports the same snapshots and the same ensemble.
-    launch(EXAMPLES / "glue.py", 1, common_args(tiny_model_dir, csv_files, tmp_path / "resumed") + schedule
-           + ["--resume_from_checkpoint", tmp_path / "full" / "step_4"])
+    launch(
+        EXAMPLES / "glue.py",
+        1,
+        common_args(tiny_model_dir, csv_files, tmp_path / "resumed")
+        + schedule
+        + ["--resume_from_checkpoint", tmp_path / "full" / "step_4"],
+    )
     resumed = results(tmp_path / "resumed")
     assert [s["step"] for s in resumed["snapshots"]] == [3, 6, 9]
     assert resumed["snapshots"][0]["path"] == full["snapshots"][0]["path"]  # the snapshot from before the resume

@@ -1,7 +1,6 @@
 """Real `Trainer` runs: the learning rate logged at every optimizer step is the schedule's, through epochs,
 gradient accumulation, checkpoints and resumes, with several param groups."""
 
-import csv
 import json
 import os
 
@@ -33,7 +32,9 @@ def test_logged_rate_is_the_schedule_over_max_steps(tmp_path, name):
 @pytest.mark.parametrize("name", SCHEDULES)
 def test_logged_rate_is_the_schedule_over_epochs(tmp_path, name):
     # 40 rows / batch 4 = 10 optimizer steps per epoch, 2 epochs; warmup as a ratio (transformers 5): ceil(0.15 * 20).
-    args = make_args(tmp_path, num_train_epochs=2, warmup_steps=0.15, lr_schedule=name, lr_schedule_kwargs=SCHEDULES[name])
+    args = make_args(
+        tmp_path, num_train_epochs=2, warmup_steps=0.15, lr_schedule=name, lr_schedule_kwargs=SCHEDULES[name]
+    )
     trainer = LRSchedTrainer(model=tiny_bert(), args=args, train_dataset=tiny_dataset(40))
     trainer.train()
     assert trainer.state.max_steps == 20
@@ -43,8 +44,14 @@ def test_logged_rate_is_the_schedule_over_epochs(tmp_path, name):
 def test_gradient_accumulation_steps_the_schedule_once_per_optimizer_step(tmp_path):
     # 64 rows / batch 4 = 16 batches, accumulated by 4: 4 optimizer steps per epoch, 3 epochs.
     name, kwargs = "cosine_with_growing_restarts", dict(num_cycles=2, cycle_mult=1.0)
-    args = make_args(tmp_path, num_train_epochs=3, gradient_accumulation_steps=4, warmup_steps=2,
-                     lr_schedule=name, lr_schedule_kwargs=kwargs)
+    args = make_args(
+        tmp_path,
+        num_train_epochs=3,
+        gradient_accumulation_steps=4,
+        warmup_steps=2,
+        lr_schedule=name,
+        lr_schedule_kwargs=kwargs,
+    )
     trainer = LRSchedTrainer(model=tiny_bert(), args=args, train_dataset=tiny_dataset(64))
     trainer.train()
     assert trainer.state.global_step == trainer.state.max_steps == 12
@@ -54,9 +61,13 @@ def test_gradient_accumulation_steps_the_schedule_once_per_optimizer_step(tmp_pa
 
 @pytest.mark.parametrize("checkpoint_step", [3, 12])  # mid-warmup (W = 5) and mid-cycle (cycle 1 runs 9..16)
 def test_resume_from_checkpoint_continues_exactly(tmp_path, checkpoint_step):
-    name, kwargs = "cosine_with_growing_restarts", dict(num_cycles=3, cycle_mult=1.0, restart_warmup_steps=2, min_lr=1e-5)
-    common = dict(max_steps=26, warmup_steps=5, lr_schedule=name, lr_schedule_kwargs=kwargs, save_strategy="steps",
-                  save_steps=3)
+    name, kwargs = (
+        "cosine_with_growing_restarts",
+        dict(num_cycles=3, cycle_mult=1.0, restart_warmup_steps=2, min_lr=1e-5),
+    )
+    common = dict(
+        max_steps=26, warmup_steps=5, lr_schedule=name, lr_schedule_kwargs=kwargs, save_strategy="steps", save_steps=3
+    )
     full = LRSchedTrainer(model=tiny_bert(), args=make_args(tmp_path / "full", **common), train_dataset=tiny_dataset())
     full.train()
     uninterrupted = logged_learning_rates(full)
@@ -64,8 +75,9 @@ def test_resume_from_checkpoint_continues_exactly(tmp_path, checkpoint_step):
 
     checkpoint = tmp_path / "full" / "out" / f"checkpoint-{checkpoint_step}"
     assert (checkpoint / "scheduler.pt").is_file()
-    resumed = LRSchedTrainer(model=tiny_bert(seed=1), args=make_args(tmp_path / "resumed", **common),
-                             train_dataset=tiny_dataset())
+    resumed = LRSchedTrainer(
+        model=tiny_bert(seed=1), args=make_args(tmp_path / "resumed", **common), train_dataset=tiny_dataset()
+    )
     resumed.train(resume_from_checkpoint=str(checkpoint))
     after = {step: lr for step, lr in logged_learning_rates(resumed).items() if step > checkpoint_step}
     assert sorted(after) == list(range(checkpoint_step + 1, 27))
@@ -93,7 +105,9 @@ def test_two_param_groups_with_an_absolute_floor(tmp_path):
     assert header == ["step", "lr", "lr_group_1"]
     for base, column in ((1e-3, 0), (1e-2, 1)):
         multipliers = schedule_multipliers(name, 16, 4, lr=base, **kwargs)
-        assert [curve[k][column] for k in range(1, 17)] == pytest.approx([base * m for m in multipliers[:16]], rel=1e-12)
+        assert [curve[k][column] for k in range(1, 17)] == pytest.approx(
+            [base * m for m in multipliers[:16]], rel=1e-12
+        )
     assert curve[5] == pytest.approx([1e-3, 1e-2])  # the peak: each group at its own rate
     assert trainer.lr_scheduler.get_last_lr() == pytest.approx([1e-5, 1e-5])  # step T: both on the absolute floor
     assert logged_learning_rates(trainer)[16] == pytest.approx(curve[16][0])
@@ -103,9 +117,28 @@ def test_auto_warmup_from_the_command_line(tmp_path):
     from transformers import HfArgumentParser
 
     (args,) = HfArgumentParser(LRSchedTrainingArguments).parse_args_into_dataclasses(
-        ["--output_dir", str(tmp_path / "out"), "--max_steps", "30", "--learning_rate", str(LR), "--logging_steps",
-         "1", "--report_to", "none", "--use_cpu", "--per_device_train_batch_size", "4", "--adam_beta2", "0.8",
-         "--lr_schedule", "warmup_cosine", "--auto_warmup", "--lr_schedule_kwargs", '{"max_auto_warmup_ratio": 0.5}']
+        [
+            "--output_dir",
+            str(tmp_path / "out"),
+            "--max_steps",
+            "30",
+            "--learning_rate",
+            str(LR),
+            "--logging_steps",
+            "1",
+            "--report_to",
+            "none",
+            "--use_cpu",
+            "--per_device_train_batch_size",
+            "4",
+            "--adam_beta2",
+            "0.8",
+            "--lr_schedule",
+            "warmup_cosine",
+            "--auto_warmup",
+            "--lr_schedule_kwargs",
+            '{"max_auto_warmup_ratio": 0.5}',
+        ]
     )
     trainer = LRSchedTrainer(model=tiny_bert(), args=args, train_dataset=tiny_dataset())
     trainer.train()
@@ -142,8 +175,17 @@ def test_mixin_composes_with_another_trainer_subclass(tmp_path):
 
 
 def test_plain_training_arguments_defer_to_transformers(tmp_path):
-    args = TrainingArguments(output_dir=str(tmp_path), max_steps=10, warmup_steps=2, learning_rate=LR, logging_steps=1,
-                             report_to="none", use_cpu=True, lr_scheduler_type="cosine", per_device_train_batch_size=4)
+    args = TrainingArguments(
+        output_dir=str(tmp_path),
+        max_steps=10,
+        warmup_steps=2,
+        learning_rate=LR,
+        logging_steps=1,
+        report_to="none",
+        use_cpu=True,
+        lr_scheduler_type="cosine",
+        per_device_train_batch_size=4,
+    )
     trainer = LRSchedTrainer(model=tiny_bert(), args=args, train_dataset=tiny_dataset())
     trainer.train()
     assert logged_learning_rates(trainer) == pytest.approx(expected_rates("cosine", {}, 10, 2), rel=1e-12)
@@ -151,8 +193,13 @@ def test_plain_training_arguments_defer_to_transformers(tmp_path):
 
 
 def test_unset_lr_schedule_keeps_lr_scheduler_type(tmp_path):
-    args = make_args(tmp_path, max_steps=10, warmup_steps=2, lr_scheduler_type="cosine_with_restarts",
-                     lr_scheduler_kwargs={"num_cycles": 2})
+    args = make_args(
+        tmp_path,
+        max_steps=10,
+        warmup_steps=2,
+        lr_scheduler_type="cosine_with_restarts",
+        lr_scheduler_kwargs={"num_cycles": 2},
+    )
     trainer = LRSchedTrainer(model=tiny_bert(), args=args, train_dataset=tiny_dataset())
     trainer.train()
     expected = expected_rates("cosine_with_restarts", {"num_cycles": 2}, 10, 2)
@@ -181,17 +228,28 @@ def test_create_scheduler_contract(tmp_path):
 
 def test_too_few_steps_fail_when_the_trainer_is_built_in_epoch_mode(tmp_path):
     # No max_steps: the step count is known once the train set is, so the Trainer refuses at construction.
-    args = make_args(tmp_path, num_train_epochs=1, lr_schedule="cosine_with_growing_restarts",
-                     lr_schedule_kwargs={"num_cycles": 8})
-    with pytest.raises(ValueError, match="num_cycles`=8.*does not fit into the 4 decay steps"):
+    args = make_args(
+        tmp_path, num_train_epochs=1, lr_schedule="cosine_with_growing_restarts", lr_schedule_kwargs={"num_cycles": 8}
+    )
+    with pytest.raises(ValueError, match=r"num_cycles`=8.*does not fit into the 4 decay steps"):
         LRSchedTrainer(model=tiny_bert(), args=args, train_dataset=tiny_dataset(16))  # 16 rows / batch 4: 4 steps
     # With gradient accumulation and 2 epochs: 16 rows / 4 = 4 batches, / 2 = 2 steps an epoch, 4 steps in all.
-    args = make_args(tmp_path, num_train_epochs=2, gradient_accumulation_steps=2, lr_schedule="cosine_with_growing_restarts",
-                     lr_schedule_kwargs={"num_cycles": 5, "cycle_mult": 1.0})
-    with pytest.raises(ValueError, match="num_cycles`=5.*does not fit into the 4 decay steps"):
+    args = make_args(
+        tmp_path,
+        num_train_epochs=2,
+        gradient_accumulation_steps=2,
+        lr_schedule="cosine_with_growing_restarts",
+        lr_schedule_kwargs={"num_cycles": 5, "cycle_mult": 1.0},
+    )
+    with pytest.raises(ValueError, match=r"num_cycles`=5.*does not fit into the 4 decay steps"):
         LRSchedTrainer(model=tiny_bert(), args=args, train_dataset=tiny_dataset(16))
-    args = make_args(tmp_path, num_train_epochs=2, gradient_accumulation_steps=2, lr_schedule="cosine_with_growing_restarts",
-                     lr_schedule_kwargs={"num_cycles": 4, "cycle_mult": 1.0})
+    args = make_args(
+        tmp_path,
+        num_train_epochs=2,
+        gradient_accumulation_steps=2,
+        lr_schedule="cosine_with_growing_restarts",
+        lr_schedule_kwargs={"num_cycles": 4, "cycle_mult": 1.0},
+    )
     trainer = LRSchedTrainer(model=tiny_bert(), args=args, train_dataset=tiny_dataset(16))
     trainer.train()
     assert trainer.state.max_steps == 4  # the count the construction-time check used
@@ -200,8 +258,11 @@ def test_too_few_steps_fail_when_the_trainer_is_built_in_epoch_mode(tmp_path):
 def test_a_resume_with_other_schedule_options_stops_before_any_step(tmp_path):
     name = "cosine_with_growing_restarts"
     common = dict(max_steps=20, warmup_steps=2, save_strategy="steps", save_steps=10, lr_schedule=name)
-    first = LRSchedTrainer(model=tiny_bert(), args=make_args(tmp_path, **common, lr_schedule_kwargs={"num_cycles": 3}),
-                           train_dataset=tiny_dataset())
+    first = LRSchedTrainer(
+        model=tiny_bert(),
+        args=make_args(tmp_path, **common, lr_schedule_kwargs={"num_cycles": 3}),
+        train_dataset=tiny_dataset(),
+    )
     first.train()
     checkpoint = tmp_path / "out" / "checkpoint-10"
 
@@ -211,9 +272,12 @@ def test_a_resume_with_other_schedule_options_stops_before_any_step(tmp_path):
         def on_step_end(self, args, state, control, **kwargs):
             StepCounter.steps += 1
 
-    resumed = LRSchedTrainer(model=tiny_bert(), args=make_args(tmp_path / "other", **common,
-                                                                lr_schedule_kwargs={"num_cycles": 4}),
-                             train_dataset=tiny_dataset(), callbacks=[StepCounter()])
+    resumed = LRSchedTrainer(
+        model=tiny_bert(),
+        args=make_args(tmp_path / "other", **common, lr_schedule_kwargs={"num_cycles": 4}),
+        train_dataset=tiny_dataset(),
+        callbacks=[StepCounter()],
+    )
     with pytest.raises(ValueError, match=r"Cannot resume.*num_cycles 3 -> 4.*10 steps already taken"):
         resumed.train(resume_from_checkpoint=str(checkpoint))
     assert StepCounter.steps == 0
@@ -224,8 +288,9 @@ def test_curve_files_and_tensorboard(tmp_path):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     name, kwargs = "cosine_with_growing_restarts", dict(num_cycles=2, cycle_mult=2.0)
-    args = make_args(tmp_path, max_steps=15, warmup_steps=3, lr_schedule=name, lr_schedule_kwargs=kwargs,
-                     report_to=["tensorboard"])
+    args = make_args(
+        tmp_path, max_steps=15, warmup_steps=3, lr_schedule=name, lr_schedule_kwargs=kwargs, report_to=["tensorboard"]
+    )
     trainer = LRSchedTrainer(model=tiny_bert(), args=args, train_dataset=tiny_dataset())
     trainer.train()
     header, curve = read_curve(args.output_dir)

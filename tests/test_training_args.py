@@ -2,6 +2,7 @@
 
 import json
 import types
+from typing import ClassVar
 
 import pytest
 import torch
@@ -20,17 +21,31 @@ def parse(argv):
 
 
 def test_command_line(tmp_path):
-    args = parse(["--output_dir", str(tmp_path), "--lr_schedule", "cosine_with_growing_restarts",
-                  "--lr_schedule_kwargs", json.dumps(KWARGS), "--warmup_steps", "0.05"])
+    args = parse(
+        [
+            "--output_dir",
+            str(tmp_path),
+            "--lr_schedule",
+            "cosine_with_growing_restarts",
+            "--lr_schedule_kwargs",
+            json.dumps(KWARGS),
+            "--warmup_steps",
+            "0.05",
+        ]
+    )
     assert args.lr_schedule == "cosine_with_growing_restarts"
     assert args.lr_schedule_kwargs == KWARGS
     assert args.warmup_steps == 0.05 and args.get_warmup_steps(1000) == 50
 
 
 def test_json_and_yaml_files_and_to_dict_round_trip(tmp_path):
-    config = {"output_dir": str(tmp_path), "lr_schedule": "exponential_warmup_cosine",
-              "lr_schedule_kwargs": {"warmup_exp_rate": 3.0, "min_lr_ratio": 0.1}, "warmup_steps": 100,
-              "learning_rate": 3e-5}
+    config = {
+        "output_dir": str(tmp_path),
+        "lr_schedule": "exponential_warmup_cosine",
+        "lr_schedule_kwargs": {"warmup_exp_rate": 3.0, "min_lr_ratio": 0.1},
+        "warmup_steps": 100,
+        "learning_rate": 3e-5,
+    }
     (tmp_path / "args.json").write_text(json.dumps(config))
     (tmp_path / "args.yaml").write_text(yaml.safe_dump(config))
     parser = HfArgumentParser(LRSchedTrainingArguments)
@@ -44,8 +59,9 @@ def test_json_and_yaml_files_and_to_dict_round_trip(tmp_path):
         assert as_dict["lr_schedule_kwargs"] == {"warmup_exp_rate": 3.0, "min_lr_ratio": 0.1}
         assert json.loads(args.to_json_string())["lr_schedule_kwargs"] == {"warmup_exp_rate": 3.0, "min_lr_ratio": 0.1}
     # what to_dict() gives back parses again to the same fields
-    (again,) = parser.parse_dict({k: v for k, v in from_json.to_dict().items() if k in ("output_dir", "lr_schedule",
-                                                                                         "lr_schedule_kwargs")})
+    (again,) = parser.parse_dict(
+        {k: v for k, v in from_json.to_dict().items() if k in ("output_dir", "lr_schedule", "lr_schedule_kwargs")}
+    )
     assert again.lr_schedule_kwargs == from_json.lr_schedule_kwargs
 
 
@@ -57,37 +73,89 @@ def test_auto_warmup_flag(tmp_path):
 @pytest.mark.parametrize(
     "argv,exception,pieces",
     [
-        (["--lr_schedule", "cosine_with_growing_restart"], ValueError,
-         ["Unknown schedule name 'cosine_with_growing_restart'", "Did you mean 'cosine_with_growing_restarts'"]),
-        (["--lr_schedule", "warmup_cosine", "--lr_schedule_kwargs", '{"min_lr_ratio": 1.5}'], ValueError,
-         ["`min_lr_ratio` must be in [0, 1), got 1.5"]),
-        (["--lr_schedule", "warmup_cosine", "--lr_schedule_kwargs", '{"num_cycles": 3}'], TypeError,
-         ["'warmup_cosine' got an unexpected keyword argument 'num_cycles'"]),
-        (["--lr_schedule", "warmup_cosine", "--lr_schedule_kwargs", '{"warmup_type": "exponentail"}'], ValueError,
-         ["`warmup_type` must be one of", "Did you mean 'exponential'"]),
-        (["--lr_schedule", "cosine_with_growing_restarts", "--lr_schedule_kwargs", '{"cycle_mult": 0.5}'], ValueError,
-         ["`cycle_mult` must be in [1, inf), got 0.5"]),
-        (["--lr_schedule", "cosine_with_growing_restarts", "--max_steps", "20", "--lr_schedule_kwargs",
-          '{"num_cycles": 30}'], ValueError, ["num_cycles`=30", "20 decay steps"]),
-        (["--lr_schedule", "warmup_cosine", "--max_steps", "20", "--warmup_steps", "30"], ValueError,
-         ["`num_warmup_steps` must be an integer in [0, 20]", "got 30"]),
-        (["--lr_schedule", "warmup_cosine", "--lr_schedule_kwargs", '{"min_lr": 1e-3}', "--learning_rate", "1e-4"],
-         ValueError, ["`min_lr`=0.001 must be below the base learning rate", "lr=0.0001"]),
-        (["--lr_schedule", "warmup_cosine", "--auto_warmup", "--warmup_steps", "10"], ValueError,
-         ["auto_warmup=True", "warmup_steps=10"]),
+        (
+            ["--lr_schedule", "cosine_with_growing_restart"],
+            ValueError,
+            ["Unknown schedule name 'cosine_with_growing_restart'", "Did you mean 'cosine_with_growing_restarts'"],
+        ),
+        (
+            ["--lr_schedule", "warmup_cosine", "--lr_schedule_kwargs", '{"min_lr_ratio": 1.5}'],
+            ValueError,
+            ["`min_lr_ratio` must be in [0, 1), got 1.5"],
+        ),
+        (
+            ["--lr_schedule", "warmup_cosine", "--lr_schedule_kwargs", '{"num_cycles": 3}'],
+            TypeError,
+            ["'warmup_cosine' got an unexpected keyword argument 'num_cycles'"],
+        ),
+        (
+            ["--lr_schedule", "warmup_cosine", "--lr_schedule_kwargs", '{"warmup_type": "exponentail"}'],
+            ValueError,
+            ["`warmup_type` must be one of", "Did you mean 'exponential'"],
+        ),
+        (
+            ["--lr_schedule", "cosine_with_growing_restarts", "--lr_schedule_kwargs", '{"cycle_mult": 0.5}'],
+            ValueError,
+            ["`cycle_mult` must be in [1, inf), got 0.5"],
+        ),
+        (
+            [
+                "--lr_schedule",
+                "cosine_with_growing_restarts",
+                "--max_steps",
+                "20",
+                "--lr_schedule_kwargs",
+                '{"num_cycles": 30}',
+            ],
+            ValueError,
+            ["num_cycles`=30", "20 decay steps"],
+        ),
+        (
+            ["--lr_schedule", "warmup_cosine", "--max_steps", "20", "--warmup_steps", "30"],
+            ValueError,
+            ["`num_warmup_steps` must be an integer in [0, 20]", "got 30"],
+        ),
+        (
+            ["--lr_schedule", "warmup_cosine", "--lr_schedule_kwargs", '{"min_lr": 1e-3}', "--learning_rate", "1e-4"],
+            ValueError,
+            ["`min_lr`=0.001 must be below the base learning rate", "lr=0.0001"],
+        ),
+        (
+            ["--lr_schedule", "warmup_cosine", "--auto_warmup", "--warmup_steps", "10"],
+            ValueError,
+            ["auto_warmup=True", "warmup_steps=10"],
+        ),
         (["--lr_schedule_kwargs", '{"min_lr": 1e-6}'], ValueError, ["`lr_schedule` is not"]),
-        (["--lr_schedule", "warmup_cosine", "--lr_scheduler_kwargs", '{"num_cycles": 2}'], ValueError,
-         ["pass the options in `lr_schedule_kwargs`"]),
-        (["--lr_schedule", "warmup_cosine", "--lr_schedule_kwargs", '{"min_lr": 1e-6'], ValueError,
-         ["`lr_schedule_kwargs` is not valid JSON", "'{\"min_lr\": 1e-6'"]),
-        (["--lr_schedule", "warmup_cosine", "--lr_schedule_kwargs", '{"last_epoch": 14}'], ValueError,
-         ["`lr_schedule_kwargs` must not contain 'last_epoch'", "resume_from_checkpoint"]),
-        (["--lr_schedule", "warmup_cosine", "--lr_schedule_kwargs", '{"num_training_steps": 14}'], ValueError,
-         ["must not contain 'num_training_steps'", "max_steps"]),
-        (["--lr_schedule", "warmup_cosine", "--auto_warmup", "--optim", "sgd"], ValueError,
-         ["auto_warmup=True", "optim='sgd' has no betas"]),
-        (["--lr_schedule", "warmup_cosine", "--auto_warmup", "--optim", "adafactor"], ValueError,
-         ["optim='adafactor' has no betas"]),
+        (
+            ["--lr_schedule", "warmup_cosine", "--lr_scheduler_kwargs", '{"num_cycles": 2}'],
+            ValueError,
+            ["pass the options in `lr_schedule_kwargs`"],
+        ),
+        (
+            ["--lr_schedule", "warmup_cosine", "--lr_schedule_kwargs", '{"min_lr": 1e-6'],
+            ValueError,
+            ["`lr_schedule_kwargs` is not valid JSON", "'{\"min_lr\": 1e-6'"],
+        ),
+        (
+            ["--lr_schedule", "warmup_cosine", "--lr_schedule_kwargs", '{"last_epoch": 14}'],
+            ValueError,
+            ["`lr_schedule_kwargs` must not contain 'last_epoch'", "resume_from_checkpoint"],
+        ),
+        (
+            ["--lr_schedule", "warmup_cosine", "--lr_schedule_kwargs", '{"num_training_steps": 14}'],
+            ValueError,
+            ["must not contain 'num_training_steps'", "max_steps"],
+        ),
+        (
+            ["--lr_schedule", "warmup_cosine", "--auto_warmup", "--optim", "sgd"],
+            ValueError,
+            ["auto_warmup=True", "optim='sgd' has no betas"],
+        ),
+        (
+            ["--lr_schedule", "warmup_cosine", "--auto_warmup", "--optim", "adafactor"],
+            ValueError,
+            ["optim='adafactor' has no betas"],
+        ),
     ],
 )
 def test_bad_input_fails_at_parse_time(tmp_path, argv, exception, pieces):
@@ -106,8 +174,10 @@ class TestDeepSpeed:
     """DeepSpeed itself is not installed here: the config checks run before transformers loads it, and the path by
     which transformers' DeepSpeed integration asks the Trainer for a scheduler is driven directly."""
 
-    DS_SCHEDULER = {"scheduler": {"type": "WarmupDecayLR", "params": {"warmup_num_steps": 10}},
-                    "zero_optimization": {"stage": 2}}
+    DS_SCHEDULER: ClassVar[dict] = {
+        "scheduler": {"type": "WarmupDecayLR", "params": {"warmup_num_steps": 10}},
+        "zero_optimization": {"stage": 2},
+    }
 
     @pytest.mark.parametrize("as_file", [False, True])
     def test_a_deepspeed_scheduler_and_lr_schedule_is_an_error(self, tmp_path, as_file):
@@ -115,12 +185,16 @@ class TestDeepSpeed:
         if as_file:
             (tmp_path / "ds.json").write_text(json.dumps(config))
             config = str(tmp_path / "ds.json")
-        with pytest.raises(ValueError, match=r"DeepSpeed config defines its own scheduler \(type 'WarmupDecayLR'\).*"
-                                             r"Remove the 'scheduler' section"):
+        with pytest.raises(
+            ValueError,
+            match=r"DeepSpeed config defines its own scheduler \(type 'WarmupDecayLR'\).*"
+            r"Remove the 'scheduler' section",
+        ):
             LRSchedTrainingArguments(output_dir=str(tmp_path), deepspeed=config, lr_schedule="warmup_cosine")
         with pytest.raises(ValueError, match="instead of 'cosine with auto_warmup'"):
-            LRSchedTrainingArguments(output_dir=str(tmp_path), deepspeed=config, lr_scheduler_type="cosine",
-                                     auto_warmup=True)
+            LRSchedTrainingArguments(
+                output_dir=str(tmp_path), deepspeed=config, lr_scheduler_type="cosine", auto_warmup=True
+            )
 
     def test_without_a_deepspeed_scheduler_ours_is_built(self, tmp_path, monkeypatch):
         import accelerate.utils
@@ -131,14 +205,21 @@ class TestDeepSpeed:
         monkeypatch.setattr(accelerate.utils, "DummyOptim", accelerate_deepspeed.DummyOptim, raising=False)
         monkeypatch.setattr(accelerate.utils, "DummyScheduler", accelerate_deepspeed.DummyScheduler, raising=False)
 
-        args = LRSchedTrainingArguments(output_dir=str(tmp_path), max_steps=50, warmup_steps=5, report_to="none",
-                                        use_cpu=True, lr_schedule="cosine_with_growing_restarts",
-                                        lr_schedule_kwargs={"num_cycles": 2})
+        args = LRSchedTrainingArguments(
+            output_dir=str(tmp_path),
+            max_steps=50,
+            warmup_steps=5,
+            report_to="none",
+            use_cpu=True,
+            lr_schedule="cosine_with_growing_restarts",
+            lr_schedule_kwargs={"num_cycles": 2},
+        )
         trainer = LRSchedTrainer(model=tiny_bert(), args=args, train_dataset=tiny_dataset())
         # A DeepSpeed config with its own optimizer and no scheduler: transformers hands DeepSpeed a callable that
         # asks the Trainer for its scheduler once DeepSpeed has built the optimizer.
-        ds_config = types.SimpleNamespace(config={"optimizer": {"type": "AdamW", "params": {"lr": 1e-3}}},
-                                          is_offload=lambda: False)
+        ds_config = types.SimpleNamespace(
+            config={"optimizer": {"type": "AdamW", "params": {"lr": 1e-3}}}, is_offload=lambda: False
+        )
         _, dummy = deepspeed_optim_sched(trainer, ds_config, args, 50, list(trainer.model.parameters()))
         deepspeed_optimizer = torch.optim.AdamW(trainer.model.parameters(), lr=1e-3)
         scheduler = dummy.lr_scheduler_callable(deepspeed_optimizer)

@@ -50,18 +50,28 @@ def tokenizer():
 
     raw = Tokenizer(models.WordLevel(unk_token="<unk>"))
     raw.pre_tokenizer = pre_tokenizers.Whitespace()
-    raw.train_from_iterator(TEXTS + ["the the the"], trainers.WordLevelTrainer(
-        special_tokens=["<unk>", "<pad>", "<s>", "</s>"]))
-    return PreTrainedTokenizerFast(tokenizer_object=raw, unk_token="<unk>", pad_token="<pad>", bos_token="<s>",
-                                   eos_token="</s>")
+    raw.train_from_iterator(
+        TEXTS + ["the the the"], trainers.WordLevelTrainer(special_tokens=["<unk>", "<pad>", "<s>", "</s>"])
+    )
+    return PreTrainedTokenizerFast(
+        tokenizer_object=raw, unk_token="<unk>", pad_token="<pad>", bos_token="<s>", eos_token="</s>"
+    )
 
 
 def tiny_llama(tokenizer, seed=0):
     torch.manual_seed(seed)
-    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=16, intermediate_size=32, num_hidden_layers=1,
-                         num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=64,
-                         pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id,
-                         eos_token_id=tokenizer.eos_token_id)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=16,
+        intermediate_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        max_position_embeddings=64,
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+    )
     return LlamaForCausalLM(config)
 
 
@@ -74,11 +84,26 @@ def test_the_config_mixin_keeps_trl_defaults_and_parses_both_libraries_dict_fiel
     ours = SFTConfigWithSchedule(output_dir=str(tmp_path), use_cpu=True)
     for name in ("learning_rate", "logging_steps", "activation_checkpointing", "bf16", "max_length"):
         assert getattr(ours, name) == getattr(plain, name), name
-    argv = ["--output_dir", str(tmp_path), "--lr_schedule", "cosine_with_growing_restarts", "--lr_schedule_kwargs",
-            '{"num_cycles": 2, "min_lr": 1e-6}', "--model_init_kwargs", '{"dtype": "float32"}', "--bf16", "false"]
+    argv = [
+        "--output_dir",
+        str(tmp_path),
+        "--lr_schedule",
+        "cosine_with_growing_restarts",
+        "--lr_schedule_kwargs",
+        '{"num_cycles": 2, "min_lr": 1e-6}',
+        "--model_init_kwargs",
+        '{"dtype": "float32"}',
+        "--bf16",
+        "false",
+    ]
     (cli,) = HfArgumentParser(SFTConfigWithSchedule).parse_args_into_dataclasses(argv)
-    config = {"output_dir": str(tmp_path), "lr_schedule": "wsd", "lr_schedule_kwargs": {"decay_ratio": 0.1},
-              "model_init_kwargs": {"dtype": "float32"}, "bf16": False}
+    config = {
+        "output_dir": str(tmp_path),
+        "lr_schedule": "wsd",
+        "lr_schedule_kwargs": {"decay_ratio": 0.1},
+        "model_init_kwargs": {"dtype": "float32"},
+        "bf16": False,
+    }
     (tmp_path / "c.json").write_text(json.dumps(config))
     (tmp_path / "c.yaml").write_text(yaml.safe_dump(config))
     (from_json,) = HfArgumentParser(SFTConfigWithSchedule).parse_json_file(str(tmp_path / "c.json"))
@@ -95,65 +120,119 @@ def test_a_bad_schedule_fails_at_parse_time_with_the_schedule_message(tmp_path):
     with pytest.raises(ValueError, match="Did you mean 'warmup_cosine'"):
         SFTConfigWithSchedule(output_dir=str(tmp_path), use_cpu=True, lr_schedule="warmup_cosin")
     with pytest.raises(TypeError, match="unexpected keyword argument 'num_cycle'"):
-        DPOConfigWithSchedule(output_dir=str(tmp_path), use_cpu=True, lr_schedule="cosine_with_growing_restarts",
-                              lr_schedule_kwargs={"num_cycle": 2})
+        DPOConfigWithSchedule(
+            output_dir=str(tmp_path),
+            use_cpu=True,
+            lr_schedule="cosine_with_growing_restarts",
+            lr_schedule_kwargs={"num_cycle": 2},
+        )
 
 
-@pytest.mark.parametrize("bases", ["SFTConfig, LRSchedArguments", "LRSchedTrainingArguments, SFTConfig",
-                                   "SFTConfig, LRSchedTrainingArguments"])
+@pytest.mark.parametrize(
+    "bases",
+    ["SFTConfig, LRSchedArguments", "LRSchedTrainingArguments, SFTConfig", "SFTConfig, LRSchedTrainingArguments"],
+)
 def test_the_wrong_order_fails_at_class_creation_and_names_the_right_one(bases):
     with pytest.raises(TypeError, match=r"class Config\(LRSchedArguments, SFTConfig\)"):
-        exec(f"class Config({bases}): pass", {"SFTConfig": SFTConfig, "LRSchedArguments": LRSchedArguments,
-                                              "LRSchedTrainingArguments": LRSchedTrainingArguments})
+        exec(
+            f"class Config({bases}): pass",
+            {
+                "SFTConfig": SFTConfig,
+                "LRSchedArguments": LRSchedArguments,
+                "LRSchedTrainingArguments": LRSchedTrainingArguments,
+            },
+        )
 
 
 def test_plain_lrsched_arguments_given_to_an_sft_trainer_say_what_to_do(tmp_path, tokenizer):
-    args = LRSchedTrainingArguments(output_dir=str(tmp_path), lr_schedule="warmup_cosine", use_cpu=True,
-                                    report_to="none")
+    args = LRSchedTrainingArguments(
+        output_dir=str(tmp_path), lr_schedule="warmup_cosine", use_cpu=True, report_to="none"
+    )
     with pytest.raises(TypeError, match=r"MyConfig\(LRSchedArguments, SFTConfig\)"):
-        LRSchedSFTTrainer(model=tiny_llama(tokenizer), args=args, train_dataset=Dataset.from_dict({"text": TEXTS}),
-                          processing_class=tokenizer)
+        LRSchedSFTTrainer(
+            model=tiny_llama(tokenizer),
+            args=args,
+            train_dataset=Dataset.from_dict({"text": TEXTS}),
+            processing_class=tokenizer,
+        )
 
 
 def test_sft_trainer_follows_the_schedule_at_every_step(tmp_path, tokenizer):
     kwargs = {"num_cycles": 2, "cycle_mult": 1.5, "cycle_decay": 0.8, "min_lr": 1e-5}
-    args = SFTConfigWithSchedule(output_dir=str(tmp_path), max_steps=12, per_device_train_batch_size=8,
-                                 learning_rate=1e-3, warmup_steps=2, max_length=32, **CPU,
-                                 lr_schedule="cosine_with_growing_restarts", lr_schedule_kwargs=kwargs)
-    trainer = LRSchedSFTTrainer(model=tiny_llama(tokenizer), args=args,
-                                train_dataset=Dataset.from_dict({"text": TEXTS}), processing_class=tokenizer)
+    args = SFTConfigWithSchedule(
+        output_dir=str(tmp_path),
+        max_steps=12,
+        per_device_train_batch_size=8,
+        learning_rate=1e-3,
+        warmup_steps=2,
+        max_length=32,
+        **CPU,
+        lr_schedule="cosine_with_growing_restarts",
+        lr_schedule_kwargs=kwargs,
+    )
+    trainer = LRSchedSFTTrainer(
+        model=tiny_llama(tokenizer),
+        args=args,
+        train_dataset=Dataset.from_dict({"text": TEXTS}),
+        processing_class=tokenizer,
+    )
     trainer.train()
     logged = logged_learning_rates(trainer)
-    assert logged == pytest.approx(expected_rates("cosine_with_growing_restarts", kwargs, 12, 2, base_lr=1e-3),
-                                   rel=1e-12)
+    assert logged == pytest.approx(
+        expected_rates("cosine_with_growing_restarts", kwargs, 12, 2, base_lr=1e-3), rel=1e-12
+    )
     assert trainer.lr_scheduler.get_last_lr() == pytest.approx([1e-5, 1e-5])  # SFTTrainer: decay and no-decay groups
 
 
 def test_dpo_trainer_follows_the_schedule_at_every_step(tmp_path, tokenizer):
-    pairs = Dataset.from_dict({"prompt": [f"the quick brown fox number {i}" for i in range(32)],
-                               "chosen": [" jumps over the lazy dog"] * 32, "rejected": [" the the the"] * 32})
+    pairs = Dataset.from_dict(
+        {
+            "prompt": [f"the quick brown fox number {i}" for i in range(32)],
+            "chosen": [" jumps over the lazy dog"] * 32,
+            "rejected": [" the the the"] * 32,
+        }
+    )
     kwargs = {"num_decay_steps": 3, "decay_type": "1-sqrt"}
-    args = DPOConfigWithSchedule(output_dir=str(tmp_path), max_steps=8, per_device_train_batch_size=8,
-                                 learning_rate=1e-3, warmup_steps=2, **CPU, lr_schedule="wsd", lr_schedule_kwargs=kwargs)
+    args = DPOConfigWithSchedule(
+        output_dir=str(tmp_path),
+        max_steps=8,
+        per_device_train_batch_size=8,
+        learning_rate=1e-3,
+        warmup_steps=2,
+        **CPU,
+        lr_schedule="wsd",
+        lr_schedule_kwargs=kwargs,
+    )
     model = tiny_llama(tokenizer)
-    trainer = LRSchedDPOTrainer(model=model, ref_model=copy.deepcopy(model), args=args, train_dataset=pairs,
-                                processing_class=tokenizer)
+    trainer = LRSchedDPOTrainer(
+        model=model, ref_model=copy.deepcopy(model), args=args, train_dataset=pairs, processing_class=tokenizer
+    )
     trainer.train()
-    assert logged_learning_rates(trainer) == pytest.approx(expected_rates("wsd", kwargs, 8, 2, base_lr=1e-3), rel=1e-12)
+    assert logged_learning_rates(trainer) == pytest.approx(
+        expected_rates("wsd", kwargs, 8, 2, base_lr=1e-3), rel=1e-12
+    )
 
 
 def test_lora_with_two_param_groups_reaches_the_absolute_floor_in_both(tmp_path):
     from peft import LoraConfig, get_peft_model
 
-    model = get_peft_model(tiny_bert(), LoraConfig(r=4, target_modules=["query", "value"], modules_to_save=["classifier"],
-                                                   task_type="SEQ_CLS"))
+    model = get_peft_model(
+        tiny_bert(),
+        LoraConfig(r=4, target_modules=["query", "value"], modules_to_save=["classifier"], task_type="SEQ_CLS"),
+    )
     adapters = [p for n, p in model.named_parameters() if p.requires_grad and "lora_" in n]
     head = [p for n, p in model.named_parameters() if p.requires_grad and "lora_" not in n]
     assert adapters and head
     optimizer = torch.optim.AdamW([{"params": adapters, "lr": 1e-3}, {"params": head, "lr": 1e-2}])
     kwargs = {"min_lr": 1e-5}
-    args = make_args(tmp_path, max_steps=12, warmup_steps=3, lr_schedule="warmup_cosine", lr_schedule_kwargs=kwargs,
-                     report_to=["tensorboard"])
+    args = make_args(
+        tmp_path,
+        max_steps=12,
+        warmup_steps=3,
+        lr_schedule="warmup_cosine",
+        lr_schedule_kwargs=kwargs,
+        report_to=["tensorboard"],
+    )
     trainer = LRSchedTrainer(model=model, args=args, train_dataset=tiny_dataset(), optimizers=(optimizer, None))
     trainer.train()
     assert trainer.lr_scheduler.get_last_lr() == pytest.approx([1e-5, 1e-5])  # step T: both groups on the floor
@@ -165,7 +244,9 @@ def test_lora_with_two_param_groups_reaches_the_absolute_floor_in_both(tmp_path)
     # Every group's rate reaches the trackers, grouped under learning_rate/.
     logged = [entry for entry in trainer.state.log_history if "learning_rate" in entry]
     assert all(e["learning_rate/group_0"] == e["learning_rate"] for e in logged)
-    assert [e["learning_rate/group_1"] for e in logged] == pytest.approx([curve[k][1] for k in range(1, 13)], rel=1e-12)
+    assert [e["learning_rate/group_1"] for e in logged] == pytest.approx(
+        [curve[k][1] for k in range(1, 13)], rel=1e-12
+    )
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     # transformers 5 writes TensorBoard events under output_dir/runs/.
@@ -188,9 +269,15 @@ def test_the_documented_sft_example_runs_as_written(tmp_path):
     command = re.search(r"^\s+(python examples/trl_sft\.py .*?[^\\])$", doc, re.S | re.M).group(1)
     argv = shlex.split(command.replace("\\\n", " "))[2:]
     argv[argv.index("--output_dir") + 1] = str(tmp_path)
-    subprocess.run([sys.executable, root / "examples" / "trl_sft.py", *argv, "--report_to", "none"], check=True,
-                   cwd=root, capture_output=True, timeout=600, env={**os.environ, "HF_HUB_OFFLINE": "1"})
-    header, curve = read_curve(tmp_path)
+    subprocess.run(
+        [sys.executable, root / "examples" / "trl_sft.py", *argv, "--report_to", "none"],
+        check=True,
+        cwd=root,
+        capture_output=True,
+        timeout=600,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    )
+    _header, curve = read_curve(tmp_path)
     kwargs = {"decay_ratio": 0.2, "decay_type": "1-sqrt"}
     expected = schedule_multipliers("wsd", 40, 4, lr=2e-5, **kwargs)  # TRL's default learning rate, 2e-5
     assert [curve[k][0] for k in range(1, 41)] == pytest.approx([2e-5 * m for m in expected[:40]], rel=1e-12)

@@ -24,12 +24,26 @@ def test_readable_table():
     assert describe(scheduler).decay_start == 8
 
 
-@pytest.mark.parametrize("decay_type,f", [("cosine", lambda u: (1 + math.cos(math.pi * u)) / 2),
-                                          ("linear", lambda u: 1 - u), ("1-sqrt", lambda u: 1 - math.sqrt(u))])
+@pytest.mark.parametrize(
+    "decay_type,f",
+    [
+        ("cosine", lambda u: (1 + math.cos(math.pi * u)) / 2),
+        ("linear", lambda u: 1 - u),
+        ("1-sqrt", lambda u: 1 - math.sqrt(u)),
+    ],
+)
 def test_the_contract_formula(decay_type, f):
     W, T, D, m = 5, 40, 12, 0.05
-    scheduler = get_wsd_schedule(make_optimizer(), W, T, num_decay_steps=D, decay_type=decay_type,
-                                 warmup_type="cosine", warmup_start_ratio=0.2, min_lr_ratio=m)
+    scheduler = get_wsd_schedule(
+        make_optimizer(),
+        W,
+        T,
+        num_decay_steps=D,
+        decay_type=decay_type,
+        warmup_type="cosine",
+        warmup_start_ratio=0.2,
+        min_lr_ratio=m,
+    )
     S = T - D
     for t in range(T + 3):
         if t < W:
@@ -44,15 +58,18 @@ def test_the_contract_formula(decay_type, f):
 
 
 @pytest.mark.parametrize("decay_type", ["cosine", "linear", "1-sqrt"])
-@pytest.mark.parametrize("W,T,D,m", [(0, 10, 3, 0.0), (4, 50, 10, 0.1), (10, 10, 0, 0.0), (7, 1000, 993, 0.25),
-                                     (3, 30, 27, 0.0)])
+@pytest.mark.parametrize(
+    "W,T,D,m", [(0, 10, 3, 0.0), (4, 50, 10, 0.1), (10, 10, 0, 0.0), (7, 1000, 993, 0.25), (3, 30, 27, 0.0)]
+)
 def test_equals_transformers_warmup_stable_decay_at_every_step(decay_type, W, T, D, m):
-    ours = get_wsd_schedule(make_optimizer(), W, T, num_decay_steps=D, decay_type=decay_type, min_lr_ratio=m,
-                            warmup_start_ratio=m)
+    ours = get_wsd_schedule(
+        make_optimizer(), W, T, num_decay_steps=D, decay_type=decay_type, min_lr_ratio=m, warmup_start_ratio=m
+    )
     theirs = transformers_wsd(make_optimizer(), W, D, num_training_steps=T, decay_type=decay_type, min_lr_ratio=m)
     assert unwrap_schedule(ours, T + 1) == unwrap_schedule(theirs, T + 1)  # bit for bit, step T included
-    by_name = get_schedule("warmup_stable_decay", make_optimizer(), W, T, num_decay_steps=D, decay_type=decay_type,
-                           min_lr_ratio=m)
+    by_name = get_schedule(
+        "warmup_stable_decay", make_optimizer(), W, T, num_decay_steps=D, decay_type=decay_type, min_lr_ratio=m
+    )
     assert type(by_name).__name__ == "LambdaLR"  # transformers' own name keeps its own function
 
 
@@ -115,8 +132,12 @@ def test_branched_cooldowns_are_valid_resumes():
         branch = resumed(state, num_warmup_steps=10, num_training_steps=400 + decay, num_decay_steps=decay)
         rates = unwrap_schedule(branch, decay + 1)
         assert rates[0] == 1e-3 and rates[-1] == 0.0
-        assert rates == unwrap_schedule(get_schedule("wsd", make_optimizer(lr=1e-3), 10, 400 + decay,
-                                                     num_decay_steps=decay), 401 + decay)[400:]
+        assert (
+            rates
+            == unwrap_schedule(
+                get_schedule("wsd", make_optimizer(lr=1e-3), 10, 400 + decay, num_decay_steps=decay), 401 + decay
+            )[400:]
+        )
 
 
 def test_grown_from_its_decay_the_run_is_refused_with_the_reason():
@@ -135,8 +156,15 @@ def test_a_grown_cosine_run_is_refused_and_pointed_to_wsd():
 
 
 def trainer(tmp_path, out, max_steps, **kwargs):
-    args = make_args(tmp_path / out, max_steps=max_steps, warmup_steps=3, lr_schedule="wsd", save_strategy="steps",
-                     save_steps=10, lr_schedule_kwargs=kwargs)
+    args = make_args(
+        tmp_path / out,
+        max_steps=max_steps,
+        warmup_steps=3,
+        lr_schedule="wsd",
+        save_strategy="steps",
+        save_steps=10,
+        lr_schedule_kwargs=kwargs,
+    )
     return LRSchedTrainer(model=tiny_bert(), args=args, train_dataset=tiny_dataset())
 
 
