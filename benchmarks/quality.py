@@ -25,10 +25,12 @@ from common import (
     RESULTS,
     add_task_arguments,
     command_line,
+    finish_figure,
     machine,
     machine_line,
     markdown_table,
     mean_std,
+    new_figure,
     task_arguments,
     write,
 )
@@ -60,23 +62,27 @@ def steps_to_target(result: dict) -> int | None:
 
 
 def loss_plot(curves: dict[str, list[list[tuple[int, float]]]], path: Path, title: str) -> None:
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(8, 4.5), dpi=110)
+    """Mean training loss per schedule; schedules whose curves coincide (the same rates give the same losses) are
+    drawn once, with one legend entry naming them all."""
+    fig = new_figure()
     ax = fig.add_subplot()
+    drawn: list[tuple[list[float], list[str]]] = []
     for label, runs in curves.items():
         steps = [step for step, _ in runs[0]]
         mean = [statistics.mean(run[i][1] for run in runs) for i in range(len(steps))]
         window = 5  # a trailing mean over 5 steps: the per-step loss of a 16-article batch is noisy
         smooth = [statistics.mean(mean[max(0, i - window + 1) : i + 1]) for i in range(len(mean))]
-        ax.plot(steps, smooth, label=label, linewidth=1.4)
+        same = next((names for values, names in drawn if values == smooth), None)
+        if same is not None:
+            same.append(label)
+            continue
+        drawn.append((smooth, [label]))
+        ax.plot(steps, smooth, linewidth=1.6)
+    for line, (_, names) in zip(ax.get_lines(), drawn):
+        line.set_label(" = ".join(names) + (" (identical)" if len(names) > 1 else ""))
     ax.set_xlabel("optimizer step")
-    ax.set_ylabel("training loss (mean over seeds, 5-step trailing mean)")
-    ax.set_title(title, fontsize=10)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path)
+    ax.set_ylabel("training loss (mean over seeds,\n5-step trailing mean)")
+    finish_figure(fig, ax, path, title)
 
 
 def main(argv=None) -> dict:

@@ -35,10 +35,12 @@ from common import (
     RESULTS,
     add_task_arguments,
     command_line,
+    finish_figure,
     machine,
     machine_line,
     markdown_table,
     mean_std,
+    new_figure,
     task_arguments,
     write,
 )
@@ -172,9 +174,7 @@ def main(argv=None) -> dict:
 
 
 def plot(per_seed: list[dict], ends: list[int], path: Path) -> None:
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(6.4, 3.8), dpi=110)
+    fig = new_figure()
     ax = fig.add_subplot()
     snap = [statistics.mean(p["snapshots"][i]["accuracy"] for p in per_seed) for i in range(len(ends))]
     cos = [statistics.mean(p["cosine"][str(step)]["accuracy"] for p in per_seed) for step in ends]
@@ -192,11 +192,7 @@ def plot(per_seed: list[dict], ends: list[int], path: Path) -> None:
     ax.set_xlabel("optimizer steps")
     ax.set_ylabel("held-out accuracy")
     ax.set_xticks(ends)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    ax.set_title("MiniLM on BBC News: snapshots, ensembles and cosine runs", fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path)
+    finish_figure(fig, ax, path, "MiniLM on BBC News: snapshots, ensembles and cosine runs")
 
 
 if __name__ == "__main__":

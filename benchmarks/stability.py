@@ -38,7 +38,7 @@ from pathlib import Path
 
 import torch
 
-from common import RESULTS, command_line, machine, machine_line, markdown_table, write
+from common import RESULTS, command_line, finish_figure, machine, machine_line, markdown_table, new_figure, write
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
 
@@ -230,9 +230,7 @@ def main(argv=None) -> dict:
 
 
 def plot(runs: dict, rates: list[float], majority: float, path: Path) -> None:
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(7, 4.2), dpi=110)
+    fig = new_figure()
     ax = fig.add_subplot()
     styles = ["-", "--", "-.", ":", (0, (5, 1))]
     for (label, by_lr), style, shift in zip(runs.items(), styles, (0.94, 0.97, 1.0, 1.03, 1.06)):
@@ -250,11 +248,7 @@ def plot(runs: dict, rates: list[float], majority: float, path: Path) -> None:
     ax.set_xscale("log")
     ax.set_xlabel("peak learning rate")
     ax.set_ylabel("held-out accuracy")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    ax.set_title("MiniLM on BBC News: accuracy against peak learning rate", fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path)
+    finish_figure(fig, ax, path, "MiniLM on BBC News: accuracy against peak learning rate")
 
 
 if __name__ == "__main__":

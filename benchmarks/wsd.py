@@ -38,10 +38,12 @@ from common import (
     RESULTS,
     add_task_arguments,
     command_line,
+    finish_figure,
     machine,
     machine_line,
     markdown_table,
     mean_std,
+    new_figure,
     task_arguments,
     write,
 )
@@ -216,9 +218,7 @@ def main(argv=None) -> dict:
 
 
 def plot(runs: dict, budgets: list[int], path: Path) -> None:
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(6.4, 3.8), dpi=110)
+    fig = new_figure()
     ax = fig.add_subplot()
     for (name, by_budget), marker, shift in zip(runs.items(), ("o", "s"), (-0.6, 0.6)):
         means = [statistics.mean(r["eval_accuracy"] for r in by_budget[b]) for b in budgets]
@@ -236,11 +236,7 @@ def plot(runs: dict, budgets: list[int], path: Path) -> None:
     ax.set_xlabel("budget (optimizer steps)")
     ax.set_ylabel("held-out accuracy")
     ax.set_xticks(budgets)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=9)
-    ax.set_title("MiniLM on BBC News: held-out accuracy at each budget (mean, and each seed)", fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path)
+    finish_figure(fig, ax, path, "MiniLM on BBC News: held-out accuracy at each budget (mean, and each seed)")
 
 
 if __name__ == "__main__":

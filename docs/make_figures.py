@@ -39,9 +39,9 @@ FIGURES = {
     "warmup_cosine": (
         "warmup_cosine: linear, exponential and cosine warmup over 100 steps, floor 0.1",
         [
-            ("warmup_cosine", 100, {"min_lr_ratio": 0.1}),
+            ("warmup_cosine", 100, {"min_lr_ratio": 0.1, "warmup_type": "linear"}),
+            ("warmup_cosine", 100, {"min_lr_ratio": 0.1, "warmup_type": "exponential"}),
             ("warmup_cosine", 100, {"min_lr_ratio": 0.1, "warmup_type": "cosine"}),
-            ("warmup_cosine", 100, {"min_lr_ratio": 0.1, "warmup_start_ratio": 0.2}),
         ],
     ),
     "exponential_warmup_cosine": (

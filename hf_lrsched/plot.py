@@ -5,10 +5,16 @@
 from __future__ import annotations
 
 import os
+import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 __all__ = ["Curve", "plot_lr_curves"]
+
+# Characters per line of the title and of each legend entry, at the figure's width and font sizes: large enough to
+# stay legible when a phone shows the figure at half its size.
+TITLE_WIDTH = 48
+LABEL_WIDTH = 58
 
 
 @dataclass
@@ -46,12 +52,13 @@ def plot_lr_curves(curves: Sequence[Curve], path: str, *, title: str | None = No
             groups.append([curve])
         else:
             same.append(curve)
-    fig = Figure(figsize=(7, 4.4), dpi=110)
+    fig = Figure(figsize=(6.4, 4.6), dpi=110)
     ax = fig.add_subplot()
     marks = False
     for group in groups:
         first = group[0]
         label = first.label if len(group) == 1 else " = ".join(c.label for c in group) + " (identical)"
+        label = textwrap.fill(label, LABEL_WIDTH, subsequent_indent="  ")  # long labels wrap, never leave the figure
         (line,) = ax.plot(first.steps, first.lrs, label=label, linewidth=2.0, linestyle="--" if first.dashed else "-")
         if first.warmup_end:
             ax.axvline(first.warmup_end, color=line.get_color(), linestyle="--", linewidth=1.0, alpha=0.7)
@@ -59,25 +66,30 @@ def plot_lr_curves(curves: Sequence[Curve], path: str, *, title: str | None = No
         for step in first.restarts:
             ax.axvline(step, color=line.get_color(), linestyle=":", linewidth=1.0, alpha=0.7)
             marks = True
-    ax.set_xlabel("optimizer step", fontsize=12)
-    ax.set_ylabel("learning rate", fontsize=12)
-    ax.tick_params(labelsize=11)
-    ax.set_title(title or "Learning-rate schedule", fontsize=13)
+    ax.set_xlabel("optimizer step", fontsize=14)
+    ax.set_ylabel("learning rate", fontsize=14)
+    ax.tick_params(labelsize=13)
+    ax.set_title(textwrap.fill(title or "Learning-rate schedule", TITLE_WIDTH), fontsize=15)
     ax.grid(alpha=0.3)
     ax.set_xlim(0, max((max(c.steps) for c in curves if len(c.steps)), default=1))
     ax.set_ylim(bottom=0)
+    extra = []
     if len(groups) > 1 or marks or len(groups[0]) > 1:
         # Below the axes, so that no curve hides behind it; the vertical lines are explained there too.
-        ax.legend(
+        legend = ax.legend(
             loc="upper center",
-            bbox_to_anchor=(0.5, -0.17),
-            fontsize=11,
+            bbox_to_anchor=(0.5, -0.18),
+            fontsize=12.5,
             frameon=False,
             title="dashed: end of warmup, dotted: restarts" if marks else None,
-            title_fontsize=10,
+            title_fontsize=12,
         )
+        legend.set_in_layout(False)  # the axes keep their size; the image grows downwards to hold the legend
+        extra.append(legend)
     fig.tight_layout()
-    fig.savefig(f"{path}.tmp", format="png")  # renamed into place: a kill never leaves a truncated PNG
+    fig.savefig(
+        f"{path}.tmp", format="png", bbox_inches="tight", bbox_extra_artists=extra
+    )  # renamed into place: a kill never leaves a truncated PNG
     os.replace(f"{path}.tmp", path)
 
 

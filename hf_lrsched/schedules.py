@@ -448,15 +448,19 @@ def get_warmup_cosine_schedule(
     max_auto_warmup_ratio: float = 0.1,
     last_epoch: int = -1,
 ) -> ScheduleLR:
-    """
+    r"""
     Create a schedule that warms the learning rate up from `s` times the base rate to the base rate over `W` steps,
     then decays it along a half cosine to the floor `m` times the base rate at step `T`, and stays there.
 
     With `u = t / W`, `p = (t - W) / (T - W)`:
 
-        lambda(t) = s + (1 - s) * w(u)                     for t < W
-        lambda(t) = m + (1 - m) * (1 + cos(pi * p)) / 2    for W <= t < T
-        lambda(t) = m                                      for t >= T
+    $$
+    \lambda(t) = \begin{cases}
+    s + (1 - s)\, w(u) & t < W \\
+    m + (1 - m)\, \tfrac{1}{2}(1 + \cos \pi p) & W \le t < T \\
+    m & t \ge T
+    \end{cases}
+    $$
 
     where `w(u)` is `u` (linear), `1 - exp(-k u)` (exponential) or `(1 - cos(pi u)) / 2` (cosine). With the
     defaults (linear warmup, `s = 0`, `m = 0`) this is `transformers.get_cosine_schedule_with_warmup`.
@@ -507,10 +511,12 @@ def get_exponential_warmup_cosine_schedule(
     max_auto_warmup_ratio: float = 0.1,
     last_epoch: int = -1,
 ) -> ScheduleLR:
-    """
+    r"""
     [`get_warmup_cosine_schedule`] with exponential warmup by default:
 
-        lambda(t) = s + (1 - s) * (1 - exp(-k t / W))      for t < W
+    $$
+    \lambda(t) = s + (1 - s)\,\bigl(1 - e^{-k t / W}\bigr) \qquad t < W
+    $$
 
     With `k = 5` (the default) and `s = 0` this is the classic `eta_base * (1 - e^{-5 t / T_warmup})`; the
     multiplier reaches `1 - e^{-5} = 0.9933` at the last warmup step and 1 at step `W`. The arguments are those of
@@ -587,7 +593,7 @@ def get_cosine_with_growing_restarts_schedule(
     max_auto_warmup_ratio: float = 0.1,
     last_epoch: int = -1,
 ) -> ScheduleLR:
-    """
+    r"""
     Create a schedule with a warmup as in [`get_warmup_cosine_schedule`], then cosine annealing with warm restarts
     whose cycles grow by `cycle_mult` (SGDR, Loshchilov & Hutter 2017), optionally with decaying peaks and a short
     linear warmup after each restart.
@@ -596,12 +602,17 @@ def get_cosine_with_growing_restarts_schedule(
     `B_i = round(L_0 (r^i - 1) / (r - 1))`. Inside cycle `i`, with local step `j = t - W - B_i`, cycle length
     `L = B_{i+1} - B_i`, peak `P = m + (1 - m) * gamma^i` and `R_i = R` for `i >= 1` (0 for `i = 0`):
 
-        lambda(t) = m + (P - m) * j / R_i                          for j < R_i
-        lambda(t) = m + (P - m) * (1 + cos(pi * q)) / 2            otherwise, q = (j - R_i) / (L - R_i)
+    $$
+    \lambda(t) = \begin{cases}
+    m + (P - m)\, j / R_i & j < R_i \\
+    m + (P - m)\, \tfrac{1}{2}(1 + \cos \pi q), \ q = \frac{j - R_i}{L - R_i} & \text{otherwise}
+    \end{cases}
+    $$
 
     and `lambda(t) = m` for `t >= T`. The cycle index is found in closed form and is exact at every `B_i`.
 
     Two modes:
+
     - fit (the default, `num_cycles=n`, 3 when neither option is given): `L_0 = D (r - 1) / (r^n - 1)`
       (`D / n` when `r = 1`) and `B_n = D`, so the last cycle ends exactly at `T` on the floor;
     - free (`first_cycle_steps=L_0`): cycles of the given first length run on until `T`, the last one may be cut.
