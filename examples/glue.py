@@ -202,6 +202,7 @@ def train(model_args: ModelArguments, data_args: DataArguments, args: LoopArgume
         processed["validation"], collate_fn=collator, batch_size=args.per_device_eval_batch_size
     )
     optimizer = torch.optim.AdamW(param_groups(model, args.weight_decay), lr=args.learning_rate)
+    # --8<-- [start:schedule]
     model, optimizer, train_dataloader, eval_dataloader = accelerator.prepare(
         model, optimizer, train_dataloader, eval_dataloader
     )
@@ -216,6 +217,7 @@ def train(model_args: ModelArguments, data_args: DataArguments, args: LoopArgume
         args.lr_schedule, optimizer.optimizer, num_warmup_steps, max_train_steps, **args.lr_schedule_kwargs
     )
     accelerator.register_for_checkpointing(lr_scheduler)  # hf_lrsched: its state checks a resume's options
+    # --8<-- [end:schedule]
 
     run_config = {
         "num_processes": accelerator.num_processes,

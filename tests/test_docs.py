@@ -51,8 +51,22 @@ def test_mkdocs_build_strict(tmp_path):
         "figures/cosine_with_growing_restarts.png"
         in (site / "schedules/cosine_with_growing_restarts/index.html").read_text()
     )
-    # API pages are generated from the docstrings
-    assert "The number of warmup steps" in (site / "api" / "index.html").read_text()
+    # API pages are generated from the docstrings, whose transformers-style markup is rendered, not shown raw
+    warmup_page = (site / "schedules" / "warmup_cosine" / "index.html").read_text()
+    assert "The number of warmup steps" in warmup_page
+    pages = {p.relative_to(site).as_posix(): p.read_text() for p in site.rglob("*.html")}
+    for name, html in pages.items():
+        for raw in ("*optional*", "<em>optional</em>", "[`", "SCHEDULES.md", "int: int:"):
+            assert raw not in html, f"{name} shows {raw!r} raw"
+    # the formulas are math (KaTeX, vendored: the site renders offline), not code blocks
+    assert "arithmatex" in warmup_page and "assets/katex/katex.min.js" in warmup_page
+    assert (site / "assets" / "katex" / "fonts").is_dir()
+    assert "<code>lambda(t) =" not in warmup_page and "lambda(t) = s + (1 - s) *" not in warmup_page
+    # the build's own code is not published; included files are
+    assert not list(site.rglob("*.py"))
+    assert "toy_model_and_tokenizer" in pages["trl/index.html"]  # examples/trl_sft.py, included
+    assert "register_for_checkpointing" in pages["accelerate/index.html"]
+    assert "https://github.com/hf-lrsched/hf_lrsched" in pages["index.html"]
 
 
 def test_readme_figure_is_the_scripts_overview(tmp_path):

@@ -350,7 +350,7 @@ def test_bad_arguments_exit_2_with_the_message(tmp_path):
     "argv,message",
     [
         (["--task_name", "bbc_news", "--num_warmup_steps", "1.5"], "`num_warmup_steps` must be a whole number"),
-        (["--task_name", "bbc_news", "--num_warmup_steps", "soon"], "a ratio below 1, or 'auto'; got 'soon'"),
+        (["--task_name", "bbc_news", "--num_warmup_steps", "soon"], "a ratio in [0, 1), or 'auto'; got 'soon'"),
         (
             ["--task_name", "bbc_news", "--lr_schedule_kwargs", "{num_cycles: 2}"],
             "`lr_schedule_kwargs` is not valid JSON (Expecting property name enclosed in double quotes at character 1): "
