@@ -50,6 +50,9 @@ def factories(total: int) -> dict:
         "growing restarts, first 10 steps, r=1.0001": lambda o: get_schedule(
             "cosine_with_growing_restarts", o, warmup, total, first_cycle_steps=10, cycle_mult=1.0001
         ),
+        "wsd, 1-sqrt decay over the last 20%": lambda o: get_schedule(
+            "wsd", o, warmup, total, decay_ratio=0.2, decay_type="1-sqrt", min_lr_ratio=0.01
+        ),
     }
 
 

@@ -10,6 +10,7 @@ import torch
 from torch.optim.lr_scheduler import LambdaLR, LRScheduler
 
 from ._validation import check_int
+from .lr_lambdas import multipliers
 from .registry import get_schedule
 
 __all__ = [
@@ -131,4 +132,4 @@ def schedule_multipliers(
     """
     num_steps = check_int("num_steps", num_training_steps if num_steps is None else num_steps, minimum=0)
     lr_lambda = preview_lr_lambda(name, num_training_steps, num_warmup_steps, lr=lr, betas=betas, **kwargs)
-    return list(map(lr_lambda, range(num_steps + 1)))
+    return multipliers(lr_lambda, num_steps)

@@ -30,6 +30,14 @@ def test_overhead_quick(tmp_path):
     }
     assert all(row["us_per_step"] > 0 for row in data["steps"])
     assert "| param groups |" in (tmp_path / "overhead.md").read_text()
+    assert {row["schedule"] for row in data["steps"]} >= {"wsd, 1-sqrt decay over the last 20%"}
+
+
+def test_startup_runs(tmp_path):
+    run("startup.py", "--rounds", 1, "--out-dir", tmp_path)
+    data = json.loads((tmp_path / "startup.json").read_text())
+    assert set(data["wall"]) >= {"hf-lrsched --help", "hf-lrsched list"} and set(data["imports"]) == {"show", "list"}
+    assert all(seconds > 0 for seconds in data["wall"].values())
 
 
 @pytest.mark.slow

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from hf_lrsched import get_cosine_with_growing_restarts_schedule, get_warmup_cosine_schedule
+from hf_lrsched import get_cosine_with_growing_restarts_schedule, get_schedule, get_warmup_cosine_schedule
 from hf_lrsched.lr_lambdas import cycle_start
 
 from .helpers import make_optimizer
@@ -150,3 +150,41 @@ def test_huge_steps_stay_finite_and_bounded(total, first, mult, t):
     )
     value = scheduler.lr_lambdas[0](t)
     assert math.isfinite(value) and 0.1 <= value <= 1.0
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    total=st.integers(1, 3000),
+    warmup_share=st.floats(0, 1),
+    extra=st.integers(0, 50),
+    cycles=st.integers(1, 6),
+    mult=st.sampled_from([1.0, 1.05, 1.5, 2.0, 3.0]),
+    decay=st.sampled_from([1.0, 0.7]),
+    rise=st.integers(0, 3),
+    floor=st.sampled_from([0.0, 0.1]),
+    free=st.booleans(),
+    warmup_type=st.sampled_from(["linear", "exponential", "cosine"]),
+)
+def test_a_whole_curve_is_the_lambda_at_every_step(
+    total, warmup_share, extra, cycles, mult, decay, rise, floor, free, warmup_type
+):
+    """`schedule_multipliers` computes our curves a cycle at a time: the floats must be the lambda's, bit for bit."""
+    from hf_lrsched.lr_lambdas import multipliers
+
+    warmup = int(warmup_share * total)
+    common = dict(min_lr_ratio=floor, warmup_type=warmup_type)
+    schedulers = [get_schedule("warmup_cosine", make_optimizer(), warmup, total, **common)]
+    options = dict(cycle_mult=mult, cycle_decay=decay, restart_warmup_steps=rise, **common)
+    options.update(first_cycle_steps=rise + 1 + cycles) if free else options.update(num_cycles=cycles)
+    try:
+        schedulers.append(get_schedule("cosine_with_growing_restarts", make_optimizer(), warmup, total, **options))
+    except ValueError:  # cycles that do not fit: refused at construction, nothing to draw
+        pass
+    decay = min(total - warmup, rise * 7 + cycles)
+    for kind in ("cosine", "linear", "1-sqrt"):
+        schedulers.append(
+            get_schedule("wsd", make_optimizer(), warmup, total, num_decay_steps=decay, decay_type=kind, **common)
+        )
+    for scheduler in schedulers:
+        lam = scheduler.lr_lambdas[0]
+        assert multipliers(lam, total + extra) == [lam(t) for t in range(total + extra + 1)]

@@ -86,6 +86,8 @@ CASES = [
         ["cycle_mult", "0.5", "[1, inf)"],
     ),
     ("r nan", "cosine_with_growing_restarts", (W, T), dict(cycle_mult=math.nan), ValueError, ["cycle_mult", "nan"]),
+    ("warmup_type int", "warmup_cosine", (W, T), dict(warmup_type=1), TypeError, ["warmup_type", "1", "linear"]),
+    ("decay_type None", "wsd", (W, T), dict(decay_type=None), TypeError, ["decay_type", "None", "1-sqrt"]),
     (
         "gamma 0",
         "cosine_with_growing_restarts",
@@ -210,3 +212,14 @@ def test_auto_needs_betas_even_through_the_registry():
     optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
     with pytest.raises(ValueError, match="no `betas`"):
         get_schedule("cosine", optimizer, "auto", 100)
+
+
+def test_schedule_options_of_the_wrong_type_are_type_errors():
+    from hf_lrsched.registry import parse_schedule_kwargs
+
+    with pytest.raises(TypeError, match=r"`lr_schedule_kwargs` must be a dict \(or a JSON object string\).*got \[1\]"):
+        parse_schedule_kwargs([1])
+    with pytest.raises(ValueError, match="must be a JSON object"):  # a string is the right type, with a wrong value
+        parse_schedule_kwargs("[1]")
+    with pytest.raises(TypeError, match="A schedule name must be a string, got None"):
+        get_schedule(None, make_optimizer(), 0, 10)
