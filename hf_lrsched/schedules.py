@@ -605,11 +605,11 @@ def get_cosine_with_growing_restarts_schedule(
     $$
     \lambda(t) = \begin{cases}
     m + (P - m)\, j / R_i & j < R_i \\
-    m + (P - m)\, \tfrac{1}{2}(1 + \cos \pi q), \ q = \frac{j - R_i}{L - R_i} & \text{otherwise}
+    m + (P - m)\, \tfrac{1}{2}(1 + \cos \pi q) & \text{otherwise}
     \end{cases}
     $$
 
-    and `lambda(t) = m` for `t >= T`. The cycle index is found in closed form and is exact at every `B_i`.
+    with `q = (j - R_i) / (L - R_i)`, and `lambda(t) = m` for `t >= T`. The cycle index is found in closed form and is exact at every `B_i`.
 
     Two modes:
 
