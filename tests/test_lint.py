@@ -18,3 +18,28 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_clean(command):
     result = subprocess.run([sys.executable, "-m", *command], cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, f"{' '.join(command)}:\n{result.stdout[-6000:]}{result.stderr[-2000:]}"
+
+
+def test_public_names_have_their_real_types(tmp_path):
+    """The package imports its names lazily; type checkers still see the real objects (`TYPE_CHECKING` imports)."""
+    code = "from hf_lrsched import LRSchedTrainer, describe\nreveal_type(LRSchedTrainer)\nreveal_type(describe)\n"
+    result = subprocess.run(
+        [sys.executable, "-m", "mypy", "--no-incremental", "-c", code],
+        cwd=tmp_path,  # away from pyproject.toml, whose `files` would clash with -c
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert "hf_lrsched.trainer.LRSchedTrainer" in result.stdout, result.stdout + result.stderr
+    assert "-> hf_lrsched.schedule_info.ScheduleInfo" in result.stdout, result.stdout
+
+
+def test_every_public_name_resolves_to_what_it_names():
+    import inspect
+
+    import hf_lrsched
+    import hf_lrsched.schedule_info  # a submodule import must not shadow the function `describe`
+
+    for name in hf_lrsched.__all__:
+        assert not inspect.ismodule(getattr(hf_lrsched, name)), name
+    assert callable(hf_lrsched.describe) and set(hf_lrsched.__all__) <= set(dir(hf_lrsched))
