@@ -3,8 +3,9 @@
 Each hf_lrsched schedule against `transformers`' `get_cosine_schedule_with_warmup` (the reference of every ratio)
 and `get_cosine_with_hard_restarts_schedule_with_warmup`, and `torch`'s `CosineAnnealingWarmRestarts`; with 1 and 4
 param groups; at step counts 10^3 to 10^6, each measured near the end of training, so that a cost growing with the
-step index or the number of cycles would show. One process, the schedulers interleaved round by round, the median of
-the rounds reported.
+step index or the number of cycles would show. One process, the schedulers interleaved round by round: the median
+time over the rounds, and the median over the rounds of each round's ratio to `transformers`' cosine (a ratio of two
+times taken back to back cancels the machine's drift between rounds).
 
     python benchmarks/overhead.py            # about 2 minutes on 2 cores
     python benchmarks/overhead.py --quick    # a few seconds: the smoke test's setting
@@ -15,6 +16,7 @@ Writes `benchmarks/results/overhead.{md,json}` (`--out-dir` to change).
 from __future__ import annotations
 
 import argparse
+import gc
 import time
 import warnings
 from pathlib import Path
@@ -68,10 +70,14 @@ def time_steps(scheduler, start: int, count: int) -> float:
     """Seconds per `scheduler.step()` over `count` steps from `start`."""
     position(scheduler, start)
     step = scheduler.step
-    tic = time.perf_counter()
-    for _ in range(count):
-        step()
-    return (time.perf_counter() - tic) / count
+    gc.disable()  # a collection inside one timing would charge its cost to whichever scheduler it fell on
+    try:
+        tic = time.perf_counter()
+        for _ in range(count):
+            step()
+        return (time.perf_counter() - tic) / count
+    finally:
+        gc.enable()
 
 
 def bench_steps(totals, groups_list, rounds: int, count: int) -> list[dict]:
@@ -87,7 +93,9 @@ def bench_steps(totals, groups_list, rounds: int, count: int) -> list[dict]:
             for _ in range(rounds):  # interleaved: every scheduler once per round
                 for name, scheduler in schedulers.items():
                     samples[name].append(time_steps(scheduler, start, steps))
-            reference = median(samples["transformers cosine"])
+            # Each round times every scheduler back to back, so the ratio of two times of one round cancels the
+            # machine's drift (a 2-core VM moves by 10-20% between rounds); the median over rounds is reported.
+            reference = samples["transformers cosine"]
             for name, times in samples.items():
                 rows.append(
                     {
@@ -95,7 +103,7 @@ def bench_steps(totals, groups_list, rounds: int, count: int) -> list[dict]:
                         "steps": total,
                         "schedule": name,
                         "us_per_step": median(times) * 1e6,
-                        "ratio": median(times) / reference,
+                        "ratio": median([t / ref for t, ref in zip(times, reference)]),
                     }
                 )
     return rows
@@ -154,7 +162,7 @@ def main(argv=None) -> dict:
     if args.quick:
         totals, rounds, count, curve_steps = [10**3], 2, 50, 10**3
     else:
-        totals, rounds, count, curve_steps = [10**3, 10**4, 10**5, 10**6], 9, 2000, 10**6
+        totals, rounds, count, curve_steps = [10**3, 10**4, 10**5, 10**6], 15, 2000, 10**6
     data = {
         "machine": machine(),
         "command": command_line(),
@@ -175,7 +183,8 @@ def main(argv=None) -> dict:
             "### Scheduler overhead",
             f"Measured with `{data['command']}` on {machine_line(data['machine'])}. "
             f"`scheduler.step()` timed over the last {count:,} steps of training (the last half for 1,000 steps), "
-            f"{rounds} interleaved rounds, median; ratio to `transformers`' cosine at the same size (1.00 = the same cost).",
+            f"{rounds} interleaved rounds: the median time, and the median of each round's ratio to `transformers`' "
+            "cosine at the same size, timed back to back in that round (1.00 = the same cost).",
             markdown_table(["param groups", "training steps", "schedule", "us per step", "ratio"], step_rows),
             "Worst ratio over all rows: " + ", ".join(f"{name} {ratio:.2f}" for name, ratio in worst.items()) + ".",
             "Building a scheduler (median; 10^6 steps unless the name says otherwise; construction never scans the cycles):",

@@ -26,7 +26,7 @@ def load(name: str) -> dict | None:
 def summary() -> str:
     lines = []
     overhead, throughput, quality, wsd = load("overhead"), load("throughput"), load("quality"), load("wsd")
-    stability, snapshots = load("stability"), load("snapshots")
+    stability, snapshots, startup = load("stability"), load("snapshots"), load("startup")
     if overhead:
         worst: dict[str, float] = {}
         for row in overhead["steps"]:
@@ -46,6 +46,18 @@ def summary() -> str:
             + ", ".join(f"{ratio:.2f} for `{name}`" for name, ratio in ours.items())
             + f". Between the smallest and the largest step count, the cost of each of ours moves by at most "
             f"{spread:.0%}."
+        )
+    if overhead and overhead.get("curve"):
+        curve = ", ".join(f"`{r['schedule']}` {r['seconds']:.2f} s" for r in overhead["curve"])
+        lines.append(f"- **A whole {overhead['curve'][0]['steps']:,}-step curve** (`schedule_multipliers`): {curve}.")
+    if startup:
+        wall = startup["wall"]
+        lines.append(
+            "- **Start-up** (`benchmarks/startup.py`): "
+            + ", ".join(
+                f"`{command}` {seconds:.2f} s" for command, seconds in wall.items() if "python -c" not in command
+            )
+            + "; the rest is torch's and `transformers`' own import time."
         )
     if throughput:
         ratios = ", ".join(

@@ -95,7 +95,9 @@ class Cycles:
                     self._scale = decay_steps / math.expm1(self._x_n)
             except OverflowError:
                 self._scale = None
-        self._memo: tuple[int, int, int] | None = None
+        # The last cycle found: (i, B_i, B_{i+1}, gamma^i, R_i). Checked on every use (`B_i <= tau < B_{i+1}`), never
+        # trusted, and never needed for correctness: it spares consecutive steps of one cycle the lookup.
+        self._memo: tuple[int, int, int, float, int] | None = None
 
     def __reduce__(self):
         return (
@@ -220,18 +222,27 @@ class Cycles:
     def locate(self, decay_step: int) -> tuple[int, int, int]:
         """`(i, B_i, B_{i+1})` for the cycle `i` that holds `decay_step` (`0 <= tau < D`), exact at every boundary."""
         memo = self._memo
-        if memo is not None and memo[1] <= decay_step < memo[2]:
-            return memo
-        index = self._guess(decay_step)
-        start = self.start(index)
-        while start > decay_step:
-            index -= 1
+        if memo is None or not memo[1] <= decay_step < memo[2]:
+            memo = self.remember(decay_step)
+        return memo[0], memo[1], memo[2]
+
+    def remember(self, decay_step: int) -> tuple[int, int, int, float, int]:
+        """Find the cycle holding `decay_step` and remember it: `(i, B_i, B_{i+1}, gamma^i, R_i)`."""
+        memo = self._memo
+        if memo is not None and decay_step == memo[2]:  # the step after the last one of the remembered cycle
+            index, start, end = memo[0] + 1, memo[2], self.start(memo[0] + 2)
+        else:
+            index = self._guess(decay_step)
             start = self.start(index)
-        end = self.start(index + 1)
+            while start > decay_step:
+                index -= 1
+                start = self.start(index)
+            end = self.start(index + 1)
         while end <= decay_step:
             index += 1
             start, end = end, self.start(index + 1)
-        self._memo = (index, start, end)
+        rise = self.restart_warmup_steps if index > 0 else 0
+        self._memo = (index, start, end, self.cycle_decay**index, rise)
         return self._memo
 
 
@@ -307,10 +318,12 @@ def _get_cosine_with_growing_restarts_lr_lambda(
     if current_step >= num_training_steps:
         return min_lr_ratio
     decay_step = current_step - num_warmup_steps
-    index, start, end = cycles.locate(decay_step)
-    height = (1.0 - min_lr_ratio) * cycles.cycle_decay**index
+    memo = cycles._memo  # the cycle of the previous step, checked here: no method call while the cycle lasts
+    if memo is None or not memo[1] <= decay_step < memo[2]:
+        memo = cycles.remember(decay_step)
+    _, start, end, factor, rise = memo
+    height = (1.0 - min_lr_ratio) * factor
     local_step = decay_step - start
-    rise = cycles.restart_warmup_steps if index > 0 else 0
     if local_step < rise:
         return min_lr_ratio + height * local_step / rise
     progress = (local_step - rise) / (end - start - rise)
