@@ -192,15 +192,7 @@ def train(model_args: ModelArguments, data_args: DataArguments, args: LoopArgume
     check_output_dir(args)
     accelerator = make_accelerator(args)
     model, tokenizer, processed, is_regression = load_task(accelerator, model_args, data_args)
-    collator = DataCollatorWithPadding(
-        tokenizer, pad_to_multiple_of=8 if accelerator.mixed_precision != "no" else None
-    )
-    train_dataloader = DataLoader(
-        processed["train"], shuffle=True, collate_fn=collator, batch_size=args.per_device_train_batch_size
-    )
-    eval_dataloader = DataLoader(
-        processed["validation"], collate_fn=collator, batch_size=args.per_device_eval_batch_size
-    )
+    train_dataloader, eval_dataloader = make_dataloaders(processed, tokenizer, args, accelerator)
     optimizer = torch.optim.AdamW(param_groups(model, args.weight_decay), lr=args.learning_rate)
     # --8<-- [start:schedule]
     model, optimizer, train_dataloader, eval_dataloader = accelerator.prepare(
@@ -219,11 +211,10 @@ def train(model_args: ModelArguments, data_args: DataArguments, args: LoopArgume
     accelerator.register_for_checkpointing(lr_scheduler)  # hf_lrsched: its state checks a resume's options
     # --8<-- [end:schedule]
 
+    batch = args.per_device_train_batch_size * accelerator.num_processes * args.gradient_accumulation_steps
     run_config = {
         "num_processes": accelerator.num_processes,
-        "total_batch_size": args.per_device_train_batch_size
-        * accelerator.num_processes
-        * args.gradient_accumulation_steps,
+        "total_batch_size": batch,
         "max_train_steps": max_train_steps,
         "lr_schedule": args.lr_schedule,
     }
@@ -250,10 +241,8 @@ def train(model_args: ModelArguments, data_args: DataArguments, args: LoopArgume
         resume(run)
     if args.with_tracking:
         hparams = {**vars(args), **run_config}  # trackers take plain scalars
-        accelerator.init_trackers(
-            "hf_lrsched_glue",
-            {k: v if isinstance(v, (int, float, str, bool)) else json.dumps(v) for k, v in hparams.items()},
-        )
+        plain = {k: v if isinstance(v, (int, float, str, bool)) else json.dumps(v) for k, v in hparams.items()}
+        accelerator.init_trackers("hf_lrsched_glue", plain)
     accelerator.print(plan_line(run, data_args, len(processed["train"])))
     return train_loop(run)
 
@@ -292,6 +281,16 @@ def load_task(accelerator: Accelerator, model_args: ModelArguments, data_args: D
     with accelerator.main_process_first():
         processed = tokenize_datasets(raw, tokenizer, data_args, label_list, is_regression)
     return model, tokenizer, processed, is_regression
+
+
+def make_dataloaders(processed, tokenizer, args: LoopArguments, accelerator: Accelerator):
+    pad_to = 8 if accelerator.mixed_precision != "no" else None
+    collator = DataCollatorWithPadding(tokenizer, pad_to_multiple_of=pad_to)
+    train = DataLoader(
+        processed["train"], shuffle=True, collate_fn=collator, batch_size=args.per_device_train_batch_size
+    )
+    evaluation = DataLoader(processed["validation"], collate_fn=collator, batch_size=args.per_device_eval_batch_size)
+    return train, evaluation
 
 
 def param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
