@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import importlib.util
 import os
 import shutil
 
@@ -104,7 +105,9 @@ def write_lr_curve(history: list[list[float]], output_dir: str, *, write_png: bo
             writer.writerow([int(row[0])] + [repr(lr) for lr in row[1:]])
     os.replace(f"{csv_path}.tmp", csv_path)
     written = [csv_path]
-    if write_png:
+    if write_png and importlib.util.find_spec("matplotlib") is None:
+        logger.info("matplotlib is not installed: the learning-rate curve is written as CSV only.")
+    elif write_png:
         from .plot import Curve, plot_lr_curves
 
         steps = [int(row[0]) for row in history]
@@ -113,11 +116,7 @@ def write_lr_curve(history: list[list[float]], output_dir: str, *, write_png: bo
             for i in range(num_groups)
         ]
         png_path = os.path.join(output_dir, PNG_NAME)
-        try:
-            plot_lr_curves(curves, png_path, title="Learning rate per optimizer step")
-        except RuntimeError:
-            logger.info("matplotlib is not installed: the learning-rate curve is written as CSV only.")
-            return written
+        plot_lr_curves(curves, png_path, title="Learning rate per optimizer step")
         written.append(png_path)
     return written
 

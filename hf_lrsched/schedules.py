@@ -194,28 +194,42 @@ def optimizer_beta2(optimizer: Optimizer) -> float:
     return values[0]
 
 
+# The options every factory shares, validated by `_check_common`.
+COMMON_OPTIONS = (
+    "optimizer",
+    "num_warmup_steps",
+    "num_training_steps",
+    "warmup_type",
+    "warmup_start_ratio",
+    "warmup_exp_rate",
+    "min_lr_ratio",
+    "min_lr",
+    "max_auto_warmup_ratio",
+)
+
+
 def _check_common(arguments: dict[str, Any]) -> tuple[dict, list[float], dict]:
-    """Validate the options every schedule shares (from a factory's `arguments`) and resolve `"auto"` warmup and
-    the per-group floors.
+    """Validate the options every schedule shares (`COMMON_OPTIONS`, read from a factory's `locals()`) and resolve
+    `"auto"` warmup and the per-group floors.
 
     Returns the keyword arguments shared by all lambdas, one floor ratio `m` per param group and the resolved
     options as plain values.
     """
-    optimizer, num_warmup_steps, num_training_steps = (
-        arguments["optimizer"],
-        arguments["num_warmup_steps"],
-        arguments["num_training_steps"],
-    )
-    warmup_type, warmup_start_ratio, warmup_exp_rate = (
-        arguments["warmup_type"],
-        arguments["warmup_start_ratio"],
-        arguments["warmup_exp_rate"],
-    )
-    min_lr_ratio, min_lr, max_auto_warmup_ratio = (
-        arguments["min_lr_ratio"],
-        arguments["min_lr"],
-        arguments["max_auto_warmup_ratio"],
-    )
+    return _check_common_options(**{name: arguments[name] for name in COMMON_OPTIONS})
+
+
+def _check_common_options(
+    optimizer: Optimizer,
+    num_warmup_steps,
+    num_training_steps,
+    *,
+    warmup_type,
+    warmup_start_ratio,
+    warmup_exp_rate,
+    min_lr_ratio,
+    min_lr,
+    max_auto_warmup_ratio,
+) -> tuple[dict, list[float], dict]:
     num_training_steps = check_int("num_training_steps", num_training_steps, minimum=1)
     warmup_type = check_choice("warmup_type", warmup_type, WARMUP_TYPES)
     warmup_start_ratio = check_float("warmup_start_ratio", warmup_start_ratio, low=0.0, high=1.0, high_open=True)
