@@ -221,10 +221,15 @@ class Cycles:
 
     def locate(self, decay_step: int) -> tuple[int, int, int]:
         """`(i, B_i, B_{i+1})` for the cycle `i` that holds `decay_step` (`0 <= tau < D`), exact at every boundary."""
+        return self.segment(decay_step)[:3]
+
+    def segment(self, decay_step: int) -> tuple[int, int, int, float, int]:
+        """`(i, B_i, B_{i+1}, gamma^i, R_i)` for the cycle holding `decay_step`: the remembered cycle when it holds
+        the step (checked), else `remember`'s. The multiplier function inlines this check: it runs at every step."""
         memo = self._memo
         if memo is None or not memo[1] <= decay_step < memo[2]:
             memo = self.remember(decay_step)
-        return memo[0], memo[1], memo[2]
+        return memo
 
     def remember(self, decay_step: int) -> tuple[int, int, int, float, int]:
         """Find the cycle holding `decay_step` and remember it: `(i, B_i, B_{i+1}, gamma^i, R_i)`."""
@@ -407,9 +412,8 @@ def _growing_restarts_curve(
     last = min(num_steps, num_training_steps - 1)
     t = W
     while t <= last:
-        index, start, end = cycles.locate(t - W)
-        height = (1.0 - m) * cycles.cycle_decay**index
-        rise = cycles.restart_warmup_steps if index > 0 else 0
+        _, start, end, factor, rise = cycles.segment(t - W)
+        height = (1.0 - m) * factor
         stop = min(W + end, last + 1)  # one past the last step of this cycle that is wanted
         base = W + start + rise  # the first step of the cosine part
         out += [m + height * (s - W - start) / rise for s in range(t, min(base, stop))]
