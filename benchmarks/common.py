@@ -90,29 +90,3 @@ def task_arguments(args) -> list:
     if args.model_name_or_path:
         data += ["--model_name_or_path", args.model_name_or_path]
     return data
-
-
-def new_figure(width: float = 6.4, height: float = 4.6):
-    """A matplotlib `Figure` (no pyplot) whose text stays legible when a phone shows it at half its size."""
-    from matplotlib.figure import Figure
-
-    return Figure(figsize=(width, height), dpi=110)
-
-
-def finish_figure(fig, ax, path: Path, title: str) -> None:
-    """Large title, labels, ticks and legend (the legend below the axes, where it hides no curve); written
-    atomically."""
-    import textwrap
-
-    ax.set_title(textwrap.fill(title, 48), fontsize=14)
-    ax.xaxis.label.set_fontsize(13)
-    ax.yaxis.label.set_fontsize(13)
-    ax.tick_params(labelsize=12)
-    ax.grid(alpha=0.3)
-    handles, labels = ax.get_legend_handles_labels()
-    labels = [textwrap.fill(label, 58, subsequent_indent="  ") for label in labels]
-    legend = ax.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, -0.18), fontsize=11.5, frameon=False)
-    legend.set_in_layout(False)  # the axes keep their size; the image grows downwards to hold the legend
-    fig.tight_layout()
-    fig.savefig(f"{path}.tmp", format="png", bbox_inches="tight", bbox_extra_artists=[legend])
-    os.replace(f"{path}.tmp", path)

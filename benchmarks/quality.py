@@ -21,16 +21,16 @@ import statistics
 import time
 from pathlib import Path
 
+from hf_lrsched.plot import new_figure, save_figure
+
 from common import (
     RESULTS,
     add_task_arguments,
     command_line,
-    finish_figure,
     machine,
     machine_line,
     markdown_table,
     mean_std,
-    new_figure,
     task_arguments,
     write,
 )
@@ -82,7 +82,7 @@ def loss_plot(curves: dict[str, list[list[tuple[int, float]]]], path: Path, titl
         line.set_label(" = ".join(names) + (" (identical)" if len(names) > 1 else ""))
     ax.set_xlabel("optimizer step")
     ax.set_ylabel("training loss (mean over seeds,\n5-step trailing mean)")
-    finish_figure(fig, ax, path, title)
+    save_figure(fig, ax, path, title=title)
 
 
 def main(argv=None) -> dict:

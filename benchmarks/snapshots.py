@@ -31,16 +31,16 @@ import sys
 import time
 from pathlib import Path
 
+from hf_lrsched.plot import new_figure, save_figure
+
 from common import (
     RESULTS,
     add_task_arguments,
     command_line,
-    finish_figure,
     machine,
     machine_line,
     markdown_table,
     mean_std,
-    new_figure,
     task_arguments,
     write,
 )
@@ -192,7 +192,7 @@ def plot(per_seed: list[dict], ends: list[int], path: Path) -> None:
     ax.set_xlabel("optimizer steps")
     ax.set_ylabel("held-out accuracy")
     ax.set_xticks(ends)
-    finish_figure(fig, ax, path, "MiniLM on BBC News: snapshots, ensembles and cosine runs")
+    save_figure(fig, ax, path, title="MiniLM on BBC News: snapshots, ensembles and cosine runs")
 
 
 if __name__ == "__main__":

@@ -38,7 +38,9 @@ from pathlib import Path
 
 import torch
 
-from common import RESULTS, command_line, finish_figure, machine, machine_line, markdown_table, new_figure, write
+from hf_lrsched.plot import new_figure, save_figure
+
+from common import RESULTS, command_line, machine, machine_line, markdown_table, write
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
 
@@ -248,7 +250,7 @@ def plot(runs: dict, rates: list[float], majority: float, path: Path) -> None:
     ax.set_xscale("log")
     ax.set_xlabel("peak learning rate")
     ax.set_ylabel("held-out accuracy")
-    finish_figure(fig, ax, path, "MiniLM on BBC News: accuracy against peak learning rate")
+    save_figure(fig, ax, path, title="MiniLM on BBC News: accuracy against peak learning rate")
 
 
 if __name__ == "__main__":

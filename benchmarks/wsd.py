@@ -34,16 +34,16 @@ import statistics
 import time
 from pathlib import Path
 
+from hf_lrsched.plot import new_figure, save_figure
+
 from common import (
     RESULTS,
     add_task_arguments,
     command_line,
-    finish_figure,
     machine,
     machine_line,
     markdown_table,
     mean_std,
-    new_figure,
     task_arguments,
     write,
 )
@@ -236,7 +236,7 @@ def plot(runs: dict, budgets: list[int], path: Path) -> None:
     ax.set_xlabel("budget (optimizer steps)")
     ax.set_ylabel("held-out accuracy")
     ax.set_xticks(budgets)
-    finish_figure(fig, ax, path, "MiniLM on BBC News: held-out accuracy at each budget (mean, and each seed)")
+    save_figure(fig, ax, path, title="MiniLM on BBC News: held-out accuracy at each budget (mean, and each seed)")
 
 
 if __name__ == "__main__":

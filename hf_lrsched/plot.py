@@ -1,5 +1,6 @@
 """The one function that draws learning-rate curves into a PNG: for `hf-lrsched plot`, the Trainer callback
-(`lr_schedule.png`), `examples/glue.py` and the docs' figures. Needs matplotlib (`pip install matplotlib`, or the
+(`lr_schedule.png`), `examples/glue.py` and the docs' figures; its figure and finishing (`new_figure`,
+`save_figure`) also draw the benchmarks' plots. Needs matplotlib (`pip install matplotlib`, or the
 `plot` extra)."""
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-__all__ = ["Curve", "plot_lr_curves"]
+__all__ = ["Curve", "new_figure", "plot_lr_curves", "save_figure"]
 
 # Characters per line of the title and of each legend entry, at the figure's width and font sizes: large enough to
 # stay legible when a phone shows the figure at half its size.
@@ -41,10 +42,6 @@ def plot_lr_curves(curves: Sequence[Curve], path: str, *, title: str | None = No
     Raises:
         `RuntimeError`: when matplotlib is not installed.
     """
-    try:
-        from matplotlib.figure import Figure  # no pyplot: nothing global changes in the caller's process
-    except ImportError:
-        raise RuntimeError("Drawing a learning-rate curve needs matplotlib: pip install matplotlib.") from None
     groups: list[list[Curve]] = []
     for curve in curves:
         same = next((g for g in groups if _same_line(g[0], curve)), None)
@@ -52,13 +49,12 @@ def plot_lr_curves(curves: Sequence[Curve], path: str, *, title: str | None = No
             groups.append([curve])
         else:
             same.append(curve)
-    fig = Figure(figsize=(6.4, 4.6), dpi=110)
+    fig = new_figure()
     ax = fig.add_subplot()
     marks = False
     for group in groups:
         first = group[0]
         label = first.label if len(group) == 1 else " = ".join(c.label for c in group) + " (identical)"
-        label = textwrap.fill(label, LABEL_WIDTH, subsequent_indent="  ")  # long labels wrap, never leave the figure
         (line,) = ax.plot(first.steps, first.lrs, label=label, linewidth=2.0, linestyle="--" if first.dashed else "-")
         if first.warmup_end:
             ax.axvline(first.warmup_end, color=line.get_color(), linestyle="--", linewidth=1.0, alpha=0.7)
@@ -66,30 +62,64 @@ def plot_lr_curves(curves: Sequence[Curve], path: str, *, title: str | None = No
         for step in first.restarts:
             ax.axvline(step, color=line.get_color(), linestyle=":", linewidth=1.0, alpha=0.7)
             marks = True
-    ax.set_xlabel("optimizer step", fontsize=14)
-    ax.set_ylabel("learning rate", fontsize=14)
-    ax.tick_params(labelsize=13)
-    ax.set_title(textwrap.fill(title or "Learning-rate schedule", TITLE_WIDTH), fontsize=15)
-    ax.grid(alpha=0.3)
+    ax.set_xlabel("optimizer step")
+    ax.set_ylabel("learning rate")
     ax.set_xlim(0, max((max(c.steps) for c in curves if len(c.steps)), default=1))
     ax.set_ylim(bottom=0)
+    save_figure(
+        fig,
+        ax,
+        path,
+        title=title or "Learning-rate schedule",
+        legend=len(groups) > 1 or marks or len(groups[0]) > 1,
+        legend_title="dashed: end of warmup, dotted: restarts" if marks else None,
+    )
+
+
+def new_figure(width: float = 6.4, height: float = 4.6):
+    """
+    A matplotlib `Figure` (no pyplot: nothing global changes in the caller's process), sized so that with
+    `save_figure`'s fonts its text stays legible when a phone shows it at half its size.
+
+    Raises:
+        `RuntimeError`: when matplotlib is not installed.
+    """
+    try:
+        from matplotlib.figure import Figure
+    except ImportError:
+        raise RuntimeError("Drawing a learning-rate curve needs matplotlib: pip install matplotlib.") from None
+    return Figure(figsize=(width, height), dpi=110)
+
+
+def save_figure(fig, ax, path, *, title: str, legend: bool = True, legend_title: str | None = None) -> None:
+    """
+    Finish and write a figure of `new_figure`: a wrapped title, large labels and ticks, a grid, the legend (when
+    `legend`) below the axes with wrapped entries, where it hides no curve (the image grows downwards to hold it),
+    written to a temporary file and renamed into place (a kill never leaves a truncated PNG).
+    """
+    ax.set_title(textwrap.fill(title, TITLE_WIDTH), fontsize=15)
+    ax.xaxis.label.set_fontsize(14)
+    ax.yaxis.label.set_fontsize(14)
+    ax.tick_params(labelsize=13)
+    ax.grid(alpha=0.3)
     extra = []
-    if len(groups) > 1 or marks or len(groups[0]) > 1:
-        # Below the axes, so that no curve hides behind it; the vertical lines are explained there too.
-        legend = ax.legend(
+    if legend:
+        handles, labels = ax.get_legend_handles_labels()
+        labels = [textwrap.fill(label, LABEL_WIDTH, subsequent_indent="  ") for label in labels]
+        box = ax.legend(
+            handles,
+            labels,
             loc="upper center",
             bbox_to_anchor=(0.5, -0.18),
             fontsize=12.5,
             frameon=False,
-            title="dashed: end of warmup, dotted: restarts" if marks else None,
+            title=legend_title,
             title_fontsize=12,
         )
-        legend.set_in_layout(False)  # the axes keep their size; the image grows downwards to hold the legend
-        extra.append(legend)
+        box.set_in_layout(False)  # the axes keep their size; bbox_extra_artists makes room for it
+        extra.append(box)
     fig.tight_layout()
-    fig.savefig(
-        f"{path}.tmp", format="png", bbox_inches="tight", bbox_extra_artists=extra
-    )  # renamed into place: a kill never leaves a truncated PNG
+    fig.savefig(f"{path}.tmp", format="png", bbox_inches="tight", bbox_extra_artists=extra)
     os.replace(f"{path}.tmp", path)
 
 
