@@ -170,7 +170,8 @@ def results(output_dir):
     return json.loads((Path(output_dir) / "all_results.json").read_text())
 
 
-def common_args(tiny_model_dir, csv_files, output_dir):
+def data_args(tiny_model_dir, csv_files):
+    """The tiny model and the small CSV files, as glue.py (and the benchmarks that launch it) take them."""
     return [
         "--model_name_or_path",
         tiny_model_dir,
@@ -178,6 +179,12 @@ def common_args(tiny_model_dir, csv_files, output_dir):
         csv_files / "train.csv",
         "--validation_file",
         csv_files / "validation.csv",
+    ]
+
+
+def common_args(tiny_model_dir, csv_files, output_dir):
+    return [
+        *data_args(tiny_model_dir, csv_files),
         "--max_length",
         "16",
         "--output_dir",

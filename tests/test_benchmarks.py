@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from .helpers import data_args
+
 ROOT = Path(__file__).resolve().parents[1]
 BENCHMARKS = ROOT / "benchmarks"
 
@@ -42,14 +44,7 @@ def test_startup_runs(tmp_path):
 
 @pytest.mark.slow
 def test_throughput_and_quality_smoke(tmp_path, tiny_model_dir, csv_files):
-    data = [
-        "--model_name_or_path",
-        tiny_model_dir,
-        "--train_file",
-        csv_files / "train.csv",
-        "--validation_file",
-        csv_files / "validation.csv",
-    ]
+    data = data_args(tiny_model_dir, csv_files)
     run("throughput.py", "--rounds", 1, "--steps", 12, "--out-dir", tmp_path, *data)
     rows = json.loads((tmp_path / "throughput.json").read_text())["rows"]
     assert next(r["schedule"] for r in rows) == "cosine" and rows[0]["ratio"] == 1.0
@@ -83,14 +78,7 @@ def test_readme_summary_is_generated_from_the_results():
 
 @pytest.mark.slow
 def test_wsd_smoke(tmp_path, tiny_model_dir, csv_files):
-    data = [
-        "--model_name_or_path",
-        tiny_model_dir,
-        "--train_file",
-        csv_files / "train.csv",
-        "--validation_file",
-        csv_files / "validation.csv",
-    ]
+    data = data_args(tiny_model_dir, csv_files)
     run("wsd.py", "--seeds", 1, "--budgets", 10, 20, 40, "--max_length", 16, "--out-dir", tmp_path, *data)
     result = json.loads((tmp_path / "wsd.json").read_text())
     assert result["decays"] == [2, 4, 8] and result["branch_points"] == [8, 16, 32]
@@ -124,14 +112,7 @@ def test_stability_smoke(tmp_path, tiny_model_dir):
 
 @pytest.mark.slow
 def test_snapshots_smoke(tmp_path, tiny_model_dir, csv_files):
-    data = [
-        "--model_name_or_path",
-        tiny_model_dir,
-        "--train_file",
-        csv_files / "train.csv",
-        "--validation_file",
-        csv_files / "validation.csv",
-    ]
+    data = data_args(tiny_model_dir, csv_files)
     run("snapshots.py", "--quick", "--max_length", 16, "--out-dir", tmp_path, *data)
     result = json.loads((tmp_path / "snapshots.json").read_text())
     assert result["cycle_ends"] == [5, 7, 12]  # W = 4, D = 8 in 3 cycles growing x2: B = 0, 1, 3, 8

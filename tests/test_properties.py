@@ -175,15 +175,20 @@ def test_a_whole_curve_is_the_lambda_at_every_step(
     common = dict(min_lr_ratio=floor, warmup_type=warmup_type)
     schedulers = [get_schedule("warmup_cosine", make_optimizer(), warmup, total, **common)]
     options = dict(cycle_mult=mult, cycle_decay=decay, restart_warmup_steps=rise, **common)
-    options.update(first_cycle_steps=rise + 1 + cycles) if free else options.update(num_cycles=cycles)
+    if free:
+        options.update(first_cycle_steps=rise + 1 + cycles)
+    else:
+        options.update(num_cycles=cycles)
     try:
         schedulers.append(get_schedule("cosine_with_growing_restarts", make_optimizer(), warmup, total, **options))
     except ValueError:  # cycles that do not fit: refused at construction, nothing to draw
         pass
-    decay = min(total - warmup, rise * 7 + cycles)
+    decay_steps = min(total - warmup, rise * 7 + cycles)
     for kind in ("cosine", "linear", "1-sqrt"):
         schedulers.append(
-            get_schedule("wsd", make_optimizer(), warmup, total, num_decay_steps=decay, decay_type=kind, **common)
+            get_schedule(
+                "wsd", make_optimizer(), warmup, total, num_decay_steps=decay_steps, decay_type=kind, **common
+            )
         )
     for scheduler in schedulers:
         lam = scheduler.lr_lambdas[0]
