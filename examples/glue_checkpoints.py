@@ -11,6 +11,8 @@ from pathlib import Path
 import torch
 from accelerate import Accelerator
 
+from glue_data import write_json
+
 CHECKPOINT_META = "hf_lrsched_checkpoint.json"
 EVAL_PROBS = "eval_probabilities.pt"  # in each snapshot: its held-out softmax outputs, for ensembles
 RECORDS = ("lr_history", "loss_history", "eval_history", "snapshots")
@@ -23,8 +25,6 @@ class ResumeError(ValueError):
 def save_checkpoint(accelerator: Accelerator, path: str, meta: dict) -> None:
     """accelerate's state (model, optimizer, scheduler, RNGs), then `meta` (the run's options and every record so
     far), written last and atomically: a checkpoint without it is incomplete."""
-    from glue_data import write_json
-
     accelerator.save_state(path)
     if accelerator.is_main_process:
         write_json(os.path.join(path, CHECKPOINT_META), meta)
