@@ -18,8 +18,8 @@ def on_pre_build(config, **kwargs):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     module.make_all(figures)
-    for png in RESULTS.glob("*.png"):
-        shutil.copy(png, figures / png.name)
+    for png in RESULTS.glob("*.png"):  # prefixed: `wsd.png` is both a schedule's figure and a benchmark's plot
+        shutil.copy(png, figures / f"benchmark_{png.name}")
 
 
 def on_page_markdown(markdown, page, **kwargs):
@@ -30,6 +30,6 @@ def on_page_markdown(markdown, page, **kwargs):
         path = RESULTS / f"{match.group(1)}.md"
         if not path.is_file():
             return f"*`benchmarks/{match.group(1)}.py` has not been run yet: no results to show.*"
-        return re.sub(r"\]\(([\w.-]+\.png)\)", r"](figures/\1)", path.read_text())
+        return re.sub(r"\]\(([\w.-]+\.png)\)", r"](figures/benchmark_\1)", path.read_text())
 
     return MARKER.sub(results, markdown)

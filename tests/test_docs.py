@@ -51,6 +51,12 @@ def test_mkdocs_build_strict(tmp_path):
         "figures/cosine_with_growing_restarts.png"
         in (site / "schedules/cosine_with_growing_restarts/index.html").read_text()
     )
+    # a benchmark's plot never replaces a schedule's figure of the same name (wsd.png is both)
+    results = ROOT / "benchmarks" / "results"
+    for png in results.glob("*.png"):
+        assert (site / "figures" / f"benchmark_{png.name}").read_bytes() == png.read_bytes(), png.name
+    assert (site / "figures" / "wsd.png").read_bytes() != (results / "wsd.png").read_bytes()
+    assert "figures/benchmark_wsd.png" in (site / "benchmarks" / "index.html").read_text()
     # API pages are generated from the docstrings, whose transformers-style markup is rendered, not shown raw
     warmup_page = (site / "schedules" / "warmup_cosine" / "index.html").read_text()
     assert "The number of warmup steps" in warmup_page
