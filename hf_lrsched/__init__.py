@@ -18,15 +18,15 @@ if TYPE_CHECKING:
         unregister_schedule,
     )
     from .schedule_info import ScheduleInfo, describe
+    from .scheduler import ResumeMismatchError, ScheduleLR
     from .schedules import (
-        ScheduleLR,
         get_cosine_with_growing_restarts_schedule,
         get_exponential_warmup_cosine_schedule,
+        get_phases_schedule,
         get_warmup_cosine_schedule,
         get_wsd_schedule,
-        resolve_auto_warmup_steps,
-        resolve_num_warmup_steps,
     )
+    from .warmup import resolve_auto_warmup_steps, resolve_num_warmup_steps
     from .trainer import LRSchedMixin, LRSchedTrainer
     from .training_args import LRSchedArguments, LRSchedTrainingArguments
 
@@ -45,13 +45,15 @@ _LAZY = {
     "register_schedule": "registry",
     "schedule_description": "registry",
     "unregister_schedule": "registry",
-    "ScheduleLR": "schedules",
+    "ResumeMismatchError": "scheduler",
+    "ScheduleLR": "scheduler",
     "get_cosine_with_growing_restarts_schedule": "schedules",
     "get_exponential_warmup_cosine_schedule": "schedules",
+    "get_phases_schedule": "schedules",
     "get_warmup_cosine_schedule": "schedules",
     "get_wsd_schedule": "schedules",
-    "resolve_auto_warmup_steps": "schedules",
-    "resolve_num_warmup_steps": "schedules",
+    "resolve_auto_warmup_steps": "warmup",
+    "resolve_num_warmup_steps": "warmup",
     "LRSchedArguments": "training_args",
     "LRSchedTrainingArguments": "training_args",
     "LRSchedMixin": "trainer",
@@ -79,6 +81,7 @@ __all__ = [
     "LRSchedMixin",
     "LRSchedTrainer",
     "LRSchedTrainingArguments",
+    "ResumeMismatchError",
     "ScheduleInfo",
     "ScheduleLR",
     "SnapshotCallback",
@@ -86,6 +89,7 @@ __all__ = [
     "describe",
     "get_cosine_with_growing_restarts_schedule",
     "get_exponential_warmup_cosine_schedule",
+    "get_phases_schedule",
     "get_schedule",
     "get_schedule_factory",
     "get_warmup_cosine_schedule",

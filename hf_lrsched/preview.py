@@ -10,7 +10,7 @@ import torch
 from torch.optim.lr_scheduler import LambdaLR, LRScheduler
 
 from ._validation import check_int
-from .lr_lambdas import multipliers
+from .phases import multipliers
 from .registry import get_schedule
 
 __all__ = [

@@ -23,10 +23,11 @@ from ._validation import check_int, suggest
 from .schedules import (
     get_cosine_with_growing_restarts_schedule,
     get_exponential_warmup_cosine_schedule,
+    get_phases_schedule,
     get_warmup_cosine_schedule,
     get_wsd_schedule,
-    resolve_auto_warmup_steps,
 )
+from .warmup import resolve_auto_warmup_steps
 
 __all__ = [
     "ScheduleEntry",
@@ -189,6 +190,7 @@ RESERVED_SCHEDULE_KWARGS = {
     "num_warmup_steps": "set the warmup steps (`warmup_steps`, `--num_warmup_steps`) or `auto_warmup` instead",
     "num_training_steps": "set the training length (`max_steps`, `--max_train_steps`, epochs) instead",
     "last_epoch": "a run resumes its schedule from a checkpoint (`resume_from_checkpoint`)",
+    "new_stage": "set `lr_resume='new_stage'` (`--lr_resume new_stage`) to start the schedule as a new stage",
 }
 
 
@@ -262,7 +264,7 @@ def get_schedule(
 ) -> LRScheduler:
     """
     Build any registered schedule by name: one of ours (`warmup_cosine`, `exponential_warmup_cosine`,
-    `cosine_with_growing_restarts`, `wsd`), any `transformers` scheduler name (`linear`, `cosine`,
+    `cosine_with_growing_restarts`, `wsd`, `phases`), any `transformers` scheduler name (`linear`, `cosine`,
     `cosine_with_restarts`, ..., delegated to `transformers.get_scheduler`) or one added with
     [`register_schedule`][hf_lrsched.register_schedule].
 
@@ -285,7 +287,8 @@ def get_schedule(
         num_training_steps (`int`, *optional*):
             The total number of training steps.
         kwargs:
-            The schedule's own options (`min_lr`, `num_cycles`, ...), passed to its factory; for `transformers`' names,
+            The schedule's own options (`min_lr`, `num_cycles`, `phases`, ..., and `new_stage=True` to start one of
+            ours as a new stage of a run when a state is loaded), passed to its factory; for `transformers`' names,
             its `scheduler_specific_kwargs`.
 
     Returns:
@@ -296,6 +299,12 @@ def get_schedule(
             not take, or a value of the wrong type.
     """
     entry = get_schedule_entry(name)
+    if entry.transformers_name is not None and "new_stage" in kwargs:
+        if kwargs.pop("new_stage") is not False:
+            raise ValueError(
+                f"`new_stage` starts a schedule of hf_lrsched as a new stage of a run; {name!r} is a `transformers` "
+                "schedule, which records no stages. Use one of ours (`phases`, `wsd`, `warmup_cosine`, ...)."
+            )
     check_schedule_kwargs(entry.name, kwargs)
     if entry.transformers_name is not None and num_warmup_steps == "auto":
         num_warmup_steps = resolve_auto_warmup_steps(
@@ -402,6 +411,11 @@ for _entry in (
         "wsd",
         get_wsd_schedule,
         "Warmup, the peak held, then a short decay (cosine, linear or 1-sqrt) to a floor; runs can grow.",
+    ),
+    ScheduleEntry(
+        "phases",
+        get_phases_schedule,
+        "Warmup, then any list of phases (constant, linear, cosine, 1-sqrt, power, exponential, rex, restarts).",
     ),
 ):
     _REGISTRY[_entry.name] = _entry

@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from .lr_lambdas import Cycles
-from .schedules import ScheduleLR, schedule_part
+from .cycles import Cycles
+from .scheduler import ScheduleLR, stage_lambdas
 
 __all__ = ["ScheduleInfo", "describe"]
 
@@ -18,7 +18,7 @@ __all__ = ["ScheduleInfo", "describe"]
 @dataclass(frozen=True)
 class ScheduleInfo:
     """
-    What an hf_lrsched schedule is: its name, length, warmup, cycles and per-group rates.
+    What an hf_lrsched schedule is: its name, length, warmup, phases, cycles, stages and per-group rates.
 
     Steps follow `transformers`' `Trainer.state.global_step`: optimizer step `k` (counted from 1) uses the rate of
     scheduler step `k - 1`. A cycle *ends* after the optimizer step whose global step is `W + B_i` (the last step
@@ -26,22 +26,30 @@ class ScheduleInfo:
 
     Attributes:
         name (`str`):
-            The schedule's name (`"warmup_cosine"`, `"cosine_with_growing_restarts"`, `"wsd"`).
+            The schedule's name (`"warmup_cosine"`, `"cosine_with_growing_restarts"`, `"wsd"`, `"phases"`); of the
+            last stage for a run of several.
         num_training_steps (`int`):
-            `T`, the total number of optimizer steps.
+            `T`, the total number of optimizer steps of the run.
         num_warmup_steps (`int`):
-            `W`, with `"auto"` resolved.
+            `W`, with `"auto"` resolved (of the last stage, counted from its start).
         num_cycles (`int`):
             The number of cycles that start before `T` (1 for a schedule without restarts).
         base_lrs (`tuple[float, ...]`):
             Each param group's peak (base) learning rate.
         min_lrs (`tuple[float, ...]`):
-            Each param group's floor, as an absolute learning rate (`m * base_lr`).
+            Each param group's learning rate for `t >= T` (its floor `m * base_lr`, unless the last phase names
+            another level).
         options (`dict`):
-            The resolved options the schedule was built with.
+            The resolved options the schedule (the last stage) was built with.
         decay_start (`int`, *optional*):
             For `wsd`, the step `S = T - D_d` at which the decay starts (the last step of the stable phase is
             `S - 1`); a run grows, or branches a cooldown, only from a checkpoint at a step `k <= S`.
+        phases (`tuple[dict, ...]`):
+            The last stage's phases after its warmup, each with its `shape`, `start` (the step of its first step),
+            `steps` and levels (`from`, `to`) as recorded.
+        stages (`tuple[dict, ...]`):
+            The run's stages, each with its `start` step, `name` and `options` (one stage unless the plan was changed
+            on purpose with `new_stage=True`).
     """
 
     name: str
@@ -52,14 +60,16 @@ class ScheduleInfo:
     min_lrs: tuple[float, ...]
     options: dict = field(repr=False)
     decay_start: int | None = None
-    _cycles: Cycles | None = field(default=None, repr=False, compare=False)
+    phases: tuple[dict, ...] = field(default=(), repr=False)
+    stages: tuple[dict, ...] = field(default=(), repr=False)
+    _cycles: tuple[tuple[int, Cycles], ...] = field(default=(), repr=False, compare=False)
 
     def iter_restarts(self) -> Iterator[int]:
-        """The scheduler steps `W + B_i` (`i >= 1`, below `T`) at which a restart happens, in order, lazily."""
-        if self._cycles is None:
-            return
-        for index in range(1, self.num_cycles):
-            yield self.num_warmup_steps + self._cycles.start(index)
+        """The scheduler steps at which a restart happens (`W + B_i`, `i >= 1`, for every restarts phase), in
+        order, lazily."""
+        for offset, cycles in self._cycles:
+            for index in range(1, _count_cycles(cycles)):
+                yield offset + cycles.start(index)
 
     @property
     def restarts(self) -> list[int]:
@@ -72,6 +82,12 @@ class ScheduleInfo:
         return [*self.iter_restarts(), self.num_training_steps]
 
 
+def _count_cycles(cycles: Cycles) -> int:
+    if cycles.num_cycles is not None:
+        return cycles.num_cycles
+    return cycles.locate(cycles.decay_steps - 1)[0] + 1 if cycles.decay_steps > 0 else 1
+
+
 def describe(scheduler) -> ScheduleInfo:
     """
     Describe a scheduler built by an hf_lrsched factory (or by [`get_schedule`] with one of our names).
@@ -81,7 +97,8 @@ def describe(scheduler) -> ScheduleInfo:
             The scheduler to describe.
 
     Returns:
-        [`ScheduleInfo`]: its name, `T`, `W`, number of cycles, restarts, cycle ends and per-group rates.
+        [`ScheduleInfo`]: its name, `T`, `W`, phases, number of cycles, restarts, cycle ends, stages and per-group
+        rates.
 
     Raises:
         `TypeError`: for a scheduler that no hf_lrsched factory built (a `transformers` name, a torch scheduler).
@@ -89,22 +106,35 @@ def describe(scheduler) -> ScheduleInfo:
     if not isinstance(scheduler, ScheduleLR):
         raise TypeError(
             f"describe() takes a scheduler built by hf_lrsched (warmup_cosine, exponential_warmup_cosine, "
-            f"cosine_with_growing_restarts, wsd), got {type(scheduler).__name__}."
+            f"cosine_with_growing_restarts, wsd, phases), got {type(scheduler).__name__}."
         )
-    options = scheduler.schedule_options
-    total, warmup = options["num_training_steps"], options["num_warmup_steps"]
-    cycles = None
-    num_cycles = 1
-    if scheduler.schedule_name == "cosine_with_growing_restarts":
-        cycles = schedule_part(scheduler, "cycles")
-        if cycles.num_cycles is not None:
-            num_cycles = cycles.num_cycles
-        elif cycles.decay_steps > 0:
-            num_cycles = cycles.locate(cycles.decay_steps - 1)[0] + 1
+    stages = scheduler.stages
+    last = stages[-1]
+    options = dict(last["options"])
+    t0, warmup = last["start"], options["num_warmup_steps"]
+    total = t0 + options["num_training_steps"]
     base_lrs = tuple(float(lr) for lr in scheduler.base_lrs)
-    floors = tuple(base * fn(total) for base, fn in zip(base_lrs, scheduler.lr_lambdas))  # lambda(t >= T) = m
-    decay = schedule_part(scheduler, "decay")
-    decay_start = decay.start if decay is not None else None
+    fn = stage_lambdas(last, list(base_lrs))
+    phases, cycles, step = [], [], t0 + warmup
+    plan = fn[0].keywords["plan"]
+    for record, phase in zip(last["phases"], plan.phases):
+        phases.append({**record, "start": step})
+        if record["shape"] == "restarts" and record["steps"] > 0:
+            cycles.append((step, phase.args[4]))
+        step += record["steps"]
+    num_cycles = sum(_count_cycles(c) for _, c in cycles) if cycles else 1
+    floors = tuple(base * f(total) for base, f in zip(base_lrs, scheduler.lr_lambdas))  # lambda(t >= T)
+    decay_start = t0 + warmup + last["phases"][0]["steps"] if last["name"] == "wsd" else None
     return ScheduleInfo(
-        scheduler.schedule_name, total, warmup, num_cycles, base_lrs, floors, options, decay_start, cycles
+        last["name"],
+        total,
+        warmup,
+        num_cycles,
+        base_lrs,
+        floors,
+        options,
+        decay_start,
+        tuple(phases),
+        tuple({"start": s["start"], "name": s["name"], "options": dict(s["options"])} for s in stages),
+        tuple(cycles),
     )

@@ -1,41 +1,31 @@
-"""Warmup + cosine schedules as `torch.optim.lr_scheduler.LambdaLR` factories.
+"""The schedules of hf_lrsched as `torch.optim.lr_scheduler.LambdaLR` factories: each a warmup and a list of phases.
 
 The signatures follow `transformers.optimization` (`optimizer, num_warmup_steps, num_training_steps, ...,
-last_epoch=-1`); the formulas are those of the docs' math page (`docs/schedules/math.md`) and live, torch-free, in `hf_lrsched.lr_lambdas`.
+last_epoch=-1`). `warmup_cosine`, `exponential_warmup_cosine`, `wsd` and `cosine_with_growing_restarts` are presets,
+fixed phase lists of the one engine in `hf_lrsched.phases`; `get_phases_schedule` takes the list from the user. A
+new schedule is its factory (a phase list) and its registry record (`hf_lrsched.registry`), nothing else.
 """
 
 from __future__ import annotations
 
-import functools
 import math
 from collections.abc import Callable
-from fractions import Fraction
 from typing import Any, Literal
 
-import torch
 from torch.optim import Optimizer
-from torch.optim.lr_scheduler import LambdaLR
-from transformers.utils import logging
 
 from ._exact import decimal_fraction
 from ._validation import check_choice, check_float, check_int
-from .lr_lambdas import (
-    DECAY_TYPES,
-    WARMUP_TYPES,
-    Cycles,
-    Decay,
-    Warmup,
-    _get_cosine_with_growing_restarts_lr_lambda,
-    _get_warmup_cosine_lr_lambda,
-    _get_wsd_lr_lambda,
-)
-
-logger = logging.get_logger(__name__)
+from .phases import WARMUP_TYPES, resolve_phases
+from .scheduler import ResumeMismatchError, ScheduleLR, check_resume_identity
+from .warmup import resolve_auto_warmup_steps, resolve_num_warmup_steps
 
 __all__ = [
+    "ResumeMismatchError",
     "ScheduleLR",
     "get_cosine_with_growing_restarts_schedule",
     "get_exponential_warmup_cosine_schedule",
+    "get_phases_schedule",
     "get_warmup_cosine_schedule",
     "get_wsd_schedule",
     "resolve_auto_warmup_steps",
@@ -44,155 +34,7 @@ __all__ = [
 
 WarmupType = Literal["linear", "exponential", "cosine"]
 DecayType = Literal["cosine", "linear", "1-sqrt"]
-
-
-def resolve_auto_warmup_steps(
-    optimizer: Optimizer,
-    num_training_steps: int,
-    *,
-    warmup_type: WarmupType = "linear",
-    warmup_exp_rate: float = 5.0,
-    max_auto_warmup_ratio: float = 0.1,
-) -> int:
-    """
-    The warmup length that `num_warmup_steps="auto"` stands for, derived from the optimizer's `beta2`.
-
-    Following Ma & Yarats (2019), "On the adequacy of untuned warmup for adaptive optimization": linear (and cosine)
-    warmup lasts `W = ceil(2 / (1 - beta2))` steps, exponential warmup `W = ceil(k / (1 - beta2))` steps (so that
-    `exp(-k t / W) = exp(-(1 - beta2) t)`). `W` is then capped at `floor(max_auto_warmup_ratio * T)`; the cap is
-    logged once when it bites.
-
-    Args:
-        optimizer ([`~torch.optim.Optimizer`]):
-            An Adam-family optimizer: its first param group must have `betas`.
-        num_training_steps (`int`):
-            The total number of training steps `T`.
-        warmup_type (`str`, *optional*, defaults to `"linear"`):
-            `"linear"`, `"exponential"` or `"cosine"`.
-        warmup_exp_rate (`float`, *optional*, defaults to 5.0):
-            The rate `k` of exponential warmup.
-        max_auto_warmup_ratio (`float`, *optional*, defaults to 0.1):
-            The cap on `W` as a fraction of `T`, in `[0, 1]`.
-
-    Returns:
-        `int`: the number of warmup steps.
-    """
-    num_training_steps = check_int("num_training_steps", num_training_steps, minimum=1)
-    warmup_type = check_choice("warmup_type", warmup_type, WARMUP_TYPES)
-    warmup_exp_rate = check_float("warmup_exp_rate", warmup_exp_rate, low=0.0, low_open=True)
-    max_auto_warmup_ratio = check_float("max_auto_warmup_ratio", max_auto_warmup_ratio, low=0.0, high=1.0)
-    beta2 = optimizer_beta2(optimizer)
-    scale = decimal_fraction(warmup_exp_rate) if warmup_type == "exponential" else Fraction(2)
-    # Exact: beta2 as written (0.99999 gives 200000 steps, not the 200001 of float arithmetic); see `decimal_fraction`.
-    warmup_steps = math.ceil(scale / (1 - decimal_fraction(beta2)))
-    cap = math.floor(decimal_fraction(max_auto_warmup_ratio) * num_training_steps)
-    if warmup_steps > cap:
-        logger.warning_once(
-            f"`num_warmup_steps='auto'`: the untuned {warmup_type} warmup for beta2={beta2} is {warmup_steps} steps, "
-            f"capped at max_auto_warmup_ratio * num_training_steps = {max_auto_warmup_ratio} * {num_training_steps} "
-            f"= {cap} steps."
-        )
-        warmup_steps = cap
-    return warmup_steps
-
-
-def resolve_num_warmup_steps(
-    value: int | float | str | None, num_training_steps: int, *, option: str = "num_warmup_steps"
-) -> int | Literal["auto"]:
-    """
-    The warmup as a number of steps, read the way `transformers` 5 reads `TrainingArguments.warmup_steps`: a whole
-    number of steps (`>= 1`, or 0), a ratio in `(0, 1)` of the training steps (`ceil(ratio * T)`, as
-    `TrainingArguments.get_warmup_steps` computes it, so that the Trainer, the examples and the command line agree),
-    or `"auto"` (kept, for the schedule to resolve from the optimizer). Strings, as a command line gives them, are
-    read too: `"10"`, `"0.06"`, `"auto"`.
-
-    ```python
-    from hf_lrsched import resolve_num_warmup_steps
-
-    assert resolve_num_warmup_steps(0.06, 1000) == 60
-    assert resolve_num_warmup_steps("10", 1000) == 10
-    assert resolve_num_warmup_steps("auto", 1000) == "auto"
-    ```
-
-    Args:
-        value (`int`, `float` or `str`):
-            Steps, a ratio below 1, `"auto"`, or one of these as a string. `None` means 0.
-        num_training_steps (`int`):
-            The total number of training steps `T`, which a ratio is taken of.
-        option (`str`, *optional*, defaults to `"num_warmup_steps"`):
-            The option's name in error messages (`"--warmup-ratio"`, `"warmup_steps"`).
-
-    Returns:
-        `int` or `"auto"`: the number of warmup steps.
-    """
-    allowed = "a whole number of steps, a ratio in [0, 1), or 'auto'"
-    if value is None:
-        return 0
-    if isinstance(value, str):
-        if value.strip() == "auto":
-            return "auto"
-        try:
-            number = float(value)
-        except ValueError:
-            raise ValueError(f"`{option}` must be {allowed}; got {value!r}.") from None
-    elif isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"`{option}` must be {allowed}; got {value!r} ({type(value).__name__}).")
-    else:
-        number = value
-    if not math.isfinite(number) or number < 0 or (number >= 1 and not float(number).is_integer()):
-        raise ValueError(f"`{option}` must be {allowed}; got {value!r}.")
-    if number >= 1:
-        return int(number)
-    return math.ceil(check_int("num_training_steps", num_training_steps, minimum=1) * number)
-
-
-def _as_written(value):
-    """A plain number from a float or a one-element tensor; a float32 tensor gives the shortest decimal that is
-    that float32 (`torch.tensor(0.999)` gives 0.999, not 0.9990000128746033)."""
-    if not isinstance(value, torch.Tensor):
-        return value
-    if value.numel() != 1:
-        return value.tolist()
-    number = value.item()
-    if value.dtype in (torch.float32, torch.float16, torch.bfloat16) and math.isfinite(number):
-        for digits in range(1, 18):
-            text = f"{number:.{digits}g}"
-            if torch.tensor(float(text), dtype=value.dtype).item() == number:
-                return float(text)
-    return number
-
-
-def optimizer_beta2(optimizer: Optimizer) -> float:
-    """The `beta2` that every param group of an Adam-family optimizer shares; a clear error otherwise."""
-    name = type(optimizer).__name__
-    groups = getattr(optimizer, "param_groups", None)
-    if not groups:
-        raise ValueError(
-            f"`num_warmup_steps='auto'` derives the warmup length from the optimizer's param groups, but {name} has "
-            "none; build the schedule after adding parameters to the optimizer, or pass `num_warmup_steps` as a number."
-        )
-    values = []
-    for index, group in enumerate(groups):
-        betas = group.get("betas")
-        if betas is None:
-            raise ValueError(
-                f"`num_warmup_steps='auto'` derives the warmup length from Adam's beta2, but {name} has no `betas`"
-                f"{f' in param group {index}' if index else ''}; pass `num_warmup_steps` as a number of steps instead."
-            )
-        if not isinstance(betas, (tuple, list)) or len(betas) != 2:
-            raise ValueError(
-                f"`num_warmup_steps='auto'` needs the optimizer's `betas` as a pair (beta1, beta2), but param group "
-                f"{index} of {name} has betas={betas!r}."
-            )
-        beta2 = _as_written(betas[1])
-        values.append(check_float("beta2 (the optimizer's betas[1])", beta2, low=0.0, high=1.0, high_open=True))
-    if len(set(values)) > 1:
-        raise ValueError(
-            f"`num_warmup_steps='auto'` derives one warmup length from beta2, but the param groups of {name} have "
-            f"different beta2 values {values}; give them one beta2, or pass `num_warmup_steps` as a number of steps."
-        )
-    return values[0]
-
+DECAY_TYPES = ("cosine", "linear", "1-sqrt")
 
 # The options every factory shares, validated by `_check_common`.
 COMMON_OPTIONS = (
@@ -206,19 +48,11 @@ COMMON_OPTIONS = (
     "min_lr",
     "max_auto_warmup_ratio",
 )
+# What every factory takes besides its options: how the scheduler starts, not what the schedule is.
+_SCHEDULER_OPTIONS = ("optimizer", "last_epoch", "new_stage")
 
 
-def _check_common(arguments: dict[str, Any]) -> tuple[dict, list[float], dict]:
-    """Validate the options every schedule shares (`COMMON_OPTIONS`, read from a factory's `locals()`) and resolve
-    `"auto"` warmup and the per-group floors.
-
-    Returns the keyword arguments shared by all lambdas, one floor ratio `m` per param group and the resolved
-    options as plain values.
-    """
-    return _check_common_options(**{name: arguments[name] for name in COMMON_OPTIONS})
-
-
-def _check_common_options(
+def _check_common(
     optimizer: Optimizer,
     num_warmup_steps,
     num_training_steps,
@@ -229,7 +63,9 @@ def _check_common_options(
     min_lr_ratio,
     min_lr,
     max_auto_warmup_ratio,
-) -> tuple[dict, list[float], dict]:
+) -> dict[str, Any]:
+    """Validate the options every schedule shares, resolve `"auto"` warmup, and return them as plain values: what a
+    scheduler's state records (see `ScheduleLR`)."""
     num_training_steps = check_int("num_training_steps", num_training_steps, minimum=1)
     warmup_type = check_choice("warmup_type", warmup_type, WARMUP_TYPES)
     warmup_start_ratio = check_float("warmup_start_ratio", warmup_start_ratio, low=0.0, high=1.0, high_open=True)
@@ -251,202 +87,71 @@ def _check_common_options(
             maximum=num_training_steps,
             hint=" (at most num_training_steps) or 'auto'",
         )
-    floors = _min_lr_ratios(optimizer, min_lr_ratio, min_lr)
-    shared = dict(
-        num_warmup_steps=num_warmup_steps,
-        num_training_steps=num_training_steps,
-        warmup=Warmup(warmup_type, warmup_start_ratio, warmup_exp_rate),
-    )
-    # The resolved options, plain numbers and strings: what a scheduler's state records (see `ScheduleLR`).
-    options = dict(
-        num_warmup_steps=num_warmup_steps,
-        num_training_steps=num_training_steps,
-        warmup_type=warmup_type,
-        warmup_start_ratio=warmup_start_ratio,
-        warmup_exp_rate=warmup_exp_rate,
-        min_lr_ratio=None if min_lr_ratio is None else float(min_lr_ratio),
-        min_lr=None if min_lr is None else float(min_lr),
-    )
-    return shared, floors, options
-
-
-def _min_lr_ratios(optimizer: Optimizer, min_lr_ratio, min_lr) -> list[float]:
-    """One floor `m` per param group: `min_lr_ratio` for all, or `min_lr / group_base_lr` for each."""
     if min_lr_ratio is not None and min_lr is not None:
         raise ValueError(
             f"Pass either `min_lr_ratio` (a fraction of each base learning rate) or `min_lr` (an absolute learning "
             f"rate), not both; got min_lr_ratio={min_lr_ratio} and min_lr={min_lr}."
         )
-    groups = optimizer.param_groups
-    if min_lr is None:
-        ratio = (
-            0.0
-            if min_lr_ratio is None
-            else check_float("min_lr_ratio", min_lr_ratio, low=0.0, high=1.0, high_open=True)
-        )
-        return [ratio] * len(groups)
-    min_lr = check_float("min_lr", min_lr, low=0.0)
-    ratios = []
-    for index, group in enumerate(groups):
-        # LambdaLR scales `initial_lr` (set on first construction, kept on resume), so the floor is relative to it.
-        base_lr = group.get("initial_lr", group["lr"])
-        base_lr = float(base_lr.item() if hasattr(base_lr, "item") else base_lr)
-        if not min_lr < base_lr:
-            raise ValueError(
-                f"`min_lr`={min_lr} must be below the base learning rate of every param group, but param group "
-                f"{index} has lr={base_lr}; lower `min_lr` or use `min_lr_ratio`."
-            )
-        ratios.append(min_lr / base_lr)
-    return ratios
+    if min_lr_ratio is not None:
+        min_lr_ratio = check_float("min_lr_ratio", min_lr_ratio, low=0.0, high=1.0, high_open=True)
+    if min_lr is not None:
+        min_lr = check_float("min_lr", min_lr, low=0.0)
+    return dict(
+        num_warmup_steps=num_warmup_steps,
+        num_training_steps=num_training_steps,
+        warmup_type=warmup_type,
+        warmup_start_ratio=warmup_start_ratio,
+        warmup_exp_rate=warmup_exp_rate,
+        min_lr_ratio=min_lr_ratio,
+        min_lr=min_lr,
+    )
 
 
-def _lambda_lr(
-    optimizer: Optimizer, name: str, lr_lambda: Callable, floors: list[float], last_epoch: int, options: dict
+def _schedule(
+    factory: Callable[..., ScheduleLR],
+    arguments: dict[str, Any],
+    name: str,
+    phases: list[dict[str, Any]],
+    options: dict[str, Any] | None = None,
+    *,
+    preset: bool = True,
 ) -> ScheduleLR:
-    """A `ScheduleLR` with one partial per param group when the floors differ, else one shared partial."""
-    last_epoch = check_int("last_epoch", last_epoch, minimum=-1)
-    if len(set(floors)) <= 1:
-        lambdas: Callable | list[Callable] = functools.partial(lr_lambda, min_lr_ratio=floors[0] if floors else 0.0)
-    else:
-        lambdas = [functools.partial(lr_lambda, min_lr_ratio=floor) for floor in floors]
-    return ScheduleLR(optimizer, lambdas, last_epoch, name=name, options=options)
-
-
-class ScheduleLR(LambdaLR):
-    """
-    The `torch.optim.lr_scheduler.LambdaLR` that every hf_lrsched factory returns: a `LambdaLR` in every respect,
-    whose state also records what the schedule is, so that a resume cannot silently bend the curve.
-
-    `state_dict()` adds the schedule's name, its resolved options (`T`, `W` with `"auto"` resolved, every option that
-    shapes the rate) and the base learning rates, all plain numbers and strings (`torch.load(weights_only=True)`
-    reads it). `load_state_dict()` follows the contract's resume identity rule: a state is accepted when the saved
-    schedule and this one give every param group the same learning rate at every step already taken (`t` below the
-    state's step count), and refused otherwise with a `ValueError` that names what differs. So a run may grow while
-    its past is unchanged (a longer run still in warmup, a `wsd` run extended in its stable phase), and another
-    schedule, other cycles or another base rate under an absolute `min_lr` are refused. Identical options are
-    accepted at once; otherwise the check costs one evaluation of each schedule per step taken.
-
-    After a state is loaded, the optimizer's learning rates are those of this schedule at the current step.
-    """
-
-    def __init__(self, optimizer: Optimizer, lr_lambda, last_epoch: int = -1, *, name: str, options: dict):
-        self._schedule: dict[str, Any] = {"name": name, "options": dict(options)}
-        super().__init__(optimizer, lr_lambda, last_epoch)
-
-    @property
-    def schedule_name(self) -> str:
-        """The name of the schedule (`"warmup_cosine"`, `"cosine_with_growing_restarts"`, `"wsd"`)."""
-        return self._schedule["name"]
-
-    @property
-    def schedule_options(self) -> dict:
-        """The resolved options the schedule was built with (a copy)."""
-        return dict(self._schedule["options"])
-
-    def state_dict(self) -> dict:
-        state = super().state_dict()
-        state["_schedule"] = {**self._schedule, "base_lrs": [float(lr) for lr in self.base_lrs]}
-        return state
-
-    def load_state_dict(self, state_dict: dict) -> None:
-        state = dict(state_dict)
-        saved = state.pop("_schedule", None)
-        steps_taken = int(state.get("last_epoch", 0))
-        if saved is None:
-            logger.warning(
-                "This scheduler state records no hf_lrsched schedule (saved by another scheduler or an older "
-                "version): it is loaded without checking that it belongs to this schedule."
-            )
-        else:
-            check_resume_identity(saved, self, steps_taken)
-        state.pop("base_lrs", None)  # this schedule's base rates: equal to the saved ones wherever the past agrees
-        super().load_state_dict(state)
-        values = [base_lr * fn(self.last_epoch) for base_lr, fn in zip(self.base_lrs, self.lr_lambdas)]
-        for group, lr in zip(self.optimizer.param_groups, values):
-            if isinstance(group["lr"], torch.Tensor):
-                group["lr"].fill_(lr)
-            else:
-                group["lr"] = lr
-        self._last_lr = [group["lr"] for group in self.optimizer.param_groups]
-
-
-def schedule_part(scheduler: LambdaLR, name: str) -> Any:
-    """The `cycles` (a `Cycles`) or `decay` (a `Decay`) that a schedule's multiplier function was bound with, or
-    `None`: what `describe` and the resume check read, in one place."""
-    lr_lambda = scheduler.lr_lambdas[0]
-    return lr_lambda.keywords.get(name) if isinstance(lr_lambda, functools.partial) else None
-
-
-def check_resume_identity(saved: dict, scheduler: ScheduleLR, steps_taken: int) -> None:
-    """Raise `ValueError` unless the saved schedule and `scheduler` agree on every group's rate at `t < steps_taken`."""
-    mine = {**scheduler._schedule, "base_lrs": [float(lr) for lr in scheduler.base_lrs]}
-    if saved == mine:
-        return
-    differences = _describe_differences(saved, mine)
-    hint = ""
-    if len(saved.get("base_lrs", [])) != len(mine["base_lrs"]):
-        where = (
-            f"the saved run had {len(saved.get('base_lrs', []))} param groups, this optimizer has "
-            f"{len(mine['base_lrs'])}"
-        )
-    else:
-        disagreement, old = _first_disagreement(saved, scheduler, steps_taken)
-        if disagreement is None:
-            return
-        where = disagreement
-        if old is not None and old.schedule_name == "wsd":
-            start = schedule_part(old, "decay").start
-            if start < steps_taken:
-                hint = (
-                    f" The saved wsd run had begun its decay at step {start}: a wsd run grows, or branches a "
-                    "cooldown, only from a checkpoint taken before its decay starts."
-                )
-    raise ValueError(
-        f"Cannot resume this schedule from the saved state: {where}. What differs (saved -> now): {differences}. "
-        f"A resume must give the {steps_taken} steps already taken the learning rates they had.{hint} Resume with "
-        "the saved options, or start a new run; to lengthen a run, use a schedule whose past does not depend on its "
-        "length (`wsd`, grown while still in its stable phase)."
+    """The `ScheduleLR` of a phase list: `arguments` are the factory's own (its `locals()` on entry), `options` the
+    schedule's own resolved options, recorded beside the common ones."""
+    common = _check_common(**{key: arguments[key] for key in COMMON_OPTIONS})
+    resolved = resolve_phases(
+        phases,
+        num_training_steps=common["num_training_steps"],
+        num_warmup_steps=common["num_warmup_steps"],
+        preset=preset,
+    )
+    rebuild_with = {key: value for key, value in arguments.items() if key not in _SCHEDULER_OPTIONS}
+    return ScheduleLR(
+        arguments["optimizer"],
+        name=name,
+        options={**common, **(options or {})},
+        phases=resolved,
+        last_epoch=arguments["last_epoch"],
+        new_stage=arguments["new_stage"],
+        rebuild=_Rebuild(factory, rebuild_with),
+        explicit_start=arguments["warmup_start_ratio"] != 0.0,
     )
 
 
-def _describe_differences(saved: dict, mine: dict) -> str:
-    parts = []
-    if saved.get("name") != mine["name"]:
-        parts.append(f"schedule {saved.get('name')!r} -> {mine['name']!r}")
-    old, new = saved.get("options", {}), mine["options"]
-    for key in sorted(set(old) | set(new)):
-        if old.get(key) != new.get(key):
-            parts.append(f"{key} {old.get(key)!r} -> {new.get(key)!r}")
-    old_lrs, new_lrs = saved.get("base_lrs", []), mine["base_lrs"]
-    for index, (a, b) in enumerate(zip(old_lrs, new_lrs)):
-        if a != b:
-            parts.append(f"base learning rate of param group {index} {a!r} -> {b!r}")
-    return "; ".join(parts) or "nothing"
+class _Rebuild:
+    """A factory with a schedule's options, to lay the same schedule over the steps a new stage has left. Picklable,
+    and compared by what it builds."""
 
+    __slots__ = ("arguments", "factory")
 
-def _first_disagreement(saved: dict, scheduler: ScheduleLR, steps_taken: int) -> tuple[str | None, ScheduleLR | None]:
-    """Where the saved schedule's rates differ from `scheduler`'s over the steps taken (None if nowhere), and the
-    saved schedule rebuilt (None if it cannot be)."""
-    factory = _FACTORIES.get(str(saved.get("name")))
-    if factory is None:
-        return f"the saved schedule {saved.get('name')!r} is unknown to this version of hf_lrsched", None
-    probe = torch.optim.SGD(
-        [{"params": [torch.zeros(1, requires_grad=True)], "lr": lr} for lr in saved["base_lrs"]], lr=0.0
-    )
-    try:
-        old = factory(probe, **saved["options"])
-    except (TypeError, ValueError) as error:
-        return f"the saved schedule cannot be rebuilt ({error})", None
-    pairs = list(zip(saved["base_lrs"], old.lr_lambdas, scheduler.base_lrs, scheduler.lr_lambdas))
-    for step in range(steps_taken):
-        for group, (old_base, old_fn, new_base, new_fn) in enumerate(pairs):
-            then, now = old_base * old_fn(step), float(new_base) * new_fn(step)
-            if then != now:
-                return (
-                    f"param group {group} had learning rate {then!r} at step {step}, and this schedule gives it "
-                    f"{now!r}"
-                ), old
-    return None, old
+    def __init__(self, factory: Callable[..., ScheduleLR], arguments: dict[str, Any]):
+        self.factory, self.arguments = factory, arguments
+
+    def __call__(self, optimizer: Optimizer, **overrides: Any) -> ScheduleLR:
+        return self.factory(optimizer, **{**self.arguments, **overrides})
+
+    def __reduce__(self):
+        return (_Rebuild, (self.factory, self.arguments))
 
 
 def get_warmup_cosine_schedule(
@@ -461,6 +166,7 @@ def get_warmup_cosine_schedule(
     min_lr: float | None = None,
     max_auto_warmup_ratio: float = 0.1,
     last_epoch: int = -1,
+    new_stage: bool = False,
 ) -> ScheduleLR:
     r"""
     Create a schedule that warms the learning rate up from `s` times the base rate to the base rate over `W` steps,
@@ -502,14 +208,18 @@ def get_warmup_cosine_schedule(
             With `num_warmup_steps="auto"`, the cap on `W` as a fraction of `T`.
         last_epoch (`int`, *optional*, defaults to -1):
             The index of the last epoch when resuming training.
+        new_stage (`bool`, *optional*, defaults to `False`):
+            Start this schedule as a new stage of a run when a state is loaded into it (the contract's "Stages"):
+            the loaded state's stages are kept as the run's past, and this schedule takes over at its step `t_k`,
+            resolved over the `T - t_k` steps left and starting from the rate each group had reached (its warmup
+            rises from there unless a non-zero `warmup_start_ratio` is given; without a warmup, its first phase
+            starts there). A state whose last stage is this schedule continues it. See [`ScheduleLR`].
 
     Returns:
         [`ScheduleLR`]: a `torch.optim.lr_scheduler.LambdaLR` with the appropriate schedule.
     """
     arguments = dict(locals())  # the options, before any local variable is added
-    shared, floors, options = _check_common(arguments)
-    lr_lambda = functools.partial(_get_warmup_cosine_lr_lambda, **shared)
-    return _lambda_lr(optimizer, "warmup_cosine", lr_lambda, floors, last_epoch, options)
+    return _schedule(get_warmup_cosine_schedule, arguments, "warmup_cosine", [{"shape": "cosine", "to": "min"}])
 
 
 def get_exponential_warmup_cosine_schedule(
@@ -524,6 +234,7 @@ def get_exponential_warmup_cosine_schedule(
     min_lr: float | None = None,
     max_auto_warmup_ratio: float = 0.1,
     last_epoch: int = -1,
+    new_stage: bool = False,
 ) -> ScheduleLR:
     r"""
     [`get_warmup_cosine_schedule`] with exponential warmup by default:
@@ -539,54 +250,10 @@ def get_exponential_warmup_cosine_schedule(
     Returns:
         [`ScheduleLR`]: a `torch.optim.lr_scheduler.LambdaLR` with the appropriate schedule.
     """
-    return get_warmup_cosine_schedule(**locals())
-
-
-def _check_fitted_cycles(cycles: Cycles) -> None:
-    """Raise unless every fitted cycle is at least one step long and every cycle after a restart is longer than R.
-
-    No scan over the cycles: the real lengths `l_i = L_0 r^i` grow with `i`, and a rounded length lies strictly
-    between `l_i - 1` and `l_i + 1`. So every cycle from the first `j >= 1` with `l_j >= R + 1` on is long enough,
-    and each cycle `1 <= i < j` is at most `R + 1` steps: they are all exactly `R + 1` if and only if their lengths
-    add up to `(j - 1) (R + 1)`. A bisection finds `j` (and, on failure, the first short cycle) with exact
-    comparisons.
-    """
-    num_cycles, decay_steps, restart_warmup_steps = cycles.num_cycles, cycles.decay_steps, cycles.restart_warmup_steps
-    assert num_cycles is not None, "fit mode only"
-
-    def fail(index: int, needed: int) -> None:
-        length = cycles.start(index + 1) - cycles.start(index)
-        why = "at least 1 step" if index == 0 else f"longer than restart_warmup_steps={restart_warmup_steps}"
-        raise ValueError(
-            f"`num_cycles`={num_cycles} with cycle_mult={cycles.cycle_mult} does not fit into the {decay_steps} decay "
-            f"steps (num_training_steps - num_warmup_steps): cycle {index} would be {length} steps long (first cycle "
-            f"{cycles.first_cycle_length:.6g} steps before rounding), but every cycle must be {why} (needs >= "
-            f"{needed}). Use fewer cycles, a smaller cycle_mult or a smaller restart_warmup_steps."
-        )
-
-    if cycles.start(1) < 1:
-        fail(0, 1)
-    if num_cycles == 1:
-        return
-    needed = restart_warmup_steps + 1
-    lo, hi = 1, num_cycles  # the first cycle i >= 1 whose real length is at least `needed` (num_cycles if none)
-    while lo < hi:
-        mid = (lo + hi) // 2
-        if cycles.real_length_at_least(mid, needed):
-            hi = mid
-        else:
-            lo = mid + 1
-    first_long, base = lo, cycles.start(1)
-    if cycles.start(first_long) - base == (first_long - 1) * needed:
-        return
-    lo, hi = 1, first_long - 1  # the first short cycle: from it on, the lengths fall behind (i - 1) * needed
-    while lo < hi:
-        mid = (lo + hi) // 2
-        if cycles.start(mid + 1) - base < mid * needed:
-            hi = mid
-        else:
-            lo = mid + 1
-    fail(lo, needed)
+    arguments = dict(locals())  # the options, before any local variable is added
+    return _schedule(
+        get_exponential_warmup_cosine_schedule, arguments, "warmup_cosine", [{"shape": "cosine", "to": "min"}]
+    )
 
 
 def get_cosine_with_growing_restarts_schedule(
@@ -606,6 +273,7 @@ def get_cosine_with_growing_restarts_schedule(
     min_lr: float | None = None,
     max_auto_warmup_ratio: float = 0.1,
     last_epoch: int = -1,
+    new_stage: bool = False,
 ) -> ScheduleLR:
     r"""
     Create a schedule with a warmup as in [`get_warmup_cosine_schedule`], then cosine annealing with warm restarts
@@ -657,46 +325,19 @@ def get_cosine_with_growing_restarts_schedule(
         [`ScheduleLR`]: a `torch.optim.lr_scheduler.LambdaLR` with the appropriate schedule.
     """
     arguments = dict(locals())  # the options, before any local variable is added
-    shared, floors, options = _check_common(arguments)
-    cycle_mult = check_float("cycle_mult", cycle_mult, low=1.0)
-    cycle_decay = check_float("cycle_decay", cycle_decay, low=0.0, high=1.0, low_open=True)
-    restart_warmup_steps = check_int("restart_warmup_steps", restart_warmup_steps, minimum=0)
-    decay_steps = shared["num_training_steps"] - shared["num_warmup_steps"]
-    if num_cycles is not None and first_cycle_steps is not None:
-        raise ValueError(
-            f"Pass either `num_cycles` (fit that many cycles into training) or `first_cycle_steps` (cycles of that "
-            f"first length until the end), not both; got num_cycles={num_cycles} and first_cycle_steps={first_cycle_steps}."
-        )
-    if first_cycle_steps is not None:
-        first_cycle_steps = check_int("first_cycle_steps", first_cycle_steps, minimum=1)
-        if restart_warmup_steps >= first_cycle_steps:
-            raise ValueError(
-                f"`restart_warmup_steps` must be smaller than first_cycle_steps={first_cycle_steps} (every cycle after a "
-                f"restart is at least that long and needs a decay part), got {restart_warmup_steps}."
-            )
-    else:
-        num_cycles = check_int("num_cycles", 3 if num_cycles is None else num_cycles, minimum=1)
-    cycles = Cycles(
-        decay_steps,
+    restarts = dict(
+        shape="restarts",
+        to="min",
         num_cycles=num_cycles,
         first_cycle_steps=first_cycle_steps,
         cycle_mult=cycle_mult,
         cycle_decay=cycle_decay,
         restart_warmup_steps=restart_warmup_steps,
     )
-    if num_cycles is not None:
-        _check_fitted_cycles(cycles)
-    cycle_options = dict(
-        num_cycles=num_cycles,
-        first_cycle_steps=first_cycle_steps,
-        cycle_mult=cycle_mult,
-        cycle_decay=cycle_decay,
-        restart_warmup_steps=restart_warmup_steps,
-    )
-    lr_lambda = functools.partial(_get_cosine_with_growing_restarts_lr_lambda, **shared, cycles=cycles)
-    return _lambda_lr(
-        optimizer, "cosine_with_growing_restarts", lr_lambda, floors, last_epoch, {**options, **cycle_options}
-    )
+    scheduler = _schedule(get_cosine_with_growing_restarts_schedule, arguments, "cosine_with_growing_restarts", [restarts])
+    resolved = scheduler._own["phases"][0]
+    scheduler._own["options"].update({key: resolved[key] for key in restarts if key not in ("shape", "to")})
+    return scheduler
 
 
 def get_wsd_schedule(
@@ -714,6 +355,7 @@ def get_wsd_schedule(
     min_lr: float | None = None,
     max_auto_warmup_ratio: float = 0.1,
     last_epoch: int = -1,
+    new_stage: bool = False,
 ) -> ScheduleLR:
     """
     Create a warmup-stable-decay (WSD) schedule: a warmup as in [`get_warmup_cosine_schedule`], the peak rate held
@@ -754,35 +396,106 @@ def get_wsd_schedule(
         [`ScheduleLR`]: a `torch.optim.lr_scheduler.LambdaLR` with the appropriate schedule.
     """
     arguments = dict(locals())  # the options, before any local variable is added
-    shared, floors, options = _check_common(arguments)
     decay_type = check_choice("decay_type", decay_type, DECAY_TYPES)
-    total, warmup = shared["num_training_steps"], shared["num_warmup_steps"]
+    total = check_int("num_training_steps", num_training_steps, minimum=1)
     if decay_ratio is not None and num_decay_steps is not None:
         raise ValueError(
             f"Pass either `decay_ratio` (a share of the training steps) or `num_decay_steps` (a number of steps), "
             f"not both; got decay_ratio={decay_ratio} and num_decay_steps={num_decay_steps}."
         )
     if num_decay_steps is not None:
-        decay_steps = check_int("num_decay_steps", num_decay_steps, minimum=0)
+        num_decay_steps = decay_steps = check_int("num_decay_steps", num_decay_steps, minimum=0)
         source = f"num_decay_steps={decay_steps}"
     else:
         ratio = check_float("decay_ratio", 0.2 if decay_ratio is None else decay_ratio, low=0.0, high=1.0)
+        decay_ratio = None if decay_ratio is None else ratio
         decay_steps = math.ceil(decimal_fraction(ratio) * total)
         source = f"decay_ratio={ratio} of num_training_steps={total}, {decay_steps} steps"
+    common = _check_common(**{key: arguments[key] for key in COMMON_OPTIONS})
+    warmup = common["num_warmup_steps"]
     if decay_steps > total - warmup:
         raise ValueError(
             f"The decay ({source}) is longer than the {total - warmup} steps after warmup (num_training_steps={total} "
             f"- num_warmup_steps={warmup}): it would start at step {total - decay_steps}, before warmup ends. Use a "
             "shorter decay or a shorter warmup."
         )
-    decay = Decay(total - decay_steps, decay_steps, decay_type)
+    phases = [
+        {"shape": "constant", "steps": total - decay_steps - warmup},
+        {"shape": decay_type, "steps": decay_steps, "to": "min"},
+    ]
     wsd_options = dict(decay_ratio=decay_ratio, num_decay_steps=num_decay_steps, decay_type=decay_type)
-    lr_lambda = functools.partial(_get_wsd_lr_lambda, **shared, decay=decay)
-    return _lambda_lr(optimizer, "wsd", lr_lambda, floors, last_epoch, {**options, **wsd_options})
+    return _schedule(get_wsd_schedule, arguments, "wsd", phases, wsd_options)
 
 
-_FACTORIES: dict[str, Callable[..., ScheduleLR]] = {
-    "wsd": get_wsd_schedule,
-    "warmup_cosine": get_warmup_cosine_schedule,
-    "cosine_with_growing_restarts": get_cosine_with_growing_restarts_schedule,
-}
+def get_phases_schedule(
+    optimizer: Optimizer,
+    num_warmup_steps: int | Literal["auto"],
+    num_training_steps: int,
+    *,
+    phases: list[dict[str, Any]],
+    warmup_type: WarmupType = "linear",
+    warmup_start_ratio: float = 0.0,
+    warmup_exp_rate: float = 5.0,
+    min_lr_ratio: float | None = None,
+    min_lr: float | None = None,
+    max_auto_warmup_ratio: float = 0.1,
+    last_epoch: int = -1,
+    new_stage: bool = False,
+) -> ScheduleLR:
+    r"""
+    Create a schedule from a list of phases: a warmup as in [`get_warmup_cosine_schedule`], then the phases laid end
+    to end over the `D = T - W` steps after it, then the last phase's end level for `t >= T`.
+
+    A phase is a dict: its `shape`, its length (`steps`, `ratio` of `T`, or neither: the one phase that takes the
+    steps left; the lengths must add up to `D`), and its levels `from` (default: where the previous phase ended, 1
+    for the first) and `to` (default `"min"`, each param group's floor `m`), multipliers of the base learning rate in
+    `[0, 1]`. Inside a phase that starts at step `a` and lasts `L` steps, with `u = (t - a) / L`:
+
+    $$
+    \lambda(t) = y + (x - y)\, g(u)
+    $$
+
+    with `g(u) = 1 - u` (`"linear"`), `(1 + cos(pi u)) / 2` (`"cosine"`), `1 - sqrt(u)` (`"1-sqrt"`), `1 - u^p`
+    (`"power"`, with `p > 0`), `(1 - u) / (1/2 + (1 - u) / 2)` (`"rex"`), `1` (`"constant"`, one level);
+    `"exponential"` is `x (y / x)^u` (both levels above 0), and `"restarts"` lays the cycles of
+    [`get_cosine_with_growing_restarts_schedule`] into the phase (its options `num_cycles` or
+    `first_cycle_steps`, `cycle_mult`, `cycle_decay`, `restart_warmup_steps`), peak `x`, floor `y`. A `from` above
+    where the previous phase ended is a restart; a `to` above `from` is a rise (a re-warmup).
+
+    ```python
+    import torch
+    from hf_lrsched import get_phases_schedule
+
+    optimizer = torch.optim.AdamW([torch.zeros(1, requires_grad=True)], lr=1e-3)
+    scheduler = get_phases_schedule(  # multi-period WSD: decay, re-warm, stable, decay
+        optimizer, 10, 1000, min_lr_ratio=0.1,
+        phases=[
+            {"shape": "constant", "ratio": 0.4},
+            {"shape": "1-sqrt", "steps": 100, "to": 0.3},
+            {"shape": "linear", "steps": 20, "to": 1.0},
+            {"shape": "constant", "ratio": 0.2},
+            {"shape": "1-sqrt"},
+        ],
+    )
+    ```
+
+    Args:
+        optimizer ([`~torch.optim.Optimizer`]):
+            The optimizer for which to schedule the learning rate.
+        num_warmup_steps (`int` or `"auto"`):
+            The number of warmup steps `W`, or `"auto"` (see [`resolve_auto_warmup_steps`]).
+        num_training_steps (`int`):
+            The total number of training steps `T >= 1`.
+        phases (`list[dict]`):
+            The phases, in order; see above. Checked at construction: an error names the phase (its index and
+            shape), the key and the value.
+        warmup_type, warmup_start_ratio, warmup_exp_rate, min_lr_ratio, min_lr, max_auto_warmup_ratio, last_epoch, new_stage:
+            As in [`get_warmup_cosine_schedule`].
+
+    Returns:
+        [`ScheduleLR`]: a `torch.optim.lr_scheduler.LambdaLR` with the appropriate schedule.
+    """
+    arguments = dict(locals())  # the options, before any local variable is added
+    scheduler = _schedule(get_phases_schedule, arguments, "phases", phases, preset=False)
+    scheduler._own["options"]["phases"] = scheduler._own["phases"]
+    return scheduler

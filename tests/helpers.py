@@ -194,3 +194,8 @@ def common_args(tiny_model_dir, csv_files, output_dir):
         "--seed",
         "7",
     ]
+
+
+def cycles_of(scheduler):
+    """The `Cycles` of the restarts phase of a `cosine_with_growing_restarts` scheduler (its exact starts `B_i`)."""
+    return scheduler.lr_lambdas[0].keywords["plan"].phases[0].args[4]

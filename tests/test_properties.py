@@ -7,9 +7,8 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from hf_lrsched import get_cosine_with_growing_restarts_schedule, get_schedule, get_warmup_cosine_schedule
-from hf_lrsched.lr_lambdas import cycle_start
 
-from .helpers import make_optimizer
+from .helpers import cycles_of, make_optimizer
 
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -120,11 +119,11 @@ def test_growing_restarts_invariants(
 
     decay_steps = total - warmup
     n = cycle_kwargs.get("num_cycles")
-    cycles = lam.keywords["cycles"]  # the exact starts are checked against a reference in test_exact.py
+    cycles = cycles_of(scheduler)  # the exact starts are checked against a reference in test_exact.py
     restart_warmup = cycle_kwargs["restart_warmup_steps"]
     i = 0
-    while cycle_start(i, cycles) < decay_steps:
-        start, end = cycle_start(i, cycles), cycle_start(i + 1, cycles)
+    while cycles.start(i) < decay_steps:
+        start, end = cycles.start(i), cycles.start(i + 1)
         assert end > start
         peak = min_lr_ratio + (1 - min_lr_ratio) * cycle_decay**i
         rise = restart_warmup if i > 0 else 0
@@ -169,7 +168,7 @@ def test_a_whole_curve_is_the_lambda_at_every_step(
     total, warmup_share, extra, cycles, mult, decay, rise, floor, free, warmup_type
 ):
     """`schedule_multipliers` computes our curves a cycle at a time: the floats must be the lambda's, bit for bit."""
-    from hf_lrsched.lr_lambdas import multipliers
+    from hf_lrsched.phases import multipliers
 
     warmup = int(warmup_share * total)
     common = dict(min_lr_ratio=floor, warmup_type=warmup_type)

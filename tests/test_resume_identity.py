@@ -2,14 +2,14 @@
 they had; anything else is refused with a message that names what differs."""
 
 import io
-import logging
+import math
 import pickle
 
 import pytest
 import torch
 from torch.optim.lr_scheduler import LambdaLR
 
-from hf_lrsched import get_schedule
+from hf_lrsched import ResumeMismatchError, get_schedule
 
 from .helpers import make_optimizer
 
@@ -123,12 +123,21 @@ def test_another_number_of_param_groups_is_refused():
         other.load_state_dict(state["scheduler"])
 
 
-def test_a_state_without_a_record_loads_with_a_warning(caplog):
+def plain_state(steps=1):
     plain = LambdaLR(make_optimizer(lr=1e-3), lambda t: 1.0)
-    plain.optimizer.step()
-    plain.step()
-    state = dict(plain.state_dict().items())
+    for _ in range(steps):
+        plain.optimizer.step()
+        plain.step()
+    return dict(plain.state_dict().items())
+
+
+def test_a_state_without_a_record_is_refused_unless_a_new_stage_is_asked_for():
     ours = get_schedule("warmup_cosine", make_optimizer(lr=1e-3), 0, 10)
-    with caplog.at_level(logging.WARNING):
-        ours.load_state_dict(state)
-    assert ours.last_epoch == 1 and "records no hf_lrsched schedule" in caplog.text
+    with pytest.raises(ResumeMismatchError, match="records no hf_lrsched schedule.*new_stage=True"):
+        ours.load_state_dict(plain_state())
+    staged = get_schedule("warmup_cosine", make_optimizer(lr=1e-3), 0, 10, new_stage=True)
+    staged.optimizer.param_groups[0]["lr"] = 4e-4  # the optimizer's state, loaded first: the rate the run had reached
+    staged.load_state_dict(plain_state(3))
+    assert staged.last_epoch == 3 and staged.get_last_lr() == [4e-4]  # starts where the run was: no jump
+    assert math.isnan(staged.lr_lambdas[0](1))  # the past is not known, and not made up
+    assert [stage["name"] for stage in staged.stages] == [None, "warmup_cosine"]

@@ -46,7 +46,7 @@ def test_lambdas_are_partials_of_module_level_functions(name):
     scheduler = build(name)
     for fn in scheduler.lr_lambdas:
         assert isinstance(fn, functools.partial)
-        assert fn.func.__module__ == "hf_lrsched.lr_lambdas" and "<locals>" not in fn.func.__qualname__
+        assert fn.func.__module__ == "hf_lrsched.phases" and "<locals>" not in fn.func.__qualname__
 
 
 @pytest.mark.parametrize("name", CONFIGS)

@@ -224,5 +224,5 @@ class TestDeepSpeed:
         deepspeed_optimizer = torch.optim.AdamW(trainer.model.parameters(), lr=1e-3)
         scheduler = dummy.lr_scheduler_callable(deepspeed_optimizer)
         assert isinstance(scheduler, torch.optim.lr_scheduler.LambdaLR) and scheduler.optimizer is deepspeed_optimizer
-        assert scheduler.lr_lambdas[0].func.__name__ == "_get_cosine_with_growing_restarts_lr_lambda"
+        assert scheduler.lr_lambdas[0].func.__name__ == "_get_phases_lr_lambda"
         assert scheduler.lr_lambdas[0](5) == 1.0 and scheduler.lr_lambdas[0](50) == 0.0

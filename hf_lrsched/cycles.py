@@ -1,32 +1,18 @@
-"""The math of every hf_lrsched schedule: pure functions of the step, no torch.
+"""The cycles of cosine annealing with warm restarts (SGDR) whose lengths grow: the `restarts` phase.
 
-Each public factory in `hf_lrsched.schedules` binds one of the `_get_*_lr_lambda` functions below with
-`functools.partial`, exactly as `transformers.optimization` does, so that a scheduler pickles, deep-copies and
-stores nothing but its step count in `state_dict()`. Everything that can be computed once (the warmup length, the
-floor, the cycles) is computed by the factory and bound into the partial, grouped in the small named tuples `Warmup`
-and `Decay` and the `Cycles` object (few keywords keep a partial call cheap); the functions here only evaluate the
-formulas of the math page (`docs/schedules/math.md`) for one step. `Cycles` decides each restart boundary exactly (see its docstring and
-`hf_lrsched._exact`).
+`Cycles` lays the cycles of a `restarts` phase out once and finds the cycle of any step in closed form, exact at
+every boundary (`hf_lrsched._exact` settles what a float cannot); `check_fitted_cycles` refuses, at construction and
+without a scan, a fit whose cycles would be too short. Torch-free.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from fractions import Fraction
-from typing import NamedTuple
 
 from ._exact import START_PRECISION, Dyadic, pow_bounds, round_half_up
 
-WARMUP_TYPES = ("linear", "exponential", "cosine")
-
-
-class Warmup(NamedTuple):
-    """The warmup options bound into a schedule's lambda."""
-
-    type: str  # "linear", "exponential" or "cosine"
-    start_ratio: float  # s, the multiplier at step 0
-    exp_rate: float  # k, the rate of exponential warmup
+__all__ = ["Cycles", "check_fitted_cycles"]
 
 
 class Cycles:
@@ -265,187 +251,48 @@ def _rebuild_cycles(decay_steps, num_cycles, first_cycle_steps, cycle_mult, cycl
     )
 
 
-def cycle_start(index: int, cycles: Cycles) -> int:
-    """`B_i`, the decay step at which cycle `index` starts; see `Cycles.start`."""
-    return cycles.start(index)
+def check_fitted_cycles(cycles: Cycles) -> None:
+    """Raise unless every fitted cycle is at least one step long and every cycle after a restart is longer than R.
 
-
-def cycle_index(decay_step: int, cycles: Cycles) -> tuple[int, int, int]:
-    """`(i, B_i, B_{i+1})` for the cycle holding `decay_step`; see `Cycles.locate`."""
-    return cycles.locate(decay_step)
-
-
-DECAY_TYPES = ("cosine", "linear", "1-sqrt")
-
-
-class Decay(NamedTuple):
-    """The decay phase of `wsd`: it starts at `S = T - D_d` and lasts `D_d` steps."""
-
-    start: int  # S
-    steps: int  # D_d
-    type: str  # "cosine", "linear" or "1-sqrt"
-
-
-def warmup_multiplier(current_step: int, num_warmup_steps: int, warmup: Warmup) -> float:
-    """Multiplier during warmup, `s + (1 - s) * w(t / W)`, for `0 <= t < W`."""
-    u = current_step / num_warmup_steps
-    if warmup.type == "linear":
-        w = u
-    elif warmup.type == "exponential":
-        w = -math.expm1(-warmup.exp_rate * u)
-    else:  # cosine
-        w = 0.5 * (1.0 - math.cos(math.pi * u))
-    return warmup.start_ratio + (1.0 - warmup.start_ratio) * w
-
-
-def _get_warmup_cosine_lr_lambda(
-    current_step: int, *, num_warmup_steps: int, num_training_steps: int, warmup: Warmup, min_lr_ratio: float
-) -> float:
-    if current_step < num_warmup_steps:
-        return warmup_multiplier(current_step, num_warmup_steps, warmup)
-    if current_step >= num_training_steps:
-        return min_lr_ratio
-    progress = (current_step - num_warmup_steps) / (num_training_steps - num_warmup_steps)
-    return min_lr_ratio + (1.0 - min_lr_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
-
-
-def _get_cosine_with_growing_restarts_lr_lambda(
-    current_step: int,
-    *,
-    num_warmup_steps: int,
-    num_training_steps: int,
-    warmup: Warmup,
-    min_lr_ratio: float,
-    cycles: Cycles,
-) -> float:
-    if current_step < num_warmup_steps:
-        return warmup_multiplier(current_step, num_warmup_steps, warmup)
-    if current_step >= num_training_steps:
-        return min_lr_ratio
-    decay_step = current_step - num_warmup_steps
-    memo = cycles._memo  # the cycle of the previous step, checked here: no method call while the cycle lasts
-    if memo is None or not memo[1] <= decay_step < memo[2]:
-        memo = cycles.remember(decay_step)
-    _, start, end, factor, rise = memo
-    height = (1.0 - min_lr_ratio) * factor
-    local_step = decay_step - start
-    if local_step < rise:
-        return min_lr_ratio + height * local_step / rise
-    progress = (local_step - rise) / (end - start - rise)
-    return min_lr_ratio + height * 0.5 * (1.0 + math.cos(math.pi * progress))
-
-
-def _get_wsd_lr_lambda(
-    current_step: int,
-    *,
-    num_warmup_steps: int,
-    num_training_steps: int,
-    warmup: Warmup,
-    min_lr_ratio: float,
-    decay: Decay,
-) -> float:
-    if current_step < num_warmup_steps:
-        return warmup_multiplier(current_step, num_warmup_steps, warmup)
-    if current_step >= num_training_steps:
-        return min_lr_ratio
-    if current_step < decay.start:
-        return 1.0
-    u = (current_step - decay.start) / decay.steps
-    if decay.type == "cosine":
-        f = 0.5 * (1.0 + math.cos(math.pi * u))
-    elif decay.type == "linear":
-        f = 1.0 - u
-    else:  # 1-sqrt
-        f = 1.0 - math.sqrt(u)
-    # f * (1 - m) + m, in this order: bit for bit what transformers' warmup_stable_decay computes.
-    return f * (1.0 - min_lr_ratio) + min_lr_ratio
-
-
-def multipliers(lr_lambda: Callable[[int], float], num_steps: int) -> list[float]:
+    No scan over the cycles: the real lengths `l_i = L_0 r^i` grow with `i`, and a rounded length lies strictly
+    between `l_i - 1` and `l_i + 1`. So every cycle from the first `j >= 1` with `l_j >= R + 1` on is long enough,
+    and each cycle `1 <= i < j` is at most `R + 1` steps: they are all exactly `R + 1` if and only if their lengths
+    add up to `(j - 1) (R + 1)`. A bisection finds `j` (and, on failure, the first short cycle) with exact
+    comparisons.
     """
-    `[lr_lambda(0), ..., lr_lambda(num_steps)]`, the same floats, computed a phase (a cycle) at a time for the lambdas
-    of hf_lrsched (no call and no cycle lookup per step: a million-step preview in a fraction of a second), and step
-    by step for any other function.
-    """
-    func = getattr(lr_lambda, "func", None)
-    keywords = getattr(lr_lambda, "keywords", {})
-    if func is _get_cosine_with_growing_restarts_lr_lambda:
-        return _growing_restarts_curve(num_steps, **keywords)
-    if func is _get_warmup_cosine_lr_lambda:
-        return _warmup_cosine_curve(num_steps, **keywords)
-    if func is _get_wsd_lr_lambda:
-        return _wsd_curve(num_steps, **keywords)
-    return list(map(lr_lambda, range(num_steps + 1)))
+    num_cycles, decay_steps, restart_warmup_steps = cycles.num_cycles, cycles.decay_steps, cycles.restart_warmup_steps
+    assert num_cycles is not None, "fit mode only"
 
+    def fail(index: int, needed: int) -> None:
+        length = cycles.start(index + 1) - cycles.start(index)
+        why = "at least 1 step" if index == 0 else f"longer than restart_warmup_steps={restart_warmup_steps}"
+        raise ValueError(
+            f"`num_cycles`={num_cycles} with cycle_mult={cycles.cycle_mult} does not fit into the {decay_steps} decay "
+            f"steps (num_training_steps - num_warmup_steps): cycle {index} would be {length} steps long (first cycle "
+            f"{cycles.first_cycle_length:.6g} steps before rounding), but every cycle must be {why} (needs >= "
+            f"{needed}). Use fewer cycles, a smaller cycle_mult or a smaller restart_warmup_steps."
+        )
 
-def _warmup_part(num_steps: int, num_warmup_steps: int, warmup: Warmup) -> list[float]:
-    return [warmup_multiplier(t, num_warmup_steps, warmup) for t in range(min(num_warmup_steps, num_steps + 1))]
-
-
-def _warmup_cosine_curve(
-    num_steps: int, *, num_warmup_steps: int, num_training_steps: int, warmup: Warmup, min_lr_ratio: float
-) -> list[float]:
-    # The expressions of `_get_warmup_cosine_lr_lambda`, term for term, so that every float is the same.
-    out = _warmup_part(num_steps, num_warmup_steps, warmup)
-    cos, pi, m, W = math.cos, math.pi, min_lr_ratio, num_warmup_steps
-    D = num_training_steps - W
-    out += [
-        m + (1.0 - m) * 0.5 * (1.0 + cos(pi * ((t - W) / D)))
-        for t in range(W, min(num_steps, num_training_steps - 1) + 1)
-    ]
-    out += [m] * (num_steps + 1 - len(out))
-    return out
-
-
-def _growing_restarts_curve(
-    num_steps: int,
-    *,
-    num_warmup_steps: int,
-    num_training_steps: int,
-    warmup: Warmup,
-    min_lr_ratio: float,
-    cycles: Cycles,
-) -> list[float]:
-    # The expressions of `_get_cosine_with_growing_restarts_lr_lambda`, term for term, one cycle at a time.
-    out = _warmup_part(num_steps, num_warmup_steps, warmup)
-    cos, pi, m, W = math.cos, math.pi, min_lr_ratio, num_warmup_steps
-    last = min(num_steps, num_training_steps - 1)
-    t = W
-    while t <= last:
-        _, start, end, factor, rise = cycles.segment(t - W)
-        height = (1.0 - m) * factor
-        stop = min(W + end, last + 1)  # one past the last step of this cycle that is wanted
-        base = W + start + rise  # the first step of the cosine part
-        out += [m + height * (s - W - start) / rise for s in range(t, min(base, stop))]
-        span = end - start - rise
-        out += [m + height * 0.5 * (1.0 + cos(pi * ((s - base) / span))) for s in range(max(t, base), stop)]
-        t = stop
-    out += [m] * (num_steps + 1 - len(out))
-    return out
-
-
-def _wsd_curve(
-    num_steps: int,
-    *,
-    num_warmup_steps: int,
-    num_training_steps: int,
-    warmup: Warmup,
-    min_lr_ratio: float,
-    decay: Decay,
-) -> list[float]:
-    # The expressions of `_get_wsd_lr_lambda`, term for term.
-    out = _warmup_part(num_steps, num_warmup_steps, warmup)
-    last = min(num_steps, num_training_steps - 1)
-    out += [1.0] * max(0, min(decay.start - 1, last) - num_warmup_steps + 1)
-    m, S, D = min_lr_ratio, decay.start, decay.steps
-    steps = range(max(num_warmup_steps, S), last + 1)
-    if decay.type == "cosine":
-        cos, pi = math.cos, math.pi
-        out += [(0.5 * (1.0 + cos(pi * ((t - S) / D)))) * (1.0 - m) + m for t in steps]
-    elif decay.type == "linear":
-        out += [(1.0 - (t - S) / D) * (1.0 - m) + m for t in steps]
-    else:
-        sqrt = math.sqrt
-        out += [(1.0 - sqrt((t - S) / D)) * (1.0 - m) + m for t in steps]
-    out += [m] * (num_steps + 1 - len(out))
-    return out
+    if cycles.start(1) < 1:
+        fail(0, 1)
+    if num_cycles == 1:
+        return
+    needed = restart_warmup_steps + 1
+    lo, hi = 1, num_cycles  # the first cycle i >= 1 whose real length is at least `needed` (num_cycles if none)
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if cycles.real_length_at_least(mid, needed):
+            hi = mid
+        else:
+            lo = mid + 1
+    first_long, base = lo, cycles.start(1)
+    if cycles.start(first_long) - base == (first_long - 1) * needed:
+        return
+    lo, hi = 1, first_long - 1  # the first short cycle: from it on, the lengths fall behind (i - 1) * needed
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if cycles.start(mid + 1) - base < mid * needed:
+            hi = mid
+        else:
+            lo = mid + 1
+    fail(lo, needed)
