@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from .callbacks import LRCurveCallback, SnapshotCallback
+    from .param_groups import build_param_groups, parameter_layer_ids
     from .preview import schedule_multipliers
     from .registry import (
         available_schedules,
@@ -58,6 +59,8 @@ _LAZY = {
     "LRSchedTrainer": "trainer",
     "LRCurveCallback": "callbacks",
     "SnapshotCallback": "callbacks",
+    "build_param_groups": "param_groups",
+    "parameter_layer_ids": "param_groups",
 }
 
 
@@ -83,6 +86,7 @@ __all__ = [
     "ScheduleLR",
     "SnapshotCallback",
     "available_schedules",
+    "build_param_groups",
     "describe",
     "get_cosine_with_growing_restarts_schedule",
     "get_exponential_warmup_cosine_schedule",
@@ -90,6 +94,7 @@ __all__ = [
     "get_schedule_factory",
     "get_warmup_cosine_schedule",
     "get_wsd_schedule",
+    "parameter_layer_ids",
     "register_schedule",
     "resolve_auto_warmup_steps",
     "resolve_num_warmup_steps",
