@@ -329,7 +329,8 @@ def build_param_groups(
                 f"`rules[{hits[0]}]['min_lr']`={rule['min_lr']} must be below the base learning rate of the "
                 f"parameters it matches, but {name!r} has lr={lr}; lower `min_lr` or use `min_lr_ratio`."
             )
-        plan = (lr_mult, group_decay, rule["min_lr"], rule["min_lr_ratio"], rule["start_step"], rule["warmup_steps"])
+        start_step, warmup_steps = rule["start_step"] or 0, rule["warmup_steps"] or 0
+        plan = (lr_mult, group_decay, rule["min_lr"], rule["min_lr_ratio"], start_step, warmup_steps)
         if plan not in groups:
             groups[plan] = {
                 "params": [],
@@ -339,8 +340,8 @@ def build_param_groups(
                 "lr_mult": lr_mult,
                 "min_lr": rule["min_lr"],
                 "min_lr_ratio": rule["min_lr_ratio"],
-                "start_step": rule["start_step"] or 0,
-                "warmup_steps": rule["warmup_steps"] or 0,
+                "start_step": start_step,
+                "warmup_steps": warmup_steps,
             }
             labels[plan] = []
         groups[plan]["params"].append(param)
