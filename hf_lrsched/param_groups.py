@@ -72,7 +72,8 @@ def check_param_group_rules(rules, option: str = "rules") -> list[dict[str, Any]
             f"`{option}` must be a list of dicts (one per rule, each with a `pattern`), got {rules!r} "
             f"({type(rules).__name__})."
         )
-    checked, names = [], {}
+    checked: list[dict[str, Any]] = []
+    names: dict[str, int] = {}
     for index, rule in enumerate(rules):
         where = f"{option}[{index}]"
         if not isinstance(rule, Mapping):
@@ -192,10 +193,9 @@ def parameter_layer_ids(model: torch.nn.Module, *, layer_pattern: str | None = N
                 r"Pass `layer_pattern`, a regular expression with one group capturing the layer index, e.g. "
                 rf"layer_pattern=r'\.block\.(\d+)\.'.{_numbered_modules(names)}"
             )
-        num_layers = _config_num_layers(model, attribute)
-        if num_layers is None:
-            num_layers = max(indices.values()) + 1
-        elif max(indices.values()) >= num_layers:
+        configured = _config_num_layers(model, attribute)
+        num_layers = max(indices.values()) + 1 if configured is None else configured
+        if max(indices.values()) >= num_layers:
             raise ValueError(
                 f"{model_name} has a layer {max(indices.values())} but its config's `{attribute}` is {num_layers}; "
                 "pass `layer_pattern` to say which names are its layers."
@@ -397,14 +397,15 @@ def _layer_indices(names: list[str], regex: re.Pattern, what: str) -> dict[str, 
 
 
 def _config_num_layers(model: torch.nn.Module, attribute: str) -> int | None:
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model  # a PEFT model
+    get_base_model = getattr(model, "get_base_model", None)  # a PEFT model
+    base = get_base_model() if callable(get_base_model) else model
     value = getattr(getattr(base, "config", None), attribute, None)
     return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
 
 
 def _numbered_modules(names: list[str]) -> str:
     """A hint for `layer_pattern`: the numbered modules in the names (`" Its numbered modules: 'encoder.block'..."`)."""
-    counts = Counter()
+    counts: Counter[tuple[str, str]] = Counter()
     for name in names:
         for match in re.finditer(r"(?:^|\.)([A-Za-z_][\w.]*?)\.(\d+)\.", name):
             counts[(match.group(1), match.group(2))] += 1
