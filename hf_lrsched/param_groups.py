@@ -7,6 +7,7 @@ layer-wise learning-rate decay, and weight decay exactly as `transformers`' `Tra
 
 from __future__ import annotations
 
+import json
 import re
 from collections import Counter
 from collections.abc import Collection, Iterable, Mapping, Sequence
@@ -26,6 +27,7 @@ __all__ = [
     "check_layer_decay",
     "check_param_group_rules",
     "parameter_layer_ids",
+    "parse_param_group_rules",
 ]
 
 # The keys a rule may set, and the keys every param group built here records besides `params`, `lr` and
@@ -129,6 +131,41 @@ def check_param_group_rules(rules, option: str = "rules") -> list[dict[str, Any]
                 out[key] = check_int(f"{where}['{key}']", rule[key], minimum=0)
         checked.append(out)
     return checked
+
+
+def parse_param_group_rules(value, option: str = "lr_param_groups") -> list[dict[str, Any]] | None:
+    """
+    Read an LR plan's rules as configs give them, check them with [`check_param_group_rules`] and return them with the
+    keys they set: a list of dicts, a JSON string of one (the command line: `--lr_param_groups '[{"pattern": ...}]'`),
+    or `None`. Numbers given as strings (YAML reads `1e-6` as a string) are read as numbers for the numeric keys;
+    `pattern` and `name` are left as they are.
+    """
+    if value is None:
+        return None
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError as error:
+            raise ValueError(
+                f'`{option}` must be a JSON list of rules, e.g. \'[{{"pattern": "classifier", "lr_mult": 10}}]\''
+                f"; got {value!r}, which is not valid JSON: {error}."
+            ) from None
+    if isinstance(value, Sequence) and not isinstance(value, (str, bytes)):
+        value = [_numbers_from_strings(rule) if isinstance(rule, Mapping) else rule for rule in value]
+    check_param_group_rules(value, option)
+    return value
+
+
+def _numbers_from_strings(rule: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(rule)
+    for key, value in rule.items():
+        if not isinstance(value, str) or key in ("pattern", "name"):
+            continue
+        try:
+            out[key] = int(value) if key in ("start_step", "warmup_steps") else float(value)
+        except ValueError:
+            pass  # left as it is: the check names the key and the value
+    return out
 
 
 def parameter_layer_ids(model: torch.nn.Module, *, layer_pattern: str | None = None) -> tuple[dict[str, int], int]:

@@ -2,6 +2,7 @@
 every supported family (tiny real models built from their configs, and their PEFT LoRA versions), the weight-decay
 exclusions of `transformers`' own `Trainer`, merging, the recorded plan, and every error."""
 
+import json
 import logging
 import math
 import re
@@ -9,11 +10,12 @@ import re
 import pytest
 import torch
 import transformers
+import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from transformers import Trainer
+from transformers import HfArgumentParser, Trainer
 
-from hf_lrsched import build_param_groups, parameter_layer_ids
+from hf_lrsched import LRSchedTrainingArguments, build_param_groups, parameter_layer_ids
 from hf_lrsched.param_groups import PLAN_KEYS, check_param_group_rules
 
 from .helpers import tiny_bert
@@ -561,3 +563,84 @@ def test_a_config_with_fewer_layers_than_the_names_is_refused():
     model.config.num_hidden_layers = 1
     with pytest.raises(ValueError, match=r"has a layer 1 but its config's `num_hidden_layers` is 1"):
         build_param_groups(model, 1.0, layer_decay=GAMMA)
+
+
+# ---- the training arguments: lr_layer_decay and lr_param_groups, checked when parsed ------------------------
+
+PLAN = [
+    {"pattern": r"^classifier\.", "lr_mult": 10.0, "name": "classifier"},
+    {"pattern": "embeddings", "start_step": 5, "warmup_steps": 10, "min_lr": 1e-6},
+]
+
+
+def parse(argv):
+    return HfArgumentParser(LRSchedTrainingArguments).parse_args_into_dataclasses(args=argv)[0]
+
+
+def test_the_plan_parses_from_the_command_line_and_builds_the_groups(tmp_path):
+    args = parse(
+        ["--output_dir", str(tmp_path), "--lr_layer_decay", "0.5", "--lr_param_groups", json.dumps(PLAN)]
+        + ["--learning_rate", "1e-3", "--weight_decay", "0.01"]
+    )
+    assert args.lr_layer_decay == 0.5 and args.lr_param_groups == PLAN
+    model = tiny_bert()
+    groups = build_param_groups(
+        model, args.learning_rate, args.weight_decay, layer_decay=args.lr_layer_decay, rules=args.lr_param_groups
+    )
+    by_name = rates_by_name(model, groups)
+    assert (
+        by_name["classifier.weight"]["lr"] == 1e-3 * 10.0 and by_name["classifier.weight"]["name"] == "classifier.head"
+    )
+    embeddings = by_name["bert.embeddings.word_embeddings.weight"]
+    assert (embeddings["lr"], embeddings["start_step"], embeddings["warmup_steps"], embeddings["min_lr"]) == (
+        1e-3 * 0.25,
+        5,
+        10,
+        1e-6,
+    )
+    assert parse(["--output_dir", str(tmp_path)]).lr_param_groups is None  # unset: no plan
+
+
+def test_the_plan_parses_from_json_and_yaml_and_survives_to_dict(tmp_path):
+    config = {"output_dir": str(tmp_path), "lr_layer_decay": 0.8, "lr_param_groups": PLAN}
+    (tmp_path / "args.json").write_text(json.dumps(config))
+    # PyYAML reads `1e-6` (no dot) as a string: the plan's numbers are read as numbers all the same
+    (tmp_path / "args.yaml").write_text(yaml.safe_dump(config).replace("1.0e-06", "1e-6"))
+    assert "min_lr: 1e-6" in (tmp_path / "args.yaml").read_text()
+    parser = HfArgumentParser(LRSchedTrainingArguments)
+    for (args,) in (
+        parser.parse_json_file(str(tmp_path / "args.json")),
+        parser.parse_yaml_file(tmp_path / "args.yaml"),
+    ):
+        assert args.lr_layer_decay == 0.8 and args.lr_param_groups == PLAN
+        assert LRSchedTrainingArguments(**args.to_dict()).lr_param_groups == PLAN
+        assert json.loads(args.to_json_string())["lr_param_groups"] == PLAN
+
+
+@pytest.mark.parametrize(
+    "argv, error, message",
+    [
+        (["--lr_layer_decay", "1.5"], ValueError, r"`lr_layer_decay` must be in \(0, 1\], got 1.5"),
+        (["--lr_layer_decay", "0"], ValueError, r"`lr_layer_decay` must be in \(0, 1\], got 0.0"),
+        (
+            ["--lr_param_groups", '[{"pattern": "(oops"}]'],
+            ValueError,
+            r"`lr_param_groups\[0\]\['pattern'\]`='\(oops' is not a valid regular expression",
+        ),
+        (
+            ["--lr_param_groups", '[{"pattern": "a", "warmup_step": 3}]'],
+            ValueError,
+            r"`lr_param_groups\[0\]` has an unknown key 'warmup_step'.*Did you mean 'warmup_steps'",
+        ),
+        (["--lr_param_groups", "classifier=10"], ValueError, r"`lr_param_groups` must be a JSON list of rules"),
+        (["--lr_param_groups", '{"pattern": "a"}'], TypeError, r"`lr_param_groups` must be a list of dicts"),
+        (
+            ["--lr_param_groups", '[{"pattern": "a", "lr_mult": true}]'],
+            TypeError,
+            r"`lr_param_groups\[0\]\['lr_mult'\]` must be a real number, got True",
+        ),
+    ],
+)
+def test_a_bad_plan_fails_when_parsed(tmp_path, argv, error, message):
+    with pytest.raises(error, match=message):
+        parse(["--output_dir", str(tmp_path), *argv])
