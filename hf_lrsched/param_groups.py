@@ -267,8 +267,9 @@ def build_param_groups(
 
     where `lr_mult` is that of the first rule whose `pattern` is found in the parameter's name (`re.search`; 1 when
     no rule matches or the rule sets none), `gamma` is `layer_decay` (the factor is 1 without it) and `l` the
-    parameter's layer: 0 for the embeddings, `i + 1` for the model's layer `i`, `L + 1` for everything after the
-    last layer (see [`parameter_layer_ids`] for how each model family is numbered, ALBERT's shared layers included).
+    parameter's layer: 0 for the embeddings, `i + 1` for the model's layer `i`, `L + 1` for the head and everything
+    else outside the layers (see [`parameter_layer_ids`] for how each model family is numbered, ALBERT's shared
+    layers included).
     With `gamma = 0.9` and `L = 12`, the head trains at `learning_rate`, layer 11 at `0.9 x` it and the embeddings at
     `0.9^13 = 0.25 x` it.
 
