@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from .callbacks import LRCurveCallback, SnapshotCallback
+    from .param_groups import build_param_groups, parameter_layer_ids
     from .preview import schedule_multipliers
     from .registry import (
         available_schedules,
@@ -60,6 +61,8 @@ _LAZY = {
     "LRSchedTrainer": "trainer",
     "LRCurveCallback": "callbacks",
     "SnapshotCallback": "callbacks",
+    "build_param_groups": "param_groups",
+    "parameter_layer_ids": "param_groups",
 }
 
 
@@ -86,6 +89,7 @@ __all__ = [
     "ScheduleLR",
     "SnapshotCallback",
     "available_schedules",
+    "build_param_groups",
     "describe",
     "get_cosine_with_growing_restarts_schedule",
     "get_exponential_warmup_cosine_schedule",
@@ -94,6 +98,7 @@ __all__ = [
     "get_schedule_factory",
     "get_warmup_cosine_schedule",
     "get_wsd_schedule",
+    "parameter_layer_ids",
     "register_schedule",
     "resolve_auto_warmup_steps",
     "resolve_num_warmup_steps",

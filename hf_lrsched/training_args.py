@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, TypeGuard
 import torch
 from transformers import TrainingArguments
 
+from .param_groups import check_layer_decay, parse_param_group_rules
 from .preview import PROBE_TRAINING_STEPS, check_schedule
 from .registry import check_reserved_schedule_kwargs, get_schedule, parse_schedule_kwargs
 from .schedules import resolve_num_warmup_steps
@@ -71,6 +72,13 @@ class LRSchedArguments(_ArgumentsBase):
         save_lr_curve (`bool`, *optional*, defaults to `True`):
             Record the learning rate of every param group at every optimizer step and write it to `output_dir` at
             the end of training as `lr_schedule.csv` (and `lr_schedule.png` where matplotlib is installed).
+        lr_layer_decay (`float`, *optional*):
+            Layer-wise learning-rate decay `gamma` in `(0, 1]`: layer `l` of `L` (0 the embeddings, `L + 1` the head)
+            trains at `gamma^(L + 1 - l)` times its rate (see [`build_param_groups`]).
+        lr_param_groups (`list[dict]` or `str`, *optional*):
+            The LR plan's rules, in order, first match wins: dicts with a `pattern` (a regular expression searched in
+            each parameter's name) and any of `name`, `lr_mult`, `weight_decay`, `min_lr`, `min_lr_ratio`,
+            `start_step`, `warmup_steps` (see [`build_param_groups`]); a JSON string on the command line.
 
     An unknown name or invalid options raise in `__post_init__`, when the arguments are parsed, with the schedule's
     own message. Checks that depend on the number of training steps run at parse time when `max_steps` is set, when
@@ -97,6 +105,20 @@ class LRSchedArguments(_ArgumentsBase):
         default=True,
         metadata={"help": "Write the learning rate of every optimizer step to output_dir (CSV, and PNG if possible)."},
     )
+    lr_layer_decay: float | None = field(
+        default=None,
+        metadata={
+            "help": "Layer-wise LR decay gamma in (0, 1]: layer l of L (0 embeddings, L+1 head) gets gamma^(L+1-l)."
+        },
+    )
+    lr_param_groups: list[dict] | str | None = field(
+        default=None,
+        metadata={
+            "help": "Rules giving parts of the model their own rates, first match wins, as a JSON list, e.g. "
+            '\'[{"pattern": "classifier", "lr_mult": 10}]\'; keys: pattern, name, lr_mult, weight_decay, min_lr, '
+            "min_lr_ratio, start_step, warmup_steps."
+        },
+    )
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -106,6 +128,7 @@ class LRSchedArguments(_ArgumentsBase):
             cls._VALID_DICT_FIELDS = inherited + ["lr_schedule_kwargs"]
 
     def __post_init__(self):
+        self._check_param_group_plan()
         # Before the parent's checks: it would parse our JSON with a bare JSONDecodeError, and with DeepSpeed it loads
         # the DeepSpeed config (and needs DeepSpeed installed).
         self.lr_schedule_kwargs = _convert_str_values(parse_schedule_kwargs(self.lr_schedule_kwargs))
@@ -132,6 +155,13 @@ class LRSchedArguments(_ArgumentsBase):
         if self.auto_warmup:
             self._check_optimizer_has_betas()
         self._check_schedule()
+
+    def _check_param_group_plan(self) -> None:
+        """The LR plan's rules and layer decay, checked when parsed (no model needed: a rule that matches no
+        parameter is reported when the optimizer is built)."""
+        self.lr_param_groups = parse_param_group_rules(self.lr_param_groups, "lr_param_groups")
+        if self.lr_layer_decay is not None:
+            self.lr_layer_decay = check_layer_decay(self.lr_layer_decay, "lr_layer_decay")
 
     def _check_schedule(self) -> None:
         """Build the schedule once on a throw-away optimizer, so that bad input fails now, not after model loading."""

@@ -92,7 +92,14 @@ def test_configuration_reference_names_every_field_and_option():
     new_fields = {f.name for f in dataclasses.fields(LRSchedTrainingArguments)} - {
         f.name for f in dataclasses.fields(TrainingArguments)
     }
-    assert new_fields == {"lr_schedule", "lr_schedule_kwargs", "auto_warmup", "save_lr_curve"}
+    assert new_fields == {
+        "lr_schedule",
+        "lr_schedule_kwargs",
+        "auto_warmup",
+        "save_lr_curve",
+        "lr_layer_decay",
+        "lr_param_groups",
+    }
     options = set()
     for factory in (get_warmup_cosine_schedule, get_cosine_with_growing_restarts_schedule, get_wsd_schedule):
         options |= set(inspect.signature(factory).parameters)
