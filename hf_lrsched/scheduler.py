@@ -18,7 +18,7 @@ import torch
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LambdaLR
 
-from ._validation import check_int
+from ._validation import check_float, check_int
 from .phases import (
     PhasePlan,
     Warmup,
@@ -37,20 +37,58 @@ class ResumeMismatchError(ValueError):
     what this schedule gives, or it records no schedule of ours. The message says what differs and what to do."""
 
 
-def floor_ratios(options: dict[str, Any], base_lrs: list[float]) -> list[float]:
-    """One floor `m` per param group: `min_lr_ratio` for all, or `min_lr / base_lr` for each (the contract's `m`)."""
-    min_lr_ratio, min_lr = options.get("min_lr_ratio"), options.get("min_lr")
-    if min_lr is None:
-        return [0.0 if min_lr_ratio is None else float(min_lr_ratio)] * len(base_lrs)
+#: The keys of a param group that plan its own rate (set by `build_param_groups`): a floor, and a start with a ramp.
+GROUP_PLAN_KEYS = ("min_lr", "min_lr_ratio", "start_step", "warmup_steps")
+
+
+def group_plans(optimizer: Optimizer) -> list[dict[str, Any]]:
+    """Each param group's own plan (the `GROUP_PLAN_KEYS` it sets, as plain numbers), checked."""
+    plans = []
+    for index, group in enumerate(optimizer.param_groups):
+        plan = {key: group[key] for key in GROUP_PLAN_KEYS if group.get(key) is not None}
+        if "min_lr" in plan and "min_lr_ratio" in plan:
+            raise ValueError(f"Param group {index} sets both `min_lr` and `min_lr_ratio`; give one floor.")
+        for key in ("start_step", "warmup_steps"):
+            if key in plan:
+                plan[key] = check_int(f"param group {index}: {key}", plan[key], minimum=0)
+        for key in ("min_lr", "min_lr_ratio"):
+            if key in plan:
+                high = 1.0 if key == "min_lr_ratio" else None
+                plan[key] = check_float(f"param group {index}: {key}", plan[key], low=0.0, high=high, high_open=True)
+        plans.append({key: value for key, value in plan.items() if value != 0 or key in ("min_lr", "min_lr_ratio")})
+    return plans
+
+
+def floor_ratios(
+    options: dict[str, Any], base_lrs: list[float], groups: list[dict[str, Any]] | None = None
+) -> list[float]:
+    """One floor `m` per param group: the group's own (`min_lr_ratio`, or `min_lr / base_lr`), else the schedule's
+    (`min_lr_ratio` for all, or `min_lr / base_lr` for each): the contract's `m`."""
     ratios = []
     for index, base_lr in enumerate(base_lrs):
+        own = (groups or [{}] * len(base_lrs))[index]
+        source = own if ("min_lr" in own or "min_lr_ratio" in own) else options
+        min_lr_ratio, min_lr = source.get("min_lr_ratio"), source.get("min_lr")
+        if min_lr is None:
+            ratios.append(0.0 if min_lr_ratio is None else float(min_lr_ratio))
+            continue
         if not min_lr < base_lr:
+            where = f"param group {index}'s own" if source is own else "the schedule's"
             raise ValueError(
-                f"`min_lr`={min_lr} must be below the base learning rate of every param group, but param group "
-                f"{index} has lr={base_lr}; lower `min_lr` or use `min_lr_ratio`."
+                f"`min_lr`={min_lr} ({where}) must be below the base learning rate of its param groups, but param "
+                f"group {index} has lr={base_lr}; lower `min_lr` or use `min_lr_ratio`."
             )
         ratios.append(min_lr / base_lr)
     return ratios
+
+
+def _get_ramped_lr_lambda(current_step: int, *, fn: Callable[[int], float], start: int, steps: int) -> float:
+    # A param group frozen before its start step, then ramped in linearly over its own warmup: lambda(t) * r_g(t).
+    if current_step < start:
+        return 0.0
+    if current_step < start + steps:
+        return fn(current_step) * ((current_step - start) / steps)
+    return fn(current_step)
 
 
 def _unknown_lr_lambda(current_step: int) -> float:
@@ -65,12 +103,17 @@ def stage_lambdas(stage: dict[str, Any], base_lrs: list[float]) -> list[Callable
         return [_unknown_lr_lambda] * len(base_lrs)
     options, resolved = stage["options"], stage["phases"]
     warmup_steps, total = options["num_warmup_steps"], options["num_training_steps"]
-    floors = floor_ratios(options, base_lrs)
+    groups = stage.get("groups") or [{}] * len(base_lrs)
+    floors = floor_ratios(options, base_lrs, groups)
     starts = stage.get("start_levels") or [None] * len(base_lrs)
     cycles = [make_cycles(phase) if phase["shape"] == "restarts" else None for phase in resolved]
     shared: dict[tuple, Callable[[int], float]] = {}
     lambdas = []
-    for floor, start in zip(floors, starts):
+    for floor, start, group in zip(floors, starts, groups):
+        ramp = (group.get("start_step", 0) - stage["start"], group.get("warmup_steps", 0))
+        if (floor, start, ramp) in shared:
+            lambdas.append(shared[floor, start, ramp])
+            continue
         if (floor, start) not in shared:
             warmup = Warmup(
                 options["warmup_type"],
@@ -93,7 +136,11 @@ def stage_lambdas(stage: dict[str, Any], base_lrs: list[float]) -> list[Callable
                 warmup=warmup,
                 plan=plan,
             )
-        lambdas.append(shared[floor, start])
+        fn = shared[floor, start]
+        if ramp[0] > 0 or ramp[0] + ramp[1] > 0:
+            fn = functools.partial(_get_ramped_lr_lambda, fn=fn, start=ramp[0], steps=ramp[1])
+        shared[floor, start, ramp] = fn
+        lambdas.append(fn)
     return lambdas
 
 
@@ -180,6 +227,7 @@ class ScheduleLR(LambdaLR):
             "options": dict(options),
             "phases": phases,
             "base_lrs": base_lrs,
+            "groups": group_plans(optimizer),
             "start_levels": None,
         }
         self._stages = [self._own]
@@ -210,6 +258,34 @@ class ScheduleLR(LambdaLR):
     def stages(self) -> list[dict[str, Any]]:
         """The run's stages, first to last (copies of the records `state_dict()` saves)."""
         return [dict(stage) for stage in self._stages]
+
+    def step(self, epoch: int | None = None) -> None:
+        if len(self.optimizer.param_groups) != len(self.base_lrs):
+            self._adopt_param_groups()
+        super().step(epoch)
+
+    def _adopt_param_groups(self) -> None:
+        """Param groups added to the optimizer (`add_param_group`) after this scheduler was built follow the
+        schedule from their own base rate (their `lr` when added) and plan; the run's record gains them."""
+        groups = self.optimizer.param_groups
+        known = len(self.base_lrs)
+        if len(groups) < known:
+            raise ValueError(
+                f"The optimizer has {len(groups)} param groups, but this scheduler was built for {known}: param "
+                "groups cannot be removed from an optimizer under a scheduler. Build a new scheduler."
+            )
+        plans = group_plans(self.optimizer)[known:]
+        for group in groups[known:]:
+            group.setdefault("initial_lr", group["lr"])
+            self.base_lrs.append(group["initial_lr"])
+        added = [_as_float(group["initial_lr"]) for group in groups[known:]]
+        for stage in {id(stage): stage for stage in [self._own, *self._stages]}.values():
+            stage["base_lrs"] = [*stage["base_lrs"], *added]
+            stage["groups"] = [*stage.get("groups", [{}] * known), *plans]
+            if stage.get("start_levels") is not None:
+                stage["start_levels"] = [*stage["start_levels"], *[None] * len(added)]
+        self.lr_lambdas = _run_lambdas(self._stages, [_as_float(lr) for lr in self.base_lrs])
+        self._last_lr = [group["lr"] for group in groups]
 
     def _record(self) -> dict[str, Any]:
         last = self._stages[-1]
@@ -333,7 +409,7 @@ def _betas(group: dict) -> dict:
 
 
 def _same_stage(a: dict[str, Any], b: dict[str, Any]) -> bool:
-    return all(a.get(key) == b.get(key) for key in ("name", "options", "phases", "base_lrs"))
+    return all(a.get(key) == b.get(key) for key in ("name", "options", "phases", "base_lrs", "groups"))
 
 
 def _saved_stages(saved: object) -> list[dict[str, Any]] | None:
@@ -392,15 +468,18 @@ def _pieces(stages: list[dict[str, Any]], group: int) -> list[tuple[int, float, 
         if stage["name"] is None:
             out.append((t0, stop, ("unknown", t0), rate))
             continue
-        W, T = fn.keywords["num_warmup_steps"], fn.keywords["num_training_steps"]
-        plan: PhasePlan = fn.keywords["plan"]
-        cuts = [(t0, t0 + W, ("warmup", t0, W, fn.keywords["warmup"]))]
+        ramp: tuple = ()
+        if fn.func is _get_ramped_lr_lambda:  # type: ignore[attr-defined]
+            ramp, fn = (t0 + fn.keywords["start"], fn.keywords["steps"]), fn.keywords["fn"]  # type: ignore[attr-defined]
+        W, T = fn.keywords["num_warmup_steps"], fn.keywords["num_training_steps"]  # type: ignore[attr-defined]
+        plan: PhasePlan = fn.keywords["plan"]  # type: ignore[attr-defined]
+        cuts = [(t0, t0 + W, ("warmup", t0, W, fn.keywords["warmup"]))]  # type: ignore[attr-defined]
         cuts += [(t0 + phase.start, t0 + phase.end, phase_key(phase, t0)) for phase in plan.phases]
         cuts.append((t0 + T, math.inf, ("constant", plan.final)))
         for lo, hi, key in cuts:
             lo, hi = max(lo, t0), min(hi, stop)
             if lo < hi:
-                out.append((lo, hi, (base, *key), rate))
+                out.append((lo, hi, (base, ramp, *key), rate))
     return out
 
 
@@ -420,7 +499,7 @@ def _check_same_past(saved: list[dict], mine: list[dict], steps: int) -> None:
             while new[j][1] <= t:
                 j += 1
             hi = int(min(old[i][1], new[j][1], steps))
-            if old[i][2] != new[j][2] or old[i][2][1] == "unknown":
+            if old[i][2] != new[j][2] or old[i][2][0] == "unknown":
                 for step in range(t, hi):
                     then, now = old[i][3](step), new[j][3](step)
                     if then != now:
