@@ -251,7 +251,7 @@ def _rebuild_cycles(decay_steps, num_cycles, first_cycle_steps, cycle_mult, cycl
     )
 
 
-def check_fitted_cycles(cycles: Cycles) -> None:
+def check_fitted_cycles(cycles: Cycles, span: str = "decay steps (num_training_steps - num_warmup_steps)") -> None:
     """Raise unless every fitted cycle is at least one step long and every cycle after a restart is longer than R.
 
     No scan over the cycles: the real lengths `l_i = L_0 r^i` grow with `i`, and a rounded length lies strictly
@@ -267,8 +267,8 @@ def check_fitted_cycles(cycles: Cycles) -> None:
         length = cycles.start(index + 1) - cycles.start(index)
         why = "at least 1 step" if index == 0 else f"longer than restart_warmup_steps={restart_warmup_steps}"
         raise ValueError(
-            f"`num_cycles`={num_cycles} with cycle_mult={cycles.cycle_mult} does not fit into the {decay_steps} decay "
-            f"steps (num_training_steps - num_warmup_steps): cycle {index} would be {length} steps long (first cycle "
+            f"`num_cycles`={num_cycles} with cycle_mult={cycles.cycle_mult} does not fit into the {decay_steps} "
+            f"{span}: cycle {index} would be {length} steps long (first cycle "
             f"{cycles.first_cycle_length:.6g} steps before rounding), but every cycle must be {why} (needs >= "
             f"{needed}). Use fewer cycles, a smaller cycle_mult or a smaller restart_warmup_steps."
         )

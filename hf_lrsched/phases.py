@@ -384,7 +384,7 @@ def make_cycles(phase: dict[str, Any], *, where: str = "") -> Cycles:
     cycles = Cycles(phase["steps"], **{key: phase[key] for key in RESTART_KEYS})
     if phase["num_cycles"] is not None:
         try:
-            check_fitted_cycles(cycles)
+            check_fitted_cycles(cycles, "steps of the phase" if where else "decay steps (num_training_steps - num_warmup_steps)")
         except ValueError as error:
             raise ValueError(f"{where}{error}") from None
     return cycles
@@ -424,7 +424,9 @@ def build_plan(
         out.append(Phase(step, step + length, _SHAPE_FUNCTIONS[phase["shape"]], (step, length, x, y, param)))
         step += length
         level = y
-    return PhasePlan(out, level if out else floor)
+    # For t >= T: the last phase's end level when it names one (a `to`, or a constant's level), else the floor.
+    final = _level(resolved[-1]["to"], floor, default=floor) if resolved else floor
+    return PhasePlan(out, final)
 
 
 def _level(value: float | str | None, floor: float, *, default: float) -> float:

@@ -106,7 +106,11 @@ def stage_lambdas(stage: dict[str, Any], base_lrs: list[float]) -> list[Callable
     groups = stage.get("groups") or [{}] * len(base_lrs)
     floors = floor_ratios(options, base_lrs, groups)
     starts = stage.get("start_levels") or [None] * len(base_lrs)
-    cycles = [make_cycles(phase) if phase["shape"] == "restarts" else None for phase in resolved]
+    where = "Phase {} (restarts): " if stage["name"] == "phases" else ""
+    cycles = [
+        make_cycles(phase, where=where.format(index)) if phase["shape"] == "restarts" else None
+        for index, phase in enumerate(resolved)
+    ]
     shared: dict[tuple, Callable[[int], float]] = {}
     lambdas = []
     for floor, start, group in zip(floors, starts, groups):
