@@ -282,7 +282,11 @@ def resolve_phases(
             raise ValueError(
                 f"Phase {index}: `shape` must be one of {list(SHAPES)}, got {shape!r}.{suggest(shape, SHAPES)}"
             )
-        allowed = [*PHASE_KEYS[:5], *(["p"] if shape == "power" else []), *(RESTART_KEYS if shape == "restarts" else [])]
+        allowed = [
+            *PHASE_KEYS[:5],
+            *(["p"] if shape == "power" else []),
+            *(RESTART_KEYS if shape == "restarts" else []),
+        ]
         for key in phase:
             if key not in allowed:
                 other = " (only for a 'power' phase)" if key == "p" else ""
@@ -384,7 +388,9 @@ def make_cycles(phase: dict[str, Any], *, where: str = "") -> Cycles:
     cycles = Cycles(phase["steps"], **{key: phase[key] for key in RESTART_KEYS})
     if phase["num_cycles"] is not None:
         try:
-            check_fitted_cycles(cycles, "steps of the phase" if where else "decay steps (num_training_steps - num_warmup_steps)")
+            check_fitted_cycles(
+                cycles, "steps of the phase" if where else "decay steps (num_training_steps - num_warmup_steps)"
+            )
         except ValueError as error:
             raise ValueError(f"{where}{error}") from None
     return cycles
@@ -419,7 +425,9 @@ def build_plan(
             )
         param: Any = phase.get("p")
         if phase["shape"] == "restarts":
-            param = cycles[index] if cycles is not None and cycles[index] is not None else make_cycles(phase, where=where)
+            param = (
+                cycles[index] if cycles is not None and cycles[index] is not None else make_cycles(phase, where=where)
+            )
         length = phase["steps"]
         out.append(Phase(step, step + length, _SHAPE_FUNCTIONS[phase["shape"]], (step, length, x, y, param)))
         step += length
@@ -444,4 +452,3 @@ def phase_key(phase: Phase, offset: int) -> tuple:
     if phase.fn is _restarts:
         param = repr(param)  # its options
     return (phase.fn.__name__, offset + a, length, x, y, param)
-

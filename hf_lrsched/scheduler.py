@@ -544,7 +544,12 @@ def _describe_differences(saved: dict, mine: dict) -> str:
     for index, (a, b) in enumerate(zip(saved["base_lrs"], mine["base_lrs"])):
         if a != b:
             parts.append(f"base learning rate of param group {index} {a!r} -> {b!r}")
-    return "; ".join(parts) or "nothing"
+    if saved.get("groups") != mine.get("groups"):
+        parts.append(f"param groups' own plans {saved.get('groups')!r} -> {mine.get('groups')!r}")
+    text = "; ".join(parts) or "nothing"
+    if saved["start"] > 0:
+        text += f" (the saved run's last stage started at step {saved['start']}; its options count from there)"
+    return text
 
 
 def check_resume_identity(saved: dict, scheduler: ScheduleLR, steps_taken: int) -> None:

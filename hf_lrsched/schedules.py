@@ -334,7 +334,9 @@ def get_cosine_with_growing_restarts_schedule(
         cycle_decay=cycle_decay,
         restart_warmup_steps=restart_warmup_steps,
     )
-    scheduler = _schedule(get_cosine_with_growing_restarts_schedule, arguments, "cosine_with_growing_restarts", [restarts])
+    scheduler = _schedule(
+        get_cosine_with_growing_restarts_schedule, arguments, "cosine_with_growing_restarts", [restarts]
+    )
     resolved = scheduler._own["phases"][0]
     scheduler._own["options"].update({key: resolved[key] for key in restarts if key not in ("shape", "to")})
     return scheduler

@@ -75,6 +75,13 @@ class LRSchedArguments(_ArgumentsBase):
         lr_layer_decay (`float`, *optional*):
             Layer-wise learning-rate decay `gamma` in `(0, 1]`: layer `l` of `L` (0 the embeddings, `L + 1` the head)
             trains at `gamma^(L + 1 - l)` times its rate (see [`build_param_groups`]).
+        lr_resume (`str`, *optional*, defaults to `"identical"`):
+            How `resume_from_checkpoint` treats the schedule. `"identical"`: the checkpoint's run must have used
+            the rates this schedule gives at every step already taken, else the resume is refused
+            ([`ResumeMismatchError`]). `"new_stage"`: the plan is changed on purpose (continued pretraining, a
+            re-warm, a longer run after its decay began); the checkpoint's schedule is kept as the run's past and
+            this one starts at the checkpoint's step as a new stage, over the steps left to `max_steps`, from the
+            rate the run had reached (see [`ScheduleLR`]).
         lr_param_groups (`list[dict]` or `str`, *optional*):
             The LR plan's rules, in order, first match wins: dicts with a `pattern` (a regular expression searched in
             each parameter's name) and any of `name`, `lr_mult`, `weight_decay`, `min_lr`, `min_lr_ratio`,
@@ -111,6 +118,15 @@ class LRSchedArguments(_ArgumentsBase):
             "help": "Layer-wise LR decay gamma in (0, 1]: layer l of L (0 embeddings, L+1 head) gets gamma^(L+1-l)."
         },
     )
+    lr_resume: str = field(
+        default="identical",
+        metadata={
+            "help": "How a resume treats the schedule: 'identical' (the default) continues only a run whose past "
+            "rates this schedule reproduces; 'new_stage' keeps the checkpoint's schedule as the run's past and starts "
+            "this one as a new stage from the rate the run had reached.",
+            "choices": ["identical", "new_stage"],
+        },
+    )
     lr_param_groups: list[dict] | str | None = field(
         default=None,
         metadata={
@@ -129,6 +145,7 @@ class LRSchedArguments(_ArgumentsBase):
 
     def __post_init__(self):
         self._check_param_group_plan()
+        self._check_lr_resume()
         # Before the parent's checks: it would parse our JSON with a bare JSONDecodeError, and with DeepSpeed it loads
         # the DeepSpeed config (and needs DeepSpeed installed).
         self.lr_schedule_kwargs = _convert_str_values(parse_schedule_kwargs(self.lr_schedule_kwargs))
@@ -155,6 +172,11 @@ class LRSchedArguments(_ArgumentsBase):
         if self.auto_warmup:
             self._check_optimizer_has_betas()
         self._check_schedule()
+
+    def _check_lr_resume(self) -> None:
+        from ._validation import check_choice
+
+        self.lr_resume = check_choice("lr_resume", self.lr_resume, ("identical", "new_stage"))
 
     def _check_param_group_plan(self) -> None:
         """The LR plan's rules and layer decay, checked when parsed (no model needed: a rule that matches no
@@ -273,12 +295,16 @@ def build_lr_scheduler(args: LRSchedArguments, optimizer: torch.optim.Optimizer,
     below 1), or `"auto"` with `auto_warmup`.
     """
     name, kwargs = schedule_name_and_kwargs(args)
+    if getattr(args, "lr_resume", "identical") == "new_stage":
+        kwargs["new_stage"] = True
     return get_schedule(name, optimizer, _num_warmup_steps(args, num_training_steps), num_training_steps, **kwargs)
 
 
 def check_lr_schedule(args: LRSchedArguments, num_training_steps: int) -> None:
     """Build the schedule that `args` select once on a throw-away optimizer with their betas: bad options fail now."""
     name, kwargs = schedule_name_and_kwargs(args)
+    if getattr(args, "lr_resume", "identical") == "new_stage":
+        kwargs["new_stage"] = True  # refused, with a message, for a schedule that records no stages
     warmup = _num_warmup_steps(args, num_training_steps)
     check_schedule(
         name, warmup, num_training_steps, lr=args.learning_rate, betas=(args.adam_beta1, args.adam_beta2), **kwargs

@@ -96,7 +96,11 @@ def phase_lists(draw):
     W = draw(st.integers(0, T - 1))
     D = T - W
     count = draw(st.integers(1, min(10, D)))
-    cuts = sorted(draw(st.lists(st.integers(1, D - 1), min_size=count - 1, max_size=count - 1, unique=True))) if count > 1 else []
+    cuts = (
+        sorted(draw(st.lists(st.integers(1, D - 1), min_size=count - 1, max_size=count - 1, unique=True)))
+        if count > 1
+        else []
+    )
     lengths = [b - a for a, b in zip([0, *cuts], [*cuts, D])]
     rest = draw(st.one_of(st.none(), st.integers(0, count - 1)))
     m = draw(st.sampled_from([0.0, 0.1, 0.37]))
@@ -310,13 +314,25 @@ def test_rex_is_the_reflected_exponential():
         ([{"shape": "exponential", "from": 1.0}], ValueError, r"Phase 0 \(exponential\): .*both must be > 0"),
         ([{"shape": "power"}], ValueError, r"Phase 0 \(power\): a power phase needs its exponent `p` > 0"),
         ([{"shape": "power", "p": 0}], ValueError, r"Phase 0 \(power\): p. must be in \(0, inf\)"),
-        ([{"shape": "constant", "from": 1.0, "to": 0.5}], ValueError, r"Phase 0 \(constant\): a constant phase has one level"),
-        ([{"shape": "constant", "steps": 0}, {"shape": "cosine"}], ValueError, r"Phase 0 \(constant\): steps. must be an integer >= 1"),
+        (
+            [{"shape": "constant", "from": 1.0, "to": 0.5}],
+            ValueError,
+            r"Phase 0 \(constant\): a constant phase has one level",
+        ),
+        (
+            [{"shape": "constant", "steps": 0}, {"shape": "cosine"}],
+            ValueError,
+            r"Phase 0 \(constant\): steps. must be an integer >= 1",
+        ),
         ([{"shape": "constant", "steps": 5, "ratio": 0.1}], ValueError, "as `steps` or as `ratio`, not both"),
         ([{"shape": "constant", "steps": 90}, {"shape": "cosine"}], ValueError, "leave 0 steps for phase 1"),
         ("cosine", TypeError, "`phases` must be a list of phases"),
         ([["cosine"]], TypeError, "Phase 0 must be a dict"),
-        ([{"shape": "restarts", "num_cycles": 200}], ValueError, r"Phase 0 \(restarts\): `num_cycles`=200 .* does not fit"),
+        (
+            [{"shape": "restarts", "num_cycles": 200}],
+            ValueError,
+            r"Phase 0 \(restarts\): `num_cycles`=200 .* does not fit",
+        ),
     ],
 )
 def test_bad_phase_lists_are_refused_by_name(phases, error, message):
@@ -339,4 +355,10 @@ def test_a_phases_schedule_pickles_copies_and_loads_weights_only():
     torch.save(scheduler.state_dict(), buffer)
     buffer.seek(0)
     state = torch.load(buffer, weights_only=True)
-    assert state["_schedule"]["options"]["phases"][1] == {"shape": "power", "steps": 95, "from": 0.8, "to": "min", "p": 0.4}
+    assert state["_schedule"]["options"]["phases"][1] == {
+        "shape": "power",
+        "steps": 95,
+        "from": 0.8,
+        "to": "min",
+        "p": 0.4,
+    }

@@ -1,0 +1,225 @@
+"""Stages: a run's plan changed on purpose (the contract's "Stages"). A scheduler built with `new_stage=True` keeps
+the loaded state's stages as the past and starts at the state's step, resolved over the steps left, from the rate
+the run had reached; a state whose last stage is this schedule continues; every other resume is checked as before."""
+
+from __future__ import annotations
+
+import io
+import math
+
+import pytest
+import torch
+
+from hf_lrsched import LRSchedTrainer, ResumeMismatchError, describe, get_schedule
+from hf_lrsched.phases import multipliers
+
+from .helpers import logged_learning_rates, make_args, make_optimizer, read_curve, tiny_bert, tiny_dataset
+
+LR = 1e-3
+FIRST = dict(num_warmup_steps=10, num_training_steps=60, min_lr_ratio=0.1)  # warmup_cosine over 60 steps
+SECOND = dict(num_warmup_steps=5, num_training_steps=75, phases=[{"shape": "1-sqrt"}], min_lr_ratio=0.1)
+
+
+def run(scheduler, steps):
+    rates = []
+    for _ in range(steps):
+        rates.append(scheduler.get_last_lr()[0])
+        scheduler.optimizer.step()
+        scheduler.step()
+    return rates
+
+
+def saved(scheduler) -> dict:
+    buffer = io.BytesIO()
+    torch.save({"scheduler": scheduler.state_dict(), "optimizer": scheduler.optimizer.state_dict()}, buffer)
+    buffer.seek(0)
+    return torch.load(buffer, weights_only=True)  # the record is plain values
+
+
+def resume(state, name, groups=None, **kwargs):
+    optimizer = make_optimizer(lr=LR) if groups is None else make_optimizer(groups=groups)
+    scheduler = get_schedule(name, optimizer, **kwargs)
+    optimizer.load_state_dict(state["optimizer"])  # the order of a real resume: the optimizer, then the scheduler
+    scheduler.load_state_dict(state["scheduler"])
+    return scheduler
+
+
+def contract_second_stage(t, reached, start=40, warmup=5, total=75, floor=0.1):
+    """The contract for the second stage: a linear warmup from the reached level s to 1 over 5 steps, then a 1-sqrt
+    decay to the floor over the 30 steps left, evaluated at the stage's own step t - t_k."""
+    local = t - start
+    if local < warmup:
+        return LR * (reached + (1 - reached) * local / warmup)
+    if t >= total:
+        return LR * floor
+    u = (local - warmup) / (total - start - warmup)
+    return LR * (floor + (1 - floor) * (1 - math.sqrt(u)))
+
+
+def test_a_new_stage_starts_from_the_rate_reached_and_follows_its_own_phases():
+    first = get_schedule("warmup_cosine", make_optimizer(lr=LR), **FIRST)
+    before = run(first, 40)
+    reached = first.get_last_lr()[0]  # the rate of step 40 under the first plan
+    second = resume(saved(first), "phases", new_stage=True, **SECOND)
+    assert second.last_epoch == 40 and second.get_last_lr() == [reached]  # no jump
+    after = run(second, 36)
+    level = reached / LR
+    assert after == pytest.approx([contract_second_stage(t, level) for t in range(40, 76)], rel=1e-12, abs=1e-18)
+    # The whole run's curve: the first plan's rates before step 40, the new stage's after.
+    curve = [LR * fn for fn in multipliers(second.lr_lambdas[0], 75)]
+    assert curve[:40] == pytest.approx(before, rel=1e-15) and curve[40:75] == pytest.approx(after[:35], rel=1e-15)
+    stages = describe(second).stages
+    assert [(s["start"], s["name"]) for s in stages] == [(0, "warmup_cosine"), (40, "phases")]
+    assert stages[1]["options"]["num_training_steps"] == 35  # resolved over the steps left: T - t_k
+
+
+def test_the_same_stages_continue_exactly_and_other_pasts_are_refused():
+    first = get_schedule("warmup_cosine", make_optimizer(lr=LR), **FIRST)
+    run(first, 40)
+    second = resume(saved(first), "phases", new_stage=True, **SECOND)
+    run(second, 10)
+    state = saved(second)
+    uninterrupted = run(second, 26)
+    for flag in (True, False):  # a state whose last stage is this schedule continues, asked for or not
+        again = resume(state, "phases", new_stage=flag, **SECOND)
+        assert [s["start"] for s in describe(again).stages] == [0, 40]
+        assert run(again, 26) == uninterrupted
+    with pytest.raises(
+        ResumeMismatchError,
+        match=r"param group 0 had learning rate .* at step 41.*the saved run's last stage started at step 40",
+    ):
+        resume(state, "warmup_cosine", **FIRST)  # the first plan alone does not reproduce steps 40..49
+    other = dict(SECOND, phases=[{"shape": "linear"}])
+    with pytest.raises(ResumeMismatchError, match="at step 1,"):
+        resume(state, "phases", **other)  # without new_stage, this schedule alone must reproduce the whole past
+
+
+def test_a_new_stage_without_warmup_starts_its_first_phase_where_the_run_was():
+    first = get_schedule("wsd", make_optimizer(lr=LR), 5, 100, num_decay_steps=20, min_lr_ratio=0.05)
+    run(first, 90)  # in the decay, which had begun at step 80
+    reached = first.get_last_lr()[0]
+    longer = resume(
+        saved(first),
+        "wsd",
+        new_stage=True,
+        num_warmup_steps=0,
+        num_training_steps=200,
+        num_decay_steps=50,
+        min_lr_ratio=0.05,
+    )
+    rates = run(longer, 110)
+    assert rates[0] == reached  # the stable phase of the new stage holds the reached level: nothing jumps
+    assert rates[:60] == [reached] * 60 and rates[60] == pytest.approx(reached)
+    floor = LR * 0.05  # then a cosine from the reached level down to the floor over the last 50 steps
+    assert rates[-1] == pytest.approx(floor + (reached - floor) * 0.5 * (1 + math.cos(math.pi * 49 / 50)), rel=1e-9)
+
+
+def test_an_explicit_start_is_honoured():
+    first = get_schedule("warmup_cosine", make_optimizer(lr=LR), **FIRST)
+    run(first, 40)
+    rewarm = resume(saved(first), "phases", new_stage=True, warmup_start_ratio=0.5, **SECOND)
+    assert rewarm.get_last_lr() == [pytest.approx(0.5 * LR)]  # a warmup from half the peak, asked for
+    restart = dict(SECOND, num_warmup_steps=0, phases=[{"shape": "cosine", "from": 1.0}])
+    jump = resume(saved(first), "phases", new_stage=True, **restart)
+    assert jump.get_last_lr() == [LR]  # the first phase's `from`, given: a restart at the peak
+
+
+def test_new_stage_is_refused_where_it_cannot_be():
+    first = get_schedule("warmup_cosine", make_optimizer(lr=LR), **FIRST)
+    run(first, 40)
+    with pytest.raises(ResumeMismatchError, match="no step is left"):
+        resume(saved(first), "phases", new_stage=True, **dict(SECOND, num_training_steps=40))
+    with pytest.raises(ValueError, match="`new_stage` starts a schedule of hf_lrsched"):
+        get_schedule("cosine", make_optimizer(lr=LR), 5, 50, new_stage=True)
+    with pytest.raises(TypeError, match="`new_stage` must be True or False"):
+        get_schedule("warmup_cosine", make_optimizer(lr=LR), 5, 50, new_stage="yes")
+
+
+def test_two_param_groups_each_start_from_their_own_rate():
+    groups = [1e-3, 1e-2]
+    first = get_schedule("warmup_cosine", make_optimizer(groups=groups), 10, 60, min_lr=1e-5)
+    run(first, 30)
+    reached = first.get_last_lr()
+    second = resume(
+        saved(first),
+        "phases",
+        groups=groups,
+        new_stage=True,
+        num_warmup_steps=4,
+        num_training_steps=50,
+        phases=[{"shape": "linear"}],
+        min_lr=1e-5,
+    )
+    assert second.get_last_lr() == reached
+    second.optimizer.step()
+    second.step()
+    assert second.get_last_lr() == pytest.approx([r + (g - r) / 4 for r, g in zip(reached, groups)], rel=1e-12)
+
+
+@pytest.mark.slow
+def test_a_trainer_run_killed_at_40_and_resumed_as_a_new_stage(tmp_path):
+    """A `Trainer` run of 40 steps of warmup_cosine over 60, stopped at 40 (checkpoint written, process gone), resumed
+    as a new stage that re-warms for 5 steps and decays with 1-sqrt over 30 more: every logged rate is the
+    contract's, the written curve covers both stages."""
+
+    class Kill(Exception):
+        pass
+
+    from transformers import TrainerCallback
+
+    class KillAfter(TrainerCallback):
+        def on_save(self, args, state, control, **kwargs):
+            if state.global_step == 40:
+                raise Kill  # the checkpoint of step 40 is on disk; the run dies before step 41
+
+    first_args = make_args(
+        tmp_path / "run",
+        max_steps=60,
+        warmup_steps=10,
+        lr_schedule="warmup_cosine",
+        lr_schedule_kwargs={"min_lr_ratio": 0.1},
+        save_strategy="steps",
+        save_steps=40,
+    )
+    first = LRSchedTrainer(model=tiny_bert(), args=first_args, train_dataset=tiny_dataset(), callbacks=[KillAfter()])
+    with pytest.raises(Kill):
+        first.train()
+    before = logged_learning_rates(first)
+    assert sorted(before) == list(range(1, 41))
+    reached_level = get_schedule("warmup_cosine", make_optimizer(lr=1.0), 10, 60, min_lr_ratio=0.1).lr_lambdas[0](40)
+
+    second_args = make_args(
+        tmp_path / "run",
+        max_steps=75,
+        warmup_steps=5,
+        lr_schedule="phases",
+        lr_schedule_kwargs={"phases": [{"shape": "1-sqrt"}], "min_lr_ratio": 0.1},
+        lr_resume="new_stage",
+    )
+    lr = second_args.learning_rate
+    second = LRSchedTrainer(model=tiny_bert(), args=second_args, train_dataset=tiny_dataset())
+    second.train(resume_from_checkpoint=str(tmp_path / "run" / "out" / "checkpoint-40"))
+    logged = logged_learning_rates(second)  # the checkpoint's log history, then the resumed steps
+    assert sorted(logged) == list(range(1, 76)) and {step: logged[step] for step in before} == before
+    after = {step: rate for step, rate in logged.items() if step > 40}
+    # Trainer logs at global step k the rate of scheduler step k - 1.
+    for step, rate in after.items():
+        assert rate == pytest.approx(contract_second_stage(step - 1, reached_level) / LR * lr, rel=1e-12), step
+    header, curve = read_curve(tmp_path / "run" / "out")
+    assert sorted(curve) == list(range(1, 76))
+    assert {step: curve[step][0] for step in range(1, 41)} == pytest.approx(before, rel=1e-12)
+    assert {step: curve[step][0] for step in range(41, 76)} == pytest.approx(after, rel=1e-12)
+    # A resume without `lr_resume="new_stage"` from the same checkpoint is refused before any step.
+    plain = LRSchedTrainer(
+        model=tiny_bert(),
+        args=make_args(
+            tmp_path / "other",
+            max_steps=75,
+            warmup_steps=5,
+            lr_schedule="phases",
+            lr_schedule_kwargs={"phases": [{"shape": "1-sqrt"}], "min_lr_ratio": 0.1},
+        ),
+        train_dataset=tiny_dataset(),
+    )
+    with pytest.raises(ResumeMismatchError, match="new stage"):
+        plain.train(resume_from_checkpoint=str(tmp_path / "run" / "out" / "checkpoint-40"))
