@@ -27,9 +27,9 @@ if TYPE_CHECKING:
         get_warmup_cosine_schedule,
         get_wsd_schedule,
     )
-    from .warmup import resolve_auto_warmup_steps, resolve_num_warmup_steps
     from .trainer import LRSchedMixin, LRSchedTrainer
     from .training_args import LRSchedArguments, LRSchedTrainingArguments
+    from .warmup import resolve_auto_warmup_steps, resolve_num_warmup_steps
 
 __version__ = "0.1.0"
 

@@ -17,7 +17,7 @@ from torch.optim import Optimizer
 from ._exact import decimal_fraction
 from ._validation import check_choice, check_float, check_int
 from .phases import WARMUP_TYPES, resolve_phases
-from .scheduler import ResumeMismatchError, ScheduleLR, check_resume_identity
+from .scheduler import ResumeMismatchError, ScheduleLR
 from .warmup import resolve_auto_warmup_steps, resolve_num_warmup_steps
 
 __all__ = [

@@ -76,13 +76,16 @@ class Reference:
                     return x
                 if shape == "exponential":
                     return x * (y / x) ** u
-                g = {
-                    "linear": lambda: 1 - u,
-                    "cosine": lambda: (1 + mpmath.cos(mpmath.pi * u)) / 2,
-                    "1-sqrt": lambda: 1 - mpmath.sqrt(u),
-                    "power": lambda: 1 - u ** mpmath.mpf(phase.get("p", 1)),
-                    "rex": lambda: (1 - u) / (mpmath.mpf(1) / 2 + (1 - u) / 2),
-                }[shape]()
+                if shape == "linear":
+                    g = 1 - u
+                elif shape == "cosine":
+                    g = (1 + mpmath.cos(mpmath.pi * u)) / 2
+                elif shape == "1-sqrt":
+                    g = 1 - mpmath.sqrt(u)
+                elif shape == "power":
+                    g = 1 - u ** mpmath.mpf(phase["p"])
+                else:  # rex
+                    g = (1 - u) / (mpmath.mpf(1) / 2 + (1 - u) / 2)
                 return y + (x - y) * g
         raise AssertionError(f"no phase holds step {t}")
 

@@ -205,7 +205,7 @@ def test_a_trainer_run_killed_at_40_and_resumed_as_a_new_stage(tmp_path):
     # Trainer logs at global step k the rate of scheduler step k - 1.
     for step, rate in after.items():
         assert rate == pytest.approx(contract_second_stage(step - 1, reached_level) / LR * lr, rel=1e-12), step
-    header, curve = read_curve(tmp_path / "run" / "out")
+    _, curve = read_curve(tmp_path / "run" / "out")
     assert sorted(curve) == list(range(1, 76))
     assert {step: curve[step][0] for step in range(1, 41)} == pytest.approx(before, rel=1e-12)
     assert {step: curve[step][0] for step in range(41, 76)} == pytest.approx(after, rel=1e-12)
