@@ -133,7 +133,7 @@ def plain_state(steps=1):
 
 def test_a_state_without_a_record_is_refused_unless_a_new_stage_is_asked_for():
     ours = get_schedule("warmup_cosine", make_optimizer(lr=1e-3), 0, 10)
-    with pytest.raises(ResumeMismatchError, match="records no hf_lrsched schedule.*new_stage=True"):
+    with pytest.raises(ResumeMismatchError, match=r"records no hf_lrsched schedule.*new_stage=True"):
         ours.load_state_dict(plain_state())
     staged = get_schedule("warmup_cosine", make_optimizer(lr=1e-3), 0, 10, new_stage=True)
     staged.optimizer.param_groups[0]["lr"] = 4e-4  # the optimizer's state, loaded first: the rate the run had reached
