@@ -226,7 +226,7 @@ def _branch(args, name: str, kwargs: dict, warmup) -> ScheduleCurve:
             "depends on its length, so no branch of it is a valid resume)."
         )
     from .preview import preview_scheduler
-    from .schedules import ScheduleLR, check_resume_identity
+    from .scheduler import ScheduleLR, check_resume_identity
 
     at, steps = args.branch_at, args.branch_steps
     if at < 1 or steps < 1:

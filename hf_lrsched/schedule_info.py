@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from .cycles import Cycles
+from .phases import PhasePlan
 from .scheduler import ScheduleLR, stage_lambdas
 
 __all__ = ["ScheduleInfo", "describe"]
@@ -88,6 +89,13 @@ def _count_cycles(cycles: Cycles) -> int:
     return cycles.locate(cycles.decay_steps - 1)[0] + 1 if cycles.decay_steps > 0 else 1
 
 
+def _plan_of(lr_lambda) -> PhasePlan:
+    """The `PhasePlan` of one param group's multiplier function (under its ramp, if it has one)."""
+    while "plan" not in lr_lambda.keywords:
+        lr_lambda = lr_lambda.keywords["fn"]
+    return lr_lambda.keywords["plan"]
+
+
 def describe(scheduler) -> ScheduleInfo:
     """
     Describe a scheduler built by an hf_lrsched factory (or by [`get_schedule`] with one of our names).
@@ -116,7 +124,7 @@ def describe(scheduler) -> ScheduleInfo:
     base_lrs = tuple(float(lr) for lr in scheduler.base_lrs)
     fn = stage_lambdas(last, list(base_lrs))
     phases, cycles, step = [], [], t0 + warmup
-    plan = fn[0].keywords["plan"]
+    plan = _plan_of(fn[0])
     for record, phase in zip(last["phases"], plan.phases):
         phases.append({**record, "start": step})
         if record["shape"] == "restarts" and record["steps"] > 0:

@@ -369,9 +369,16 @@ class ScheduleLR(LambdaLR):
                 )
             if steps == 0:
                 return [self._own]
-            past = {"start": 0, "name": None, "options": {}, "phases": [], "base_lrs": base_lrs, "start_levels": None}
+            unknown: dict[str, Any] = {
+                "start": 0,
+                "name": None,
+                "options": {},
+                "phases": [],
+                "base_lrs": base_lrs,
+                "start_levels": None,
+            }
             reached = [_as_float(group["lr"]) for group in self.optimizer.param_groups]
-            return [past, self._new_stage_at(steps, reached, base_lrs)]
+            return [unknown, self._new_stage_at(steps, reached, base_lrs)]
         saved_bases = saved[-1].get("base_lrs", [])
         if len(saved_bases) != len(base_lrs):
             raise ResumeMismatchError(
@@ -477,7 +484,7 @@ def _pieces(stages: list[dict[str, Any]], group: int) -> list[tuple[int, float, 
             ramp, fn = (t0 + fn.keywords["start"], fn.keywords["steps"]), fn.keywords["fn"]  # type: ignore[attr-defined]
         W, T = fn.keywords["num_warmup_steps"], fn.keywords["num_training_steps"]  # type: ignore[attr-defined]
         plan: PhasePlan = fn.keywords["plan"]  # type: ignore[attr-defined]
-        cuts = [(t0, t0 + W, ("warmup", t0, W, fn.keywords["warmup"]))]  # type: ignore[attr-defined]
+        cuts: list[tuple[int, float, tuple]] = [(t0, t0 + W, ("warmup", t0, W, fn.keywords["warmup"]))]  # type: ignore[attr-defined]
         cuts += [(t0 + phase.start, t0 + phase.end, phase_key(phase, t0)) for phase in plan.phases]
         cuts.append((t0 + T, math.inf, ("constant", plan.final)))
         for lo, hi, key in cuts:
