@@ -35,7 +35,7 @@ def check_float(
     """
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"`{name}` must be a real number, got {value!r} ({type(value).__name__}).")
-    value = float(value)
+    value = as_written(value)
     left = "(" if low_open or low is None else "["
     right = ")" if high_open or high is None else "]"
     interval = f"{left}{'-inf' if low is None else _fmt(low)}, {'inf' if high is None else _fmt(high)}{right}"
@@ -46,6 +46,15 @@ def check_float(
     if too_low or too_high:
         raise ValueError(f"`{name}` must be in {interval}, got {value}.")
     return value
+
+
+def as_written(value: numbers.Real) -> float:
+    """A real number as a plain `float`, read as the user wrote it: a NumPy `float32` (or `float16`) gives the
+    shortest decimal that is that value (`np.float32(0.2)` gives 0.2, not 0.20000000298023224), as NumPy prints it."""
+    dtype = getattr(value, "dtype", None)
+    if dtype is not None and getattr(dtype, "kind", "") == "f" and getattr(dtype, "itemsize", 8) < 8:
+        return float(str(value))
+    return float(value)
 
 
 def check_choice(name: str, value, choices: Iterable[str]) -> Any:

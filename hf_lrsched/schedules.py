@@ -36,6 +36,10 @@ WarmupType = Literal["linear", "exponential", "cosine"]
 DecayType = Literal["cosine", "linear", "1-sqrt"]
 DECAY_TYPES = ("cosine", "linear", "1-sqrt")
 
+#: The most training steps a schedule takes: a 64-bit step counter (far beyond any run; larger numbers overflow the
+#: floats the formulas are evaluated in).
+MAX_STEPS = 2**63 - 1
+
 # The options every factory shares, validated by `_check_common`.
 COMMON_OPTIONS = (
     "optimizer",
@@ -66,7 +70,9 @@ def _check_common(
 ) -> dict[str, Any]:
     """Validate the options every schedule shares, resolve `"auto"` warmup, and return them as plain values: what a
     scheduler's state records (see `ScheduleLR`)."""
-    num_training_steps = check_int("num_training_steps", num_training_steps, minimum=1)
+    num_training_steps = check_int(
+        "num_training_steps", num_training_steps, minimum=1, maximum=MAX_STEPS, hint=" (at most 2**63 - 1)"
+    )
     warmup_type = check_choice("warmup_type", warmup_type, WARMUP_TYPES)
     warmup_start_ratio = check_float("warmup_start_ratio", warmup_start_ratio, low=0.0, high=1.0, high_open=True)
     warmup_exp_rate = check_float("warmup_exp_rate", warmup_exp_rate, low=0.0, low_open=True)
@@ -399,7 +405,9 @@ def get_wsd_schedule(
     """
     arguments = dict(locals())  # the options, before any local variable is added
     decay_type = check_choice("decay_type", decay_type, DECAY_TYPES)
-    total = check_int("num_training_steps", num_training_steps, minimum=1)
+    total = check_int(
+        "num_training_steps", num_training_steps, minimum=1, maximum=MAX_STEPS, hint=" (at most 2**63 - 1)"
+    )
     if decay_ratio is not None and num_decay_steps is not None:
         raise ValueError(
             f"Pass either `decay_ratio` (a share of the training steps) or `num_decay_steps` (a number of steps), "
