@@ -85,6 +85,72 @@ FIGURES = {
             ("wsd", 50, {"num_decay_steps": 60, "decay_type": "1-sqrt"}, (550, 60)),
         ],
     ),
+    "phases_shapes": (
+        "phases: each shape from 1 to the floor 0.1 after a constant stretch (warmup 50)",
+        [
+            (
+                "phases",
+                50,
+                {
+                    "phases": [{"shape": "constant", "ratio": 0.3}, {"shape": shape, **extra}],
+                    "min_lr_ratio": 0.1,
+                    "label": label,
+                },
+            )
+            for shape, extra, label in [
+                ("linear", {}, "linear"),
+                ("cosine", {}, "cosine"),
+                ("1-sqrt", {}, "1-sqrt"),
+                ("power", {"p": 0.4}, "power, p = 0.4"),
+                ("power", {"p": 2.0}, "power, p = 2"),
+                ("exponential", {}, "exponential"),
+                ("rex", {}, "rex"),
+            ]
+        ],
+    ),
+    "phases_multi_period_wsd": (
+        "Multi-period WSD as a phase list: decay to 0.3, re-warm, stable, decay to the floor",
+        [
+            (
+                "phases",
+                50,
+                {
+                    "phases": [
+                        {"shape": "constant", "ratio": 0.4},
+                        {"shape": "1-sqrt", "ratio": 0.1, "to": 0.3},
+                        {"shape": "linear", "ratio": 0.05, "to": 1.0},
+                        {"shape": "constant", "ratio": 0.25},
+                        {"shape": "1-sqrt"},
+                    ],
+                    "min_lr_ratio": 0.01,
+                    "label": "multi-period WSD",
+                },
+            ),
+        ],
+    ),
+    "phases_rex": (
+        "REX against cosine and linear decay (no warmup, floor 0)",
+        [
+            ("phases", 0, {"phases": [{"shape": "rex"}], "label": "rex"}),
+            ("phases", 0, {"phases": [{"shape": "cosine"}], "label": "cosine"}),
+            ("phases", 0, {"phases": [{"shape": "linear"}], "label": "linear"}),
+        ],
+    ),
+    "phases_power_cooldown": (
+        "A stable run with a power-0.4 cooldown over the last 30% against 1-sqrt and linear",
+        [
+            (
+                "phases",
+                50,
+                {"phases": [{"shape": "constant", "ratio": 0.65}, {"shape": shape, **extra}], "label": label},
+            )
+            for shape, extra, label in [
+                ("power", {"p": 0.4}, "power, p = 0.4"),
+                ("1-sqrt", {}, "1-sqrt"),
+                ("linear", {}, "linear"),
+            ]
+        ],
+    ),
     "auto_warmup": (
         "num_warmup_steps='auto', AdamW beta2 = 0.98: linear 100 steps, exponential 250",
         [
@@ -101,9 +167,11 @@ def make_figure(name: str, path: str | Path) -> Path:
     for schedule, warmup, kwargs, *branch in specs:
         # A branch (k, D) is a run resumed from the trunk's checkpoint at step k with T = k + D: drawn from k on.
         total = branch[0][0] + branch[0][1] if branch else T
+        kwargs = dict(kwargs)
+        label = kwargs.pop("label", None)
         curve = compute_curve(schedule, total, warmup, beta2=0.98, kwargs=kwargs)
         options = ", ".join(f"{k}={v}" for k, v in kwargs.items() if k not in ("num_cycles", "min_lr_ratio"))
-        curve.name = f"{schedule} ({options})" if options else schedule
+        curve.name = label or (f"{schedule} ({options})" if options else schedule)
         if branch:
             curve.branch = branch[0]
             curve.name = f"branch at step {branch[0][0]}: {options}"
