@@ -55,7 +55,23 @@ def factories(total: int) -> dict:
         "wsd, 1-sqrt decay over the last 20%": lambda o: get_schedule(
             "wsd", o, warmup, total, decay_ratio=0.2, decay_type="1-sqrt", min_lr_ratio=0.01
         ),
+        "phases, 10 phases": lambda o: get_schedule("phases", o, warmup, total, phases=TEN_PHASES, min_lr_ratio=0.01),
     }
+
+
+# Ten phases of every kind but restarts, laid over the decay: the cost of finding a step's phase among many.
+TEN_PHASES = [
+    {"shape": "constant", "ratio": 0.09},
+    {"shape": "linear", "ratio": 0.09, "to": 0.8},
+    {"shape": "cosine", "ratio": 0.09, "to": 0.5},
+    {"shape": "linear", "ratio": 0.09, "to": 1.0},
+    {"shape": "1-sqrt", "ratio": 0.09, "to": 0.6},
+    {"shape": "power", "p": 0.4, "ratio": 0.09, "to": 0.3},
+    {"shape": "exponential", "ratio": 0.09, "from": 0.9, "to": 0.2},
+    {"shape": "rex", "ratio": 0.09, "from": 1.0, "to": 0.4},
+    {"shape": "constant", "ratio": 0.09},
+    {"shape": "cosine"},
+]
 
 
 def position(scheduler, step: int) -> None:
@@ -141,15 +157,49 @@ def bench_build(rounds: int) -> list[dict]:
     return rows
 
 
+CURVES = (
+    ("warmup_cosine", {}),
+    ("exponential_warmup_cosine", {}),
+    ("cosine_with_growing_restarts", {"num_cycles": 5}),
+    ("cosine_with_growing_restarts", {"first_cycle_steps": 10, "cycle_mult": 1.0001}),
+    ("wsd", {"decay_ratio": 0.2, "decay_type": "1-sqrt"}),
+    ("phases", {"phases": TEN_PHASES, "min_lr_ratio": 0.01}),
+    ("cosine", {}),
+)
+
+
 def bench_curve(total: int, rounds: int) -> list[dict]:
     rows = []
-    for name, kwargs in (("warmup_cosine", {}), ("cosine_with_growing_restarts", {"num_cycles": 5}), ("cosine", {})):
+    for name, kwargs in CURVES:
         times = []
         for _ in range(rounds):
             tic = time.perf_counter()
             schedule_multipliers(name, total, total // 100, **kwargs)
             times.append(time.perf_counter() - tic)
-        rows.append({"schedule": name, "steps": total, "seconds": median(times)})
+        label = name + (
+            f" ({', '.join(f'{k}={v}' for k, v in kwargs.items())})" if name != "phases" and kwargs else ""
+        )
+        rows.append(
+            {"schedule": label if name != "phases" else "phases, 10 phases", "steps": total, "seconds": median(times)}
+        )
+    return rows
+
+
+def bench_resume_check(total: int, rounds: int) -> list[dict]:
+    """A `wsd` run grown in its stable phase, resumed at the last stable step with 2 param groups: the resume check
+    compares the two runs phase by phase, so its cost does not grow with the steps taken."""
+    rows = []
+    for steps in (total // 100, total):
+        times = []
+        for _ in range(rounds):
+            trunk = get_schedule("wsd", optimizer(2), steps // 100, steps, num_decay_steps=steps // 10)
+            trunk.last_epoch = steps - steps // 10  # the last step of the stable phase
+            state = trunk.state_dict()
+            grown = get_schedule("wsd", optimizer(2), steps // 100, 2 * steps, num_decay_steps=steps // 10)
+            tic = time.perf_counter()
+            grown.load_state_dict(state)
+            times.append(time.perf_counter() - tic)
+        rows.append({"steps_taken": steps - steps // 10, "seconds": median(times)})
     return rows
 
 
@@ -169,6 +219,7 @@ def main(argv=None) -> dict:
         "steps": bench_steps(totals, [1, 4], rounds, count),
         "build": bench_build(max(rounds, 5) * 5),
         "curve": bench_curve(curve_steps, 3 if not args.quick else 1),
+        "resume_check": bench_resume_check(3 * curve_steps, 3 if not args.quick else 1),
     }
     step_rows = [
         [r["groups"], f"{r['steps']:,}", r["schedule"], f"{r['us_per_step']:.2f}", f"{r['ratio']:.2f}"]
@@ -193,6 +244,12 @@ def main(argv=None) -> dict:
             ),
             f"A whole {curve_steps:,}-step curve for a preview (`schedule_multipliers`, median of 3):",
             markdown_table(["schedule", "seconds"], [[r["schedule"], f"{r['seconds']:.3f}"] for r in data["curve"]]),
+            "The resume check of a `wsd` run grown in its stable phase (2 param groups, resumed at its last stable "
+            "step; median of 3):",
+            markdown_table(
+                ["steps taken", "seconds"],
+                [[f"{r['steps_taken']:,}", f"{r['seconds']:.4f}"] for r in data["resume_check"]],
+            ),
         ]
     )
     write("overhead", data, markdown, args.out_dir)
