@@ -19,7 +19,7 @@ if TYPE_CHECKING:
         unregister_schedule,
     )
     from .schedule_info import ScheduleInfo, describe
-    from .scheduler import ResumeMismatchError, ScheduleLR
+    from .scheduler import ScheduleLR
     from .schedules import (
         get_cosine_with_growing_restarts_schedule,
         get_exponential_warmup_cosine_schedule,
@@ -27,6 +27,7 @@ if TYPE_CHECKING:
         get_warmup_cosine_schedule,
         get_wsd_schedule,
     )
+    from .stages import ResumeMismatchError
     from .trainer import LRSchedMixin, LRSchedTrainer
     from .training_args import LRSchedArguments, LRSchedTrainingArguments
     from .warmup import resolve_auto_warmup_steps, resolve_num_warmup_steps
@@ -46,7 +47,7 @@ _LAZY = {
     "register_schedule": "registry",
     "schedule_description": "registry",
     "unregister_schedule": "registry",
-    "ResumeMismatchError": "scheduler",
+    "ResumeMismatchError": "stages",
     "ScheduleLR": "scheduler",
     "get_cosine_with_growing_restarts_schedule": "schedules",
     "get_exponential_warmup_cosine_schedule": "schedules",

@@ -14,10 +14,7 @@ import json
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal
-
-from torch.optim import Optimizer
-from torch.optim.lr_scheduler import LambdaLR, LRScheduler
+from typing import TYPE_CHECKING, Any, Literal
 
 from ._validation import check_int, suggest
 from .schedules import (
@@ -41,7 +38,11 @@ __all__ = [
     "unregister_schedule",
 ]
 
-ScheduleFactory = Callable[..., LRScheduler]
+if TYPE_CHECKING:
+    from torch.optim import Optimizer
+    from torch.optim.lr_scheduler import LRScheduler
+
+ScheduleFactory = Callable[..., "LRScheduler"]
 
 
 @dataclass(frozen=True)
@@ -316,6 +317,7 @@ def get_schedule(
 def _transformers_factory(
     name: str, optimizer, num_warmup_steps=None, num_training_steps=None, last_epoch=-1, **kwargs
 ):
+    from torch.optim.lr_scheduler import LambdaLR
     from transformers.optimization import get_scheduler
 
     last_epoch = check_int("last_epoch", last_epoch, minimum=-1)

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from .cycles import Cycles
 from .phases import PhasePlan
-from .scheduler import ScheduleLR, stage_lambdas
+from .stages import StagedSchedule, stage_lambdas
 
 __all__ = ["ScheduleInfo", "describe"]
 
@@ -111,7 +111,7 @@ def describe(scheduler) -> ScheduleInfo:
     Raises:
         `TypeError`: for a scheduler that no hf_lrsched factory built (a `transformers` name, a torch scheduler).
     """
-    if not isinstance(scheduler, ScheduleLR):
+    if not isinstance(scheduler, StagedSchedule):
         raise TypeError(
             f"describe() takes a scheduler built by hf_lrsched (warmup_cosine, exponential_warmup_cosine, "
             f"cosine_with_growing_restarts, wsd, phases), got {type(scheduler).__name__}."

@@ -10,19 +10,21 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Any, Literal
-
-from torch.optim import Optimizer
+from typing import TYPE_CHECKING, Any, Literal
 
 from ._exact import decimal_fraction
 from ._validation import check_choice, check_float, check_int
 from .phases import WARMUP_TYPES, resolve_phases
-from .scheduler import ResumeMismatchError, ScheduleLR
+from .stages import PlannedSchedule, PreviewOptimizer, ResumeMismatchError, StagedSchedule
 from .warmup import resolve_auto_warmup_steps, resolve_num_warmup_steps
+
+if TYPE_CHECKING:
+    from torch.optim import Optimizer
+
+    from .scheduler import ScheduleLR
 
 __all__ = [
     "ResumeMismatchError",
-    "ScheduleLR",
     "get_cosine_with_growing_restarts_schedule",
     "get_exponential_warmup_cosine_schedule",
     "get_phases_schedule",
@@ -56,6 +58,13 @@ COMMON_OPTIONS = (
 _SCHEDULER_OPTIONS = ("optimizer", "last_epoch", "new_stage")
 
 
+def _check_total(num_training_steps) -> int:
+    total = check_int("num_training_steps", num_training_steps, minimum=1)
+    if total > MAX_STEPS:
+        raise ValueError(f"`num_training_steps` must be at most 2**63 - 1 = {MAX_STEPS}, got a number of {len(str(total))} digits.")
+    return total
+
+
 def _check_common(
     optimizer: Optimizer,
     num_warmup_steps,
@@ -70,9 +79,7 @@ def _check_common(
 ) -> dict[str, Any]:
     """Validate the options every schedule shares, resolve `"auto"` warmup, and return them as plain values: what a
     scheduler's state records (see `ScheduleLR`)."""
-    num_training_steps = check_int(
-        "num_training_steps", num_training_steps, minimum=1, maximum=MAX_STEPS, hint=" (at most 2**63 - 1)"
-    )
+    num_training_steps = _check_total(num_training_steps)
     warmup_type = check_choice("warmup_type", warmup_type, WARMUP_TYPES)
     warmup_start_ratio = check_float("warmup_start_ratio", warmup_start_ratio, low=0.0, high=1.0, high_open=True)
     warmup_exp_rate = check_float("warmup_exp_rate", warmup_exp_rate, low=0.0, low_open=True)
@@ -114,16 +121,16 @@ def _check_common(
 
 
 def _schedule(
-    factory: Callable[..., ScheduleLR],
+    factory: Callable[..., Any],
     arguments: dict[str, Any],
     name: str,
     phases: list[dict[str, Any]],
     options: dict[str, Any] | None = None,
     *,
     preset: bool = True,
-) -> ScheduleLR:
-    """The `ScheduleLR` of a phase list: `arguments` are the factory's own (its `locals()` on entry), `options` the
-    schedule's own resolved options, recorded beside the common ones."""
+) -> Any:
+    """The `ScheduleLR` of a phase list (a `PlannedSchedule` for a `PreviewOptimizer`): `arguments` are the factory's
+    own (its `locals()` on entry), `options` the schedule's own resolved options, recorded beside the common ones."""
     common = _check_common(**{key: arguments[key] for key in COMMON_OPTIONS})
     resolved = resolve_phases(
         phases,
@@ -132,8 +139,15 @@ def _schedule(
         preset=preset,
     )
     rebuild_with = {key: value for key, value in arguments.items() if key not in _SCHEDULER_OPTIONS}
-    return ScheduleLR(
-        arguments["optimizer"],
+    optimizer = arguments["optimizer"]
+    if isinstance(optimizer, PreviewOptimizer):  # laid out without torch, for a preview
+        build: type[StagedSchedule] = PlannedSchedule
+    else:
+        from .scheduler import ScheduleLR  # torch, only for a real optimizer
+
+        build = ScheduleLR
+    return build(  # type: ignore[call-arg]
+        optimizer,
         name=name,
         options={**common, **(options or {})},
         phases=resolved,
@@ -150,10 +164,10 @@ class _Rebuild:
 
     __slots__ = ("arguments", "factory")
 
-    def __init__(self, factory: Callable[..., ScheduleLR], arguments: dict[str, Any]):
+    def __init__(self, factory: Callable[..., Any], arguments: dict[str, Any]):
         self.factory, self.arguments = factory, arguments
 
-    def __call__(self, optimizer: Optimizer, **overrides: Any) -> ScheduleLR:
+    def __call__(self, optimizer: Any, **overrides: Any) -> Any:
         return self.factory(optimizer, **{**self.arguments, **overrides})
 
     def __reduce__(self):
@@ -509,3 +523,12 @@ def get_phases_schedule(
     scheduler = _schedule(get_phases_schedule, arguments, "phases", phases, preset=False)
     scheduler._own["options"]["phases"] = scheduler._own["phases"]
     return scheduler
+
+
+def __getattr__(name: str):
+    # `hf_lrsched.schedules.ScheduleLR`, where it lived before `hf_lrsched.scheduler`: imported on use, with torch.
+    if name == "ScheduleLR":
+        from .scheduler import ScheduleLR
+
+        return ScheduleLR
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

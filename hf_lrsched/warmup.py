@@ -4,17 +4,23 @@ from __future__ import annotations
 
 import math
 from fractions import Fraction
-from typing import Literal
-
-import torch
-from torch.optim import Optimizer
-from transformers.utils import logging
+from typing import TYPE_CHECKING, Any, Literal
 
 from ._exact import decimal_fraction
 from ._validation import check_choice, check_float, check_int
 from .phases import WARMUP_TYPES
 
-logger = logging.get_logger(__name__)
+if TYPE_CHECKING:
+    from torch.optim import Optimizer
+
+
+def _warning_once(message: str) -> None:
+    # transformers' logger (its verbosity settings apply), imported only when there is something to say: a preview
+    # of our schedules needs neither torch nor transformers.
+    from transformers.utils import logging
+
+    logging.get_logger(__name__).warning_once(message)
+
 
 __all__ = ["optimizer_beta2", "resolve_auto_warmup_steps", "resolve_num_warmup_steps"]
 
@@ -62,7 +68,7 @@ def resolve_auto_warmup_steps(
     warmup_steps = math.ceil(scale / (1 - decimal_fraction(beta2)))
     cap = math.floor(decimal_fraction(max_auto_warmup_ratio) * num_training_steps)
     if warmup_steps > cap:
-        logger.warning_once(
+        _warning_once(
             f"`num_warmup_steps='auto'`: the untuned {warmup_type} warmup for beta2={beta2} is {warmup_steps} steps, "
             f"capped at max_auto_warmup_ratio * num_training_steps = {max_auto_warmup_ratio} * {num_training_steps} "
             f"= {cap} steps."
@@ -121,9 +127,13 @@ def resolve_num_warmup_steps(
     return math.ceil(check_int("num_training_steps", num_training_steps, minimum=1) * number)
 
 
-def _as_written(value):
+def _as_written(value: Any) -> Any:
     """A plain number from a float or a one-element tensor; a float32 tensor gives the shortest decimal that is
     that float32 (`torch.tensor(0.999)` gives 0.999, not 0.9990000128746033)."""
+    if not type(value).__module__.startswith("torch"):
+        return value
+    import torch
+
     if not isinstance(value, torch.Tensor):
         return value
     if value.numel() != 1:
