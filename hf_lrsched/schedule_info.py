@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from .cycles import Cycles
-from .scheduler import ScheduleLR, stage_lambdas
+from .scheduler import ScheduleLR, floor_ratios, stage_lambdas
 
 __all__ = ["ScheduleInfo", "describe"]
 
@@ -50,6 +50,11 @@ class ScheduleInfo:
         stages (`tuple[dict, ...]`):
             The run's stages, each with its `start` step, `name` and `options` (one stage unless the plan was changed
             on purpose with `new_stage=True`).
+        groups (`tuple[dict, ...]`):
+            One dict per param group, as the last stage plans it: `name` (the group's `name`, as
+            [`build_param_groups`] sets it, or `None`), `base_lr`, `floor` (its floor as an absolute rate: `m *
+            base_lr`, its own or the schedule's), `start_step` (before it the group is frozen) and `warmup_steps` (its
+            own ramp after `start_step`).
     """
 
     name: str
@@ -62,6 +67,7 @@ class ScheduleInfo:
     decay_start: int | None = None
     phases: tuple[dict, ...] = field(default=(), repr=False)
     stages: tuple[dict, ...] = field(default=(), repr=False)
+    groups: tuple[dict, ...] = field(default=(), repr=False)
     _cycles: tuple[tuple[int, Cycles], ...] = field(default=(), repr=False, compare=False)
 
     def iter_restarts(self) -> Iterator[int]:
@@ -116,7 +122,8 @@ def describe(scheduler) -> ScheduleInfo:
     base_lrs = tuple(float(lr) for lr in scheduler.base_lrs)
     fn = stage_lambdas(last, list(base_lrs))
     phases, cycles, step = [], [], t0 + warmup
-    plan = fn[0].keywords["plan"]
+    first = fn[0].keywords.get("fn", fn[0])  # a group with its own start: its ramp wraps the schedule's function
+    plan = first.keywords["plan"]
     for record, phase in zip(last["phases"], plan.phases):
         phases.append({**record, "start": step})
         if record["shape"] == "restarts" and record["steps"] > 0:
@@ -125,6 +132,20 @@ def describe(scheduler) -> ScheduleInfo:
     num_cycles = sum(_count_cycles(c) for _, c in cycles) if cycles else 1
     floors = tuple(base * f(total) for base, f in zip(base_lrs, scheduler.lr_lambdas))  # lambda(t >= T)
     decay_start = t0 + warmup + last["phases"][0]["steps"] if last["name"] == "wsd" else None
+    plans = last.get("groups") or [{}] * len(base_lrs)
+    ratios = floor_ratios(options, list(last["base_lrs"]), plans)
+    groups = tuple(
+        {
+            "name": group.get("name") if isinstance(group.get("name"), str) else None,
+            "base_lr": base,
+            "floor": ratio * stage_base,
+            "start_step": plan.get("start_step", 0),
+            "warmup_steps": plan.get("warmup_steps", 0),
+        }
+        for group, base, stage_base, ratio, plan in zip(
+            scheduler.optimizer.param_groups, base_lrs, last["base_lrs"], ratios, plans
+        )
+    )
     return ScheduleInfo(
         last["name"],
         total,
@@ -136,5 +157,6 @@ def describe(scheduler) -> ScheduleInfo:
         decay_start,
         tuple(phases),
         tuple({"start": s["start"], "name": s["name"], "options": dict(s["options"])} for s in stages),
+        groups,
         tuple(cycles),
     )
