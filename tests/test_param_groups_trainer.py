@@ -6,6 +6,7 @@ during training follows the schedule."""
 
 import json
 import math
+import os
 import re
 
 import pytest
@@ -133,7 +134,7 @@ def plan_args(tmp_path, **overrides):
 @pytest.mark.slow
 def test_trainer_run_gives_every_group_its_planned_rate_at_every_step(tmp_path):
     model = tiny_bert()
-    args = plan_args(tmp_path)
+    args = plan_args(tmp_path, report_to=["tensorboard"])
     trainer = LRSchedTrainer(model=model, args=args, train_dataset=tiny_dataset())
     trainer.train()
     assert type(trainer.optimizer.optimizer) is torch.optim.AdamW  # `optim`'s default, through the accelerate wrapper
@@ -151,6 +152,13 @@ def test_trainer_run_gives_every_group_its_planned_rate_at_every_step(tmp_path):
         assert [curve[k][column] for k in range(1, T + 1)] == pytest.approx(
             [expected[label][k] for k in range(1, T + 1)], rel=1e-12, abs=1e-18
         )
+    # Every group's rate reaches TensorBoard under its name (transformers 5 writes events under output_dir/runs/).
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    found = [root for root, _, files in os.walk(args.output_dir) for f in files if "tfevents" in f]
+    events = EventAccumulator(found[0])
+    events.Reload()
+    assert {f"train/learning_rate/{label}" for label in labels} <= set(events.Tags()["scalars"])
     info = describe(trainer.lr_scheduler)
     assert [group["name"] for group in info.groups] == labels
     assert info.groups[0]["start_step"] == 3 and info.groups[0]["warmup_steps"] == 4
