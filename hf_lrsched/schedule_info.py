@@ -122,7 +122,7 @@ def describe(scheduler) -> ScheduleInfo:
     base_lrs = tuple(float(lr) for lr in scheduler.base_lrs)
     fn = stage_lambdas(last, list(base_lrs))
     phases, cycles, step = [], [], t0 + warmup
-    first = fn[0].keywords.get("fn", fn[0])  # a group with its own start: its ramp wraps the schedule's function
+    first = fn[0].keywords.get("fn", fn[0])  # type: ignore[attr-defined]  # a group's own start: its ramp wraps it
     plan = first.keywords["plan"]
     for record, phase in zip(last["phases"], plan.phases):
         phases.append({**record, "start": step})

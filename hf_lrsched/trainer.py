@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import torch
 from transformers import Trainer
@@ -18,6 +18,8 @@ __all__ = ["LRSchedMixin", "LRSchedTrainer"]
 
 
 if TYPE_CHECKING:  # the mixin's attributes and `super()` calls are those of the Trainer it is mixed into
+    from .training_args import LRSchedArguments
+
     _TrainerBase = Trainer
 else:
     _TrainerBase = object
@@ -124,20 +126,22 @@ class LRSchedMixin(_TrainerBase):
         if self.optimizer is not None or not has_param_group_plan(self.args):
             return super().create_optimizer() if model is None else super().create_optimizer(model)
         opt_model = self.model if model is None else model
-        args = self.args
+        if opt_model is None:
+            raise ValueError("`create_optimizer` needs a model to build the LR plan's param groups from.")
+        args = cast("LRSchedArguments", self.args)
         groups = build_param_groups(
             opt_model,
             args.learning_rate,
             args.weight_decay,
             layer_decay=args.lr_layer_decay,
-            rules=args.lr_param_groups,
+            rules=cast("list[dict] | None", args.lr_param_groups),  # a JSON string is parsed in `__post_init__`
             decay_parameters=self.get_decay_parameter_names(opt_model),
         )
         groups = _split_by_device_mesh(groups)
         if self.optimizer_cls_and_kwargs is not None:
             optimizer_cls, optimizer_kwargs = self.optimizer_cls_and_kwargs
         else:
-            optimizer_cls, optimizer_kwargs = self.get_optimizer_cls_and_kwargs(args, opt_model)
+            optimizer_cls, optimizer_kwargs = self.get_optimizer_cls_and_kwargs(args, opt_model)  # type: ignore[arg-type]
         optimizer_kwargs = dict(optimizer_kwargs)
         optim = getattr(args.optim, "value", args.optim)
         own = [key for key in ("params", "model", "optimizer_dict") if key in optimizer_kwargs]
@@ -159,9 +163,7 @@ class LRSchedMixin(_TrainerBase):
         if "bitsandbytes" in str(optimizer_cls) and optimizer_kwargs.get("optim_bits") == 8:
             _embeddings_in_fp32(opt_model)  # as `Trainer.create_optimizer` does for 8-bit optimizers
         if is_sagemaker_mp_enabled():
-            import smdistributed.modelparallel.torch as smp  # type: ignore[import-not-found]
-
-            self.optimizer = smp.DistributedOptimizer(self.optimizer)
+            self.optimizer = _sagemaker_distributed_optimizer(self.optimizer)
         return self.optimizer
 
     def create_scheduler(
@@ -233,7 +235,7 @@ def _split_by_device_mesh(groups: list[dict]) -> list[dict]:
         return groups
     from torch.distributed.tensor import DTensor
 
-    split = []
+    split: list[dict] = []
     for group in groups:
         by_mesh: dict = {}
         for p in group["params"]:
@@ -250,3 +252,10 @@ def _embeddings_in_fp32(model: torch.nn.Module) -> None:
     for module in model.modules():
         if isinstance(module, torch.nn.Embedding):
             manager.register_module_override(module, "weight", {"optim_bits": 32})
+
+
+def _sagemaker_distributed_optimizer(optimizer: torch.optim.Optimizer) -> torch.optim.Optimizer:
+    """As `Trainer.create_optimizer` wraps the optimizer under SageMaker model parallelism."""
+    import smdistributed.modelparallel.torch as smp  # type: ignore[import-not-found, unused-ignore]
+
+    return smp.DistributedOptimizer(optimizer)
