@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import csv
 import importlib.util
+import math
 import os
 import shutil
+from collections.abc import Sequence
 
 from transformers import TrainerCallback
 from transformers.trainer_callback import ExportableState
 from transformers.utils import logging
 
+from .param_groups import group_labels
 from .schedule_info import describe
 from .schedules import ScheduleLR
 
@@ -26,7 +29,8 @@ class LRCurveCallback(TrainerCallback, ExportableState):
     """
     Records the learning rate of every param group at every optimizer step (the rate the step used, before the
     scheduler moves on) and, at the end of training, writes `lr_schedule.csv` (`step,lr[,lr_group_1,...]`, steps
-    counted from 1) and, where matplotlib is installed, `lr_schedule.png` into `output_dir`, on the main process.
+    counted from 1; with named param groups `lr/<name>` per group, see [`write_lr_curve`]) and, where matplotlib is
+    installed, `lr_schedule.png` into `output_dir`, on the main process.
 
     A resumed run writes the whole curve, not only the steps after the resume, while checkpoints stay small: for an
     hf_lrsched schedule, whose resume identity guarantees that the resumed schedule gives every step already taken
@@ -75,9 +79,10 @@ class LRCurveCallback(TrainerCallback, ExportableState):
         if epoch != step - 1:
             self.epochs[step] = epoch
 
-    def on_train_end(self, args, state, control, **kwargs):
+    def on_train_end(self, args, state, control, optimizer=None, **kwargs):
         if state.is_world_process_zero and self.history and args.output_dir:
-            write_lr_curve(self.history, args.output_dir, write_png=self.write_png)
+            names = _group_names(optimizer, max(len(row) for row in self.history) - 1)
+            write_lr_curve(self.history, args.output_dir, write_png=self.write_png, names=names)
 
     def state(self) -> dict:
         return {
@@ -89,14 +94,29 @@ class LRCurveCallback(TrainerCallback, ExportableState):
         }
 
 
-def write_lr_curve(history: list[list[float]], output_dir: str, *, write_png: bool = True) -> list[str]:
+def write_lr_curve(
+    history: list[list[float]], output_dir: str, *, write_png: bool = True, names: Sequence[str] | None = None
+) -> list[str]:
     """
-    Write `history` (rows of `[step, lr, lr_group_1, ...]`) as `lr_schedule.csv`, and as `lr_schedule.png` when
-    `write_png` is set and matplotlib is installed. Returns the paths written.
+    Write `history` (rows of `[step, lr of group 0, lr of group 1, ...]`) as `lr_schedule.csv`, and as
+    `lr_schedule.png` when `write_png` is set and matplotlib is installed. Returns the paths written.
+
+    The CSV's columns are `step,lr[,lr_group_1,...]`: `lr` is group 0, as the trackers' `learning_rate`. With
+    `names` (one readable name per param group, as [`build_param_groups`] names them), several groups are written as
+    the trackers log them: `step,lr,lr/<name of group 0>,lr/<name of group 1>,...` (`lr` repeats group 0), and the
+    PNG's legend names each group. A group added to the optimizer during training has `nan` before it was added.
     """
     os.makedirs(output_dir, exist_ok=True)
-    num_groups = len(history[0]) - 1
-    header = ["step", "lr"] + [f"lr_group_{i}" for i in range(1, num_groups)]
+    num_groups = max(len(row) for row in history) - 1
+    # A group added to the optimizer during training (`add_param_group`) has no rate before it was added: nan.
+    history = [[*row, *[math.nan] * (num_groups + 1 - len(row))] for row in history]
+    if names is not None and len(names) != num_groups:
+        raise ValueError(f"`names` has {len(names)} names for {num_groups} param groups.")
+    if names is not None and num_groups > 1:
+        header = ["step", "lr"] + [f"lr/{name}" for name in names]
+        history = [[row[0], row[1], *row[1:]] for row in history]
+    else:
+        header = ["step", "lr"] + [f"lr_group_{i}" for i in range(1, num_groups)]
     csv_path = os.path.join(output_dir, CSV_NAME)
     with open(f"{csv_path}.tmp", "w", newline="", encoding="utf-8") as f:  # renamed into place: never truncated
         writer = csv.writer(f)
@@ -111,10 +131,9 @@ def write_lr_curve(history: list[list[float]], output_dir: str, *, write_png: bo
         from .plot import Curve, plot_lr_curves
 
         steps = [int(row[0]) for row in history]
-        curves = [
-            Curve("lr" if num_groups == 1 else f"param group {i}", steps, [row[i + 1] for row in history])
-            for i in range(num_groups)
-        ]
+        first = 2 if names is not None and num_groups > 1 else 1  # the column of group 0's own rates
+        labels = ["lr"] if num_groups == 1 else list(names or (f"param group {i}" for i in range(num_groups)))
+        curves = [Curve(labels[i], steps, [row[first + i] for row in history]) for i in range(num_groups)]
         png_path = os.path.join(output_dir, PNG_NAME)
         plot_lr_curves(curves, png_path, title="Learning rate per optimizer step")
         written.append(png_path)
@@ -164,3 +183,12 @@ class SnapshotCallback(TrainerCallback):
         os.replace(tmp, path)
         self.saved.append(path)
         logger.info(f"Saved the snapshot at the end of a cycle: {path}")
+
+
+def _group_names(optimizer, num_groups: int) -> list[str] | None:
+    """Each param group's readable name (see [`group_labels`]) when the optimizer's groups carry names and match the
+    curve's columns, else None (the columns stay `lr_group_<i>`)."""
+    groups = getattr(optimizer, "param_groups", None)
+    if not groups or len(groups) != num_groups or not any(isinstance(g.get("name"), str) for g in groups):
+        return None
+    return group_labels(groups)

@@ -26,6 +26,8 @@ __all__ = [
     "build_param_groups",
     "check_layer_decay",
     "check_param_group_rules",
+    "group_labels",
+    "has_param_group_plan",
     "parameter_layer_ids",
     "parse_param_group_rules",
 ]
@@ -402,6 +404,26 @@ def build_param_groups(
     for plan, group in groups.items():
         group["name"] = _group_name(labels[plan])
     return list(groups.values())
+
+
+def has_param_group_plan(args) -> bool:
+    """Whether `args` set an LR plan (`lr_layer_decay` or `lr_param_groups`): the Trainer then builds the optimizer's
+    param groups with [`build_param_groups`]."""
+    return getattr(args, "lr_layer_decay", None) is not None or bool(getattr(args, "lr_param_groups", None))
+
+
+#: The keys of an LR plan's rule that only a schedule of hf_lrsched follows: a group's own floor, start and ramp.
+SCHEDULE_PLAN_KEYS = ("min_lr", "min_lr_ratio", "start_step", "warmup_steps")
+
+
+def group_labels(param_groups) -> list[str]:
+    """A readable label per param group, for trackers and the LR curve: the group's `name` (set by
+    [`build_param_groups`]) where it is a string used by no other group, else `group_<i>`."""
+    names = [group.get("name") for group in param_groups]
+    return [
+        name if isinstance(name, str) and name and names.count(name) == 1 else f"group_{index}"
+        for index, name in enumerate(names)
+    ]
 
 
 def _group_name(labels: Iterable[tuple[str, bool]]) -> str:

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from .cycles import Cycles
 from .phases import PhasePlan
-from .stages import StagedSchedule, stage_lambdas
+from .stages import StagedSchedule, floor_ratios, stage_lambdas
 
 __all__ = ["ScheduleInfo", "describe"]
 
@@ -51,6 +51,11 @@ class ScheduleInfo:
         stages (`tuple[dict, ...]`):
             The run's stages, each with its `start` step, `name` and `options` (one stage unless the plan was changed
             on purpose with `new_stage=True`).
+        groups (`tuple[dict, ...]`):
+            One dict per param group, as the last stage plans it: `name` (the group's `name`, as
+            [`build_param_groups`] sets it, or `None`), `base_lr`, `floor` (its floor as an absolute rate: `m *
+            base_lr`, its own or the schedule's), `start_step` (before it the group is frozen) and `warmup_steps` (its
+            own ramp after `start_step`).
     """
 
     name: str
@@ -63,6 +68,7 @@ class ScheduleInfo:
     decay_start: int | None = None
     phases: tuple[dict, ...] = field(default=(), repr=False)
     stages: tuple[dict, ...] = field(default=(), repr=False)
+    groups: tuple[dict, ...] = field(default=(), repr=False)
     _cycles: tuple[tuple[int, Cycles], ...] = field(default=(), repr=False, compare=False)
 
     def iter_restarts(self) -> Iterator[int]:
@@ -133,6 +139,20 @@ def describe(scheduler) -> ScheduleInfo:
     num_cycles = sum(_count_cycles(c) for _, c in cycles) if cycles else 1
     floors = tuple(base * f(total) for base, f in zip(base_lrs, scheduler.lr_lambdas))  # lambda(t >= T)
     decay_start = t0 + warmup + last["phases"][0]["steps"] if last["name"] == "wsd" else None
+    plans = last.get("groups") or [{}] * len(base_lrs)
+    ratios = floor_ratios(options, list(last["base_lrs"]), plans)
+    groups = tuple(
+        {
+            "name": group.get("name") if isinstance(group.get("name"), str) else None,
+            "base_lr": base,
+            "floor": ratio * stage_base,
+            "start_step": plan.get("start_step", 0),
+            "warmup_steps": plan.get("warmup_steps", 0),
+        }
+        for group, base, stage_base, ratio, plan in zip(
+            scheduler.optimizer.param_groups, base_lrs, last["base_lrs"], ratios, plans
+        )
+    )
     return ScheduleInfo(
         last["name"],
         total,
@@ -144,5 +164,6 @@ def describe(scheduler) -> ScheduleInfo:
         decay_start,
         tuple(phases),
         tuple({"start": s["start"], "name": s["name"], "options": dict(s["options"])} for s in stages),
+        groups,
         tuple(cycles),
     )

@@ -61,7 +61,9 @@ _SCHEDULER_OPTIONS = ("optimizer", "last_epoch", "new_stage")
 def _check_total(num_training_steps) -> int:
     total = check_int("num_training_steps", num_training_steps, minimum=1)
     if total > MAX_STEPS:
-        raise ValueError(f"`num_training_steps` must be at most 2**63 - 1 = {MAX_STEPS}, got a number of {len(str(total))} digits.")
+        raise ValueError(
+            f"`num_training_steps` must be at most 2**63 - 1 = {MAX_STEPS}, got a number of {len(str(total))} digits."
+        )
     return total
 
 

@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import torch
 from transformers import Trainer
 from transformers.utils import is_sagemaker_mp_enabled
 
 from .callbacks import LRCurveCallback
+from .param_groups import PLAN_KEYS, SCHEDULE_PLAN_KEYS, build_param_groups, group_labels, has_param_group_plan
+from .scheduler import ScheduleLR
 from .training_args import build_lr_scheduler, check_lr_schedule, uses_lrsched
 
 __all__ = ["LRSchedMixin", "LRSchedTrainer"]
 
 
 if TYPE_CHECKING:  # the mixin's attributes and `super()` calls are those of the Trainer it is mixed into
+    from .training_args import LRSchedArguments
+
     _TrainerBase = Trainer
 else:
     _TrainerBase = object
@@ -88,12 +92,79 @@ class LRSchedMixin(_TrainerBase):
         return super()._get_learning_rate()
 
     def log(self, logs: dict[str, float], *args, **kwargs) -> None:
-        """`Trainer.log`, plus the rate of every param group when there are several: `learning_rate/group_<i>` next
-        to the Trainer's `learning_rate` (group 0), so that TensorBoard and W&B draw them side by side."""
+        """`Trainer.log`, plus the rate of every param group when there are several: `learning_rate/<name>` (the
+        group's `name`, as [`build_param_groups`] sets it) or `learning_rate/group_<i>` next to the Trainer's
+        `learning_rate` (group 0), so that TensorBoard and W&B draw them side by side."""
         rates = getattr(self, "_group_learning_rates", None)
         if "learning_rate" in logs and rates and len(rates) > 1:
-            logs = {**logs, **{f"learning_rate/group_{i}": rate for i, rate in enumerate(rates)}}
+            labels = group_labels(self.optimizer.param_groups if self.optimizer is not None else [{}] * len(rates))
+            logs = {**logs, **{f"learning_rate/{label}": rate for label, rate in zip(labels, rates)}}
         super().log(logs, *args, **kwargs)
+
+    def create_optimizer(self, model=None) -> torch.optim.Optimizer:
+        """
+        Set up the optimizer as `Trainer.create_optimizer` does, with the param groups of the LR plan when `args` set
+        one (`lr_layer_decay` or `lr_param_groups`): [`build_param_groups`] from the model, `args.learning_rate`,
+        `args.weight_decay` and `self.get_decay_parameter_names(model)`, given to the optimizer class that
+        `args.optim` selects (`Trainer.get_optimizer_cls_and_kwargs`, or the `optimizer_cls_and_kwargs` passed to
+        the Trainer). Each group keeps its own `lr` and `weight_decay`, and the plan keys (`name`, `lr_mult`, its
+        floor, start and ramp) that the scheduler built next reads. Without a plan, or with an optimizer already set
+        up, it defers to `super().create_optimizer`.
+
+        Args:
+            model (`torch.nn.Module`, *optional*):
+                The model to optimize (the wrapped one under FSDP); defaults to `self.model`.
+
+        Returns:
+            `torch.optim.Optimizer`: the optimizer instance.
+
+        Raises:
+            `ValueError`: for an `optim` that builds its own param groups (GaLore, APOLLO, LOMO, layer-wise ones,
+                Muon- or Dion-like factories) or reads a plan key as an option of its own (`warmup_steps` of the
+                schedule-free optimizers): the plan could not apply.
+        """
+        if self.optimizer is not None or not has_param_group_plan(self.args):
+            return super().create_optimizer() if model is None else super().create_optimizer(model)
+        opt_model = self.model if model is None else model
+        if opt_model is None:
+            raise ValueError("`create_optimizer` needs a model to build the LR plan's param groups from.")
+        args = cast("LRSchedArguments", self.args)
+        groups = build_param_groups(
+            opt_model,
+            args.learning_rate,
+            args.weight_decay,
+            layer_decay=args.lr_layer_decay,
+            rules=cast("list[dict] | None", args.lr_param_groups),  # a JSON string is parsed in `__post_init__`
+            decay_parameters=self.get_decay_parameter_names(opt_model),
+        )
+        groups = _split_by_device_mesh(groups)
+        if self.optimizer_cls_and_kwargs is not None:
+            optimizer_cls, optimizer_kwargs = self.optimizer_cls_and_kwargs
+        else:
+            optimizer_cls, optimizer_kwargs = self.get_optimizer_cls_and_kwargs(args, opt_model)  # type: ignore[arg-type]
+        optimizer_kwargs = dict(optimizer_kwargs)
+        optim = getattr(args.optim, "value", args.optim)
+        own = [key for key in ("params", "model", "optimizer_dict") if key in optimizer_kwargs]
+        if own or not (isinstance(optimizer_cls, type) and issubclass(optimizer_cls, torch.optim.Optimizer)):
+            raise ValueError(
+                f"`optim`={optim!r} builds its own param groups ({', '.join(own) or 'an optimizer factory'}), so the "
+                "LR plan of `lr_layer_decay`/`lr_param_groups` cannot apply. Use an optimizer that takes param "
+                "groups (adamw_torch, adafactor, sgd, ...), or unset `lr_layer_decay` and `lr_param_groups`."
+            )
+        optimizer = optimizer_cls(groups, **optimizer_kwargs)
+        clash = [key for key in PLAN_KEYS if key in optimizer.defaults]
+        if clash:
+            raise ValueError(
+                f"`optim`={optim!r} ({optimizer_cls.__name__}) reads {clash} from every param group as options of its "
+                "own, the keys in which the LR plan of `lr_layer_decay`/`lr_param_groups` records each group's plan. "
+                "Use another optimizer with the plan, or unset `lr_layer_decay` and `lr_param_groups`."
+            )
+        self.optimizer = optimizer
+        if "bitsandbytes" in str(optimizer_cls) and optimizer_kwargs.get("optim_bits") == 8:
+            _embeddings_in_fp32(opt_model)  # as `Trainer.create_optimizer` does for 8-bit optimizers
+        if is_sagemaker_mp_enabled():
+            self.optimizer = _sagemaker_distributed_optimizer(self.optimizer)
+        return self.optimizer
 
     def create_scheduler(
         self, num_training_steps: int, optimizer: torch.optim.Optimizer | None = None
@@ -112,7 +183,11 @@ class LRSchedMixin(_TrainerBase):
             `torch.optim.lr_scheduler.LRScheduler`: the learning rate scheduler instance.
         """
         if self.lr_scheduler is not None or not uses_lrsched(self.args):
-            return super().create_scheduler(num_training_steps, optimizer)
+            created = self.lr_scheduler is None
+            scheduler = super().create_scheduler(num_training_steps, optimizer)
+            if created:
+                _check_plan_is_followed(scheduler)
+            return scheduler
         if optimizer is None:
             if is_sagemaker_mp_enabled():
                 import smdistributed.modelparallel.torch as smp  # type: ignore[import-not-found]
@@ -124,8 +199,63 @@ class LRSchedMixin(_TrainerBase):
             raise ValueError("`create_scheduler` needs an optimizer: call `create_optimizer()` first, or pass one.")
         self.lr_scheduler = build_lr_scheduler(self.args, optimizer, num_training_steps)
         self._created_lr_scheduler = True
+        _check_plan_is_followed(self.lr_scheduler)
         return self.lr_scheduler
 
 
 class LRSchedTrainer(LRSchedMixin, Trainer):
     """A [`~transformers.Trainer`] that builds hf_lrsched schedules by name; see [`LRSchedMixin`]."""
+
+
+def _check_plan_is_followed(scheduler) -> None:
+    """Refuse a scheduler that is not one of ours for param groups whose plan sets a floor, a start or a ramp: it
+    would ignore them (a `transformers` or registered schedule multiplies every group by one curve)."""
+    if isinstance(scheduler, ScheduleLR) or not hasattr(scheduler, "optimizer"):
+        return
+    for index, group in enumerate(scheduler.optimizer.param_groups):
+        for key in SCHEDULE_PLAN_KEYS:
+            value = group.get(key)
+            if value is not None and (key.startswith("min_lr") or value):
+                raise ValueError(
+                    f"Param group {index} ({group.get('name', 'unnamed')}) sets `{key}`={value!r}, which only the "
+                    f"schedules of hf_lrsched follow, but the scheduler is a {type(scheduler).__name__} that would "
+                    "ignore it. Set `lr_schedule` to one of ours (warmup_cosine, wsd, phases, ...), or remove "
+                    f"`{key}` from the plan."
+                )
+
+
+def _split_by_device_mesh(groups: list[dict]) -> list[dict]:
+    """As `Trainer.create_optimizer` does: parameters on different device meshes (expert parallelism) cannot share
+    a fused or foreach kernel call, so each group is split by mesh (the parts keep the group's plan and name)."""
+    try:
+        from transformers.trainer_optimizer import has_mixed_dtensor
+    except ImportError:  # a transformers without expert parallelism
+        return groups
+    if not has_mixed_dtensor(p for group in groups for p in group["params"]):
+        return groups
+    from torch.distributed.tensor import DTensor
+
+    split: list[dict] = []
+    for group in groups:
+        by_mesh: dict = {}
+        for p in group["params"]:
+            by_mesh.setdefault(p.device_mesh if isinstance(p, DTensor) else None, []).append(p)
+        split.extend({**group, "params": params} for params in by_mesh.values())
+    return split
+
+
+def _embeddings_in_fp32(model: torch.nn.Module) -> None:
+    """bitsandbytes' 8-bit optimizers keep embeddings in 32 bits, as `Trainer.create_optimizer` registers them."""
+    import bitsandbytes  # type: ignore[import-not-found]
+
+    manager = bitsandbytes.optim.GlobalOptimManager.get_instance()
+    for module in model.modules():
+        if isinstance(module, torch.nn.Embedding):
+            manager.register_module_override(module, "weight", {"optim_bits": 32})
+
+
+def _sagemaker_distributed_optimizer(optimizer: torch.optim.Optimizer) -> torch.optim.Optimizer:
+    """As `Trainer.create_optimizer` wraps the optimizer under SageMaker model parallelism."""
+    import smdistributed.modelparallel.torch as smp  # type: ignore[import-not-found, unused-ignore]
+
+    return smp.DistributedOptimizer(optimizer)

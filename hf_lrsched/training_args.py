@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, TypeGuard
 import torch
 from transformers import TrainingArguments
 
-from .param_groups import check_layer_decay, parse_param_group_rules
+from .param_groups import SCHEDULE_PLAN_KEYS, check_layer_decay, has_param_group_plan, parse_param_group_rules
 from .preview import PROBE_TRAINING_STEPS, check_schedule
 from .registry import check_reserved_schedule_kwargs, get_schedule, parse_schedule_kwargs
 from .schedules import resolve_num_warmup_steps
@@ -180,10 +180,39 @@ class LRSchedArguments(_ArgumentsBase):
 
     def _check_param_group_plan(self) -> None:
         """The LR plan's rules and layer decay, checked when parsed (no model needed: a rule that matches no
-        parameter is reported when the optimizer is built)."""
+        parameter is reported when the optimizer is built); a plan that the optimizer or the schedule configured
+        with it would not follow is refused."""
         self.lr_param_groups = parse_param_group_rules(self.lr_param_groups, "lr_param_groups")
         if self.lr_layer_decay is not None:
             self.lr_layer_decay = check_layer_decay(self.lr_layer_decay, "lr_layer_decay")
+        if not has_param_group_plan(self):
+            return
+        self._check_deepspeed_optimizer()
+        schedule = _transformers_schedule(self)
+        for index, rule in enumerate(self.lr_param_groups or []):
+            for key in SCHEDULE_PLAN_KEYS:
+                if schedule is not None and rule.get(key) is not None and (key.startswith("min_lr") or rule[key]):
+                    raise ValueError(
+                        f"`lr_param_groups[{index}]` sets `{key}`={rule[key]!r}, which only the schedules of "
+                        f"hf_lrsched follow (a group's own floor, start and ramp); {schedule} would ignore it. Set "
+                        f"`lr_schedule` to one of ours (warmup_cosine, wsd, phases, ...), or remove `{key}`."
+                    )
+
+    def _check_deepspeed_optimizer(self) -> None:
+        """A DeepSpeed config with its own `optimizer` builds it from the whole model at one rate: an LR plan (param
+        groups) cannot apply, so say which to remove."""
+        config = _deepspeed_config(self.deepspeed)
+        if isinstance(config, dict) and "optimizer" in config:
+            kind = config["optimizer"].get("type", "?") if isinstance(config["optimizer"], dict) else "?"
+            plan = " and ".join(
+                f"`{name}`" for name in ("lr_layer_decay", "lr_param_groups") if getattr(self, name) is not None
+            )
+            raise ValueError(
+                f"The DeepSpeed config defines its own optimizer (type {kind!r}), which DeepSpeed builds from all the "
+                f"model's parameters at one learning rate: the param groups of {plan} cannot apply. Remove the "
+                "'optimizer' section from the DeepSpeed config to use the plan (the Trainer then builds the "
+                f"optimizer that `optim` selects, and DeepSpeed wraps it), or unset {plan}."
+            )
 
     def _check_schedule(self) -> None:
         """Build the schedule once on a throw-away optimizer, so that bad input fails now, not after model loading."""
@@ -229,6 +258,36 @@ class LRSchedArguments(_ArgumentsBase):
                 "Remove the 'scheduler' section from the DeepSpeed config to use the hf_lrsched schedule, or unset "
                 "`lr_schedule` (and `auto_warmup`) to keep DeepSpeed's."
             )
+
+
+def _transformers_schedule(args: LRSchedArguments) -> str | None:
+    """The `transformers` scheduler that `args` select, in words, or None when the schedule is one of hf_lrsched's
+    (or a registered one, or a name that the schedule's own check reports)."""
+    if args.lr_schedule is None:
+        name = getattr(args.lr_scheduler_type, "value", args.lr_scheduler_type)
+        return f"`lr_scheduler_type`={name!r} (transformers' scheduler; `lr_schedule` is unset)"
+    from .registry import get_schedule_entry
+
+    try:
+        entry = get_schedule_entry(args.lr_schedule)
+    except (ValueError, TypeError):
+        return None
+    if entry.transformers_name is None:
+        return None
+    return f"`lr_schedule`={args.lr_schedule!r} (transformers' scheduler)"
+
+
+def _deepspeed_config(value) -> dict | None:
+    """The DeepSpeed config that `deepspeed` gives (a dict, a JSON string or a file path), or None where it cannot be
+    read here (the parent reports a missing file)."""
+    if isinstance(value, str):
+        if value.lstrip().startswith("{"):
+            return json.loads(value)
+        if os.path.isfile(value):
+            with open(value, encoding="utf-8") as f:
+                return json.load(f)
+        return None
+    return value if isinstance(value, dict) else None
 
 
 def _check_base_order(cls: type) -> None:

@@ -46,7 +46,8 @@ def test_numpy_options_are_recorded_as_plain_values_read_as_written(name, kwargs
 
 def test_extreme_training_lengths_are_refused_with_the_option_named():
     with pytest.raises(
-        ValueError, match=r"`num_training_steps` must be at most 2\*\*63 - 1 = 9223372036854775807, got a number of 401 digits"
+        ValueError,
+        match=r"`num_training_steps` must be at most 2\*\*63 - 1 = 9223372036854775807, got a number of 401 digits",
     ):
         get_schedule("cosine_with_growing_restarts", make_optimizer(), 0, 10**400, num_cycles=3)
 

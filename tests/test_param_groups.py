@@ -580,7 +580,7 @@ def parse(argv):
 def test_the_plan_parses_from_the_command_line_and_builds_the_groups(tmp_path):
     args = parse(
         ["--output_dir", str(tmp_path), "--lr_layer_decay", "0.5", "--lr_param_groups", json.dumps(PLAN)]
-        + ["--learning_rate", "1e-3", "--weight_decay", "0.01"]
+        + ["--learning_rate", "1e-3", "--weight_decay", "0.01", "--lr_schedule", "warmup_cosine"]
     )
     assert args.lr_layer_decay == 0.5 and args.lr_param_groups == PLAN
     model = tiny_bert()
@@ -602,7 +602,8 @@ def test_the_plan_parses_from_the_command_line_and_builds_the_groups(tmp_path):
 
 
 def test_the_plan_parses_from_json_and_yaml_and_survives_to_dict(tmp_path):
-    config = {"output_dir": str(tmp_path), "lr_layer_decay": 0.8, "lr_param_groups": PLAN}
+    # PLAN's floor and start need a schedule of ours (a transformers scheduler would ignore them)
+    config = {"output_dir": str(tmp_path), "lr_layer_decay": 0.8, "lr_param_groups": PLAN, "lr_schedule": "wsd"}
     (tmp_path / "args.json").write_text(json.dumps(config))
     # PyYAML reads `1e-6` (no dot) as a string: the plan's numbers are read as numbers all the same
     (tmp_path / "args.yaml").write_text(yaml.safe_dump(config).replace("1.0e-06", "1e-6"))
