@@ -150,7 +150,7 @@ def describe(scheduler) -> ScheduleInfo:
             "warmup_steps": plan.get("warmup_steps", 0),
         }
         for group, base, stage_base, ratio, plan in zip(
-            scheduler.optimizer.param_groups, base_lrs, last["base_lrs"], ratios, plans
+            scheduler._param_groups(), base_lrs, last["base_lrs"], ratios, plans
         )
     )
     return ScheduleInfo(
