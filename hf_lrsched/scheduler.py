@@ -6,7 +6,9 @@ The stages, their record and the resume check are torch-free, in `hf_lrsched.sta
 
 from __future__ import annotations
 
+import functools
 import numbers
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -87,6 +89,27 @@ class ScheduleLR(StagedSchedule, LambdaLR):
                         f"group {index} has none; load the optimizer's state first, or build with last_epoch=-1."
                     )
         super().__init__(optimizer, stage_lambdas(self._own, base_lrs), last_epoch)
+        self._follow_added_param_groups()
+
+    def _follow_added_param_groups(self) -> None:
+        """Wrap the optimizer's `add_param_group` (as torch wraps its `step`): a group added later takes the
+        schedule's rate at once, for the very next optimizer step. An optimizer keeps such wrappers out of its pickled
+        state (`Optimizer.__getstate__`)."""
+        optimizer = self.optimizer
+        add = optimizer.add_param_group
+        if getattr(add, "_hf_lrsched_scheduler", None) is not None:
+            add = add.__wrapped__  # type: ignore[attr-defined]  # a scheduler built before on this optimizer
+        scheduler = weakref.ref(self)
+
+        @functools.wraps(add)
+        def add_param_group(param_group: dict[str, Any]) -> None:
+            add(param_group)
+            follower = scheduler()
+            if follower is not None and follower.optimizer is optimizer:
+                follower._adopt_param_groups()
+
+        add_param_group._hf_lrsched_scheduler = scheduler  # type: ignore[attr-defined]
+        optimizer.add_param_group = add_param_group  # type: ignore[method-assign]
 
     def step(self, epoch: int | None = None) -> None:
         if len(self.optimizer.param_groups) != len(self.base_lrs):
@@ -114,6 +137,9 @@ class ScheduleLR(StagedSchedule, LambdaLR):
             if stage.get("start_levels") is not None:
                 stage["start_levels"] = [*stage["start_levels"], *[None] * len(added)]
         self.lr_lambdas = _run_lambdas(self._stages, [_as_float(lr) for lr in self.base_lrs])
+        step = max(self.last_epoch, 0)
+        for group, base, fn in list(zip(groups, self.base_lrs, self.lr_lambdas))[known:]:
+            group["lr"] = base * fn(step)  # the schedule's rate from the next optimizer step on
         self._last_lr = [group["lr"] for group in groups]
 
     def state_dict(self) -> dict:

@@ -90,8 +90,9 @@ def test_a_group_added_after_the_scheduler_follows_the_schedule():
         optimizer.step()
         scheduler.step()
     optimizer.add_param_group({"params": [parameters[1]], "lr": 1e-2})
+    reference = get_schedule("warmup_cosine", make_optimizer(lr=1.0), 4, 40, min_lr_ratio=0.1).lr_lambdas[0]
+    assert optimizer.param_groups[1]["lr"] == 1e-2 * reference(10)  # the schedule's rate from the very next step
     optimizer.step()
     scheduler.step()  # torch's LambdaLR: "zip() argument 2 is shorter than argument 1"
-    reference = get_schedule("warmup_cosine", make_optimizer(lr=1.0), 4, 40, min_lr_ratio=0.1).lr_lambdas[0]
     assert scheduler.get_last_lr() == pytest.approx([1e-3 * reference(11), 1e-2 * reference(11)], rel=1e-15)
     assert len(scheduler.state_dict()["_schedule"]["base_lrs"]) == 2  # the record covers the new group
