@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import importlib.util
+import io
 import json
 import math
 import os
@@ -13,6 +14,7 @@ from transformers import TrainerCallback
 from transformers.trainer_callback import ExportableState
 from transformers.utils import logging
 
+from .plot import write_file
 from .schedule_info import describe
 from .schedules import ScheduleLR, check_resume_identity
 
@@ -159,12 +161,12 @@ def write_lr_curve(history: list[list[float]], output_dir: str, *, write_png: bo
     num_groups = len(history[0]) - 1
     header = ["step", "lr"] + [f"lr_group_{i}" for i in range(1, num_groups)]
     csv_path = os.path.join(output_dir, CSV_NAME)
-    with open(f"{csv_path}.tmp", "w", newline="", encoding="utf-8") as f:  # renamed into place: never truncated
-        writer = csv.writer(f)
-        writer.writerow(header)
-        for row in history:
-            writer.writerow([int(row[0])] + [repr(lr) for lr in row[1:]])
-    os.replace(f"{csv_path}.tmp", csv_path)
+    text = io.StringIO(newline="")
+    writer = csv.writer(text)
+    writer.writerow(header)
+    for row in history:
+        writer.writerow([int(row[0])] + [repr(lr) for lr in row[1:]])
+    write_file(csv_path, lambda f: f.write(text.getvalue().encode("utf-8")))  # renamed into place: never truncated
     written = [csv_path]
     if write_png and importlib.util.find_spec("matplotlib") is None:
         logger.info("matplotlib is not installed: the learning-rate curve is written as CSV only.")
