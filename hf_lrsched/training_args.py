@@ -79,8 +79,14 @@ class LRSchedArguments(_ArgumentsBase):
             Record the learning rate of every param group at every optimizer step and write it to `output_dir` at
             the end of training as `lr_schedule.csv` (and `lr_schedule.png` where matplotlib is installed).
 
+    `auto_warmup` and `save_lr_curve` written as strings in a JSON or YAML config are read as `HfArgumentParser`
+    reads them on the command line (`"false"` is false); any other value is refused.
+
     An unknown name or invalid options raise in `__post_init__`, when the arguments are parsed, with the schedule's
-    own message. Checks that depend on the number of training steps run at parse time when `max_steps` is set, when
+    own message; so do settings under which the schedule cannot work: a training length with no step count
+    (`num_train_epochs` infinite, `gradient_accumulation_steps` 0, ...), `reduce_lr_on_plateau` or `greedy` without
+    evaluation (their `metric_for_best_model` defaults to the loss, as for `lr_scheduler_type`), a layer-wise
+    optimizer (GaLore, APOLLO), or a schedule-free optimizer that would warm up a second time. Checks that depend on the number of training steps run at parse time when `max_steps` is set, when
     the Trainer is built in epoch mode, and again when the Trainer builds the schedule.
     """
 
