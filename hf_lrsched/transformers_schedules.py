@@ -17,6 +17,7 @@ from __future__ import annotations
 import functools
 import math
 import numbers
+from collections.abc import Callable
 from typing import Any
 
 from torch.optim.lr_scheduler import LambdaLR, LRScheduler
@@ -133,7 +134,7 @@ def _check_integral(name: str, value, *, minimum: int, maximum: int | None, hint
         if not (math.isfinite(value) and float(value).is_integer()):
             allowed = f"an integer >= {minimum}" if maximum is None else f"an integer in [{minimum}, {maximum}]"
             raise ValueError(f"`{name}` must be {allowed}{hint}, got {value}.")
-        value = int(value)
+        value = int(float(value))
     return check_int(name, value, minimum=minimum, maximum=maximum, hint=hint)
 
 
@@ -149,7 +150,7 @@ def hold_end_level(name: str, scheduler: LRScheduler, num_training_steps) -> LRS
     if name not in _HELD:
         return scheduler
     T = int(num_training_steps)
-    wrapped = []
+    wrapped: list[Callable[[int], float]] = []
     for lr_lambda in scheduler.lr_lambdas:
         if not isinstance(lr_lambda, functools.partial) or "num_warmup_steps" not in lr_lambda.keywords:
             return scheduler  # not the shape this module knows: leave transformers' own
