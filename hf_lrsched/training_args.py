@@ -86,8 +86,9 @@ class LRSchedArguments(_ArgumentsBase):
     own message; so do settings under which the schedule cannot work: a training length with no step count
     (`num_train_epochs` infinite, `gradient_accumulation_steps` 0, ...), `reduce_lr_on_plateau` or `greedy` without
     evaluation (their `metric_for_best_model` defaults to the loss, as for `lr_scheduler_type`), a layer-wise
-    optimizer (GaLore, APOLLO), or a schedule-free optimizer that would warm up a second time. Checks that depend on the number of training steps run at parse time when `max_steps` is set, when
-    the Trainer is built in epoch mode, and again when the Trainer builds the schedule.
+    optimizer (GaLore, APOLLO), or a schedule-free optimizer that would warm up a second time. Checks that depend
+    on the number of training steps run at parse time when `max_steps` is set, when the Trainer is built in epoch
+    mode, and again when the Trainer builds the schedule.
     """
 
     lr_schedule: str | None = field(
