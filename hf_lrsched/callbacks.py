@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import csv
 import importlib.util
+import io
+import json
 import math
 import os
 import shutil
@@ -14,8 +16,9 @@ from transformers.trainer_callback import ExportableState
 from transformers.utils import logging
 
 from .param_groups import group_labels
+from .plot import write_file
 from .schedule_info import describe
-from .schedules import ScheduleLR
+from .scheduler import ScheduleLR, check_resume_identity
 
 logger = logging.get_logger(__name__)
 
@@ -36,7 +39,12 @@ class LRCurveCallback(TrainerCallback, ExportableState):
     hf_lrsched schedule, whose resume identity guarantees that the resumed schedule gives every step already taken
     the rate it had, the rows before the checkpoint are recomputed from the schedule, and a checkpoint stores only
     the rare steps at which the schedule did not advance (an optimizer step skipped under mixed precision). For any
-    other scheduler the rows themselves are stored in the checkpoint (`trainer_state.json`). The learning rate also
+    other scheduler the rows themselves are stored in the checkpoint (`trainer_state.json`).
+
+    No row is ever made up: the rows before a checkpoint are recomputed only from the schedule that the checkpoint
+    records for them, when the resumed schedule gives those steps the same rates; otherwise they are the rows the
+    checkpoint stores, and steps that nobody observed (a checkpoint of a plain `Trainer`, or one saved with
+    `save_lr_curve=False`) are written with an empty rate (`nan` in the CSV). The learning rate also
     reaches TensorBoard and other trackers through the Trainer's own logging (`learning_rate`, every
     `logging_steps`).
 
@@ -47,23 +55,64 @@ class LRCurveCallback(TrainerCallback, ExportableState):
 
     def __init__(self, write_png: bool = True):
         self.write_png = write_png
-        self.history: list[list[float]] = []  # [step, lr of group 0, lr of group 1, ...]
+        self.history: list[list[float]] = []  # [step, lr of group 0, lr of group 1, ...]; NaN where not observed
         self.epochs: dict[int, int] = {}  # step -> the scheduler step it used, where that is not step - 1
-        self._recomputable = False  # whether `history` can be recomputed from the scheduler on resume
+        # From this step on, the rows are those of the schedule `_record` (an hf_lrsched scheduler's record of its
+        # name, options and base rates), so that a checkpoint stores the rows before it only; None: store them all.
+        self._recompute_from: int | None = None
+        self._record: dict | None = None
 
-    def on_train_begin(self, args, state, control, lr_scheduler=None, **kwargs):
+    def on_train_begin(self, args, state, control, lr_scheduler=None, optimizer=None, **kwargs):
         # On resume, `state` was just read from the checkpoint, and the scheduler's state loaded.
-        stored = (state.stateful_callbacks or {}).get(type(self).__name__)
+        name = type(self).__name__
+        if state.stateful_callbacks is None:
+            state.stateful_callbacks = {}
+        stored = state.stateful_callbacks.get(name)
         if isinstance(stored, list):
             stored = stored[-1] if stored else None
+        if stored is None:
+            # A checkpoint saved without this callback (a plain Trainer's, `save_lr_curve=False`): `Trainer` saves
+            # the state of every stateful callback into an entry it expects to find.
+            state.stateful_callbacks[name] = self.state()
         attributes = (stored or {}).get("attributes", {})
         self.epochs = {int(step): int(epoch) for step, epoch in attributes.get("epochs", [])}
-        self._recomputable = isinstance(lr_scheduler, ScheduleLR)
-        saved = attributes.get("history", [])
-        if saved or not self._recomputable:
-            self.history = [row for row in saved if row[0] <= state.global_step]
-        else:
-            self.history = [self._row(lr_scheduler, step) for step in range(1, state.global_step + 1)]
+        num_groups = len(optimizer.param_groups) if optimizer is not None else 1
+        done = state.global_step
+        rows = {int(row[0]): list(row) for row in attributes.get("history", []) if int(row[0]) <= done}
+        unknown = [float("nan")] * num_groups
+        if stored is None:
+            first = done + 1  # the steps already taken were not observed: their rates are unknown
+        elif "recompute_from" in attributes:
+            first = attributes["recompute_from"] or done + 1
+        else:  # a checkpoint of an earlier version: rows stored for any scheduler but ours, none for ours
+            first = done + 1 if rows else 1
+        first = min(first, done + 1)
+        saved_record = attributes.get("schedule")
+        mine = _schedule_record(lr_scheduler)
+        if first <= done and not self._same_past(
+            saved_record, mine, lr_scheduler, done, legacy="schedule" not in attributes
+        ):
+            first = done + 1  # recorded under another schedule, which the current one does not reproduce
+        self.history = [rows.get(step) or [step, *unknown] for step in range(1, first)]
+        self.history += [self._row(lr_scheduler, step) for step in range(first, done + 1)]
+        self._recompute_from, self._record = (None, None) if mine is None else (first, mine)
+
+    @staticmethod
+    def _same_past(saved: dict | None, mine: dict | None, scheduler, steps_taken: int, *, legacy: bool) -> bool:
+        """Whether `scheduler` gives the steps already taken the rates that the saved schedule gave them."""
+        if mine is None:
+            return False
+        if legacy:  # no record stored: the scheduler's own state was checked against its record when it loaded
+            return True
+        if saved is None:
+            return False
+        if saved == mine:
+            return True
+        try:
+            check_resume_identity(saved, scheduler, steps_taken)
+        except (ValueError, TypeError, KeyError):
+            return False
+        return True
 
     def _row(self, scheduler: ScheduleLR, step: int) -> list[float]:
         """The rates step `step` used, as the scheduler set them: `base_lr * lambda(epoch)` for each group."""
@@ -85,13 +134,26 @@ class LRCurveCallback(TrainerCallback, ExportableState):
             write_lr_curve(self.history, args.output_dir, write_png=self.write_png, names=names)
 
     def state(self) -> dict:
+        first = self._recompute_from
+        stored = self.history if first is None else [row for row in self.history if row[0] < first]
         return {
             "args": {"write_png": self.write_png},
             "attributes": {
                 "epochs": sorted([step, epoch] for step, epoch in self.epochs.items()),
-                "history": [] if self._recomputable else self.history,
+                # Unknown rates (steps taken before this callback observed them) are left out: a missing step is one.
+                "history": [row for row in stored if not any(math.isnan(lr) for lr in row[1:])],
+                "recompute_from": first,
+                "schedule": self._record,
             },
         }
+
+
+def _schedule_record(scheduler) -> dict | None:
+    """An hf_lrsched scheduler's record of its schedule (name, resolved options, base rates), or None."""
+    if not isinstance(scheduler, ScheduleLR):
+        return None
+    record = scheduler.state_dict().get("_schedule")
+    return None if record is None else json.loads(json.dumps(record))  # as a checkpoint stores it
 
 
 def write_lr_curve(
@@ -118,12 +180,12 @@ def write_lr_curve(
     else:
         header = ["step", "lr"] + [f"lr_group_{i}" for i in range(1, num_groups)]
     csv_path = os.path.join(output_dir, CSV_NAME)
-    with open(f"{csv_path}.tmp", "w", newline="", encoding="utf-8") as f:  # renamed into place: never truncated
-        writer = csv.writer(f)
-        writer.writerow(header)
-        for row in history:
-            writer.writerow([int(row[0])] + [repr(lr) for lr in row[1:]])
-    os.replace(f"{csv_path}.tmp", csv_path)
+    text = io.StringIO(newline="")
+    writer = csv.writer(text)
+    writer.writerow(header)
+    for row in history:
+        writer.writerow([int(row[0])] + [repr(lr) for lr in row[1:]])
+    write_file(csv_path, lambda f: f.write(text.getvalue().encode("utf-8")))  # renamed into place: never truncated
     written = [csv_path]
     if write_png and importlib.util.find_spec("matplotlib") is None:
         logger.info("matplotlib is not installed: the learning-rate curve is written as CSV only.")

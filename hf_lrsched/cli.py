@@ -29,6 +29,17 @@ SAMPLES = 4000
 MAX_RESTARTS = 200
 #: Below this many steps, a schedule that is not hf_lrsched's is evaluated at every step to find its restarts.
 SCAN_LIMIT = 200_000
+#: The most training steps drawn: every step up to 2**53 is exact as a float, the steps a curve is computed at.
+MAX_STEPS = 2**53
+#: The largest text plot, in characters and lines.
+MAX_WIDTH, MAX_HEIGHT = 1000, 500
+#: Keys of `--kwargs` that the command line sets itself, with what to use instead.
+RESERVED_KWARGS = {
+    "optimizer": "the curve is drawn on a throw-away optimizer",
+    "num_warmup_steps": "use --num-warmup-steps or --warmup-ratio",
+    "num_training_steps": "use --num-training-steps",
+    "last_epoch": "a curve is drawn from step 0; a resumed run's rates are the same curve's",
+}
 
 
 @dataclass
@@ -76,7 +87,7 @@ def compute_curve(
     restart, T, and the step before each), so that 10^9 steps cost no more than 10^3."""
     from .preview import preview_scheduler
     from .schedule_info import describe
-    from .schedules import ScheduleLR
+    from .scheduler import ScheduleLR
 
     scheduler = preview_scheduler(
         name, num_training_steps, num_warmup_steps, lr=lr, betas=(0.9, beta2), **(kwargs or {})
@@ -90,9 +101,7 @@ def compute_curve(
         num_restarts = info.num_cycles - 1
     else:
         warmup = num_warmup_steps if isinstance(num_warmup_steps, int) else None
-        restarts = _find_restarts(name, lr_lambda, total, warmup or 0, kwargs or {})
-        num_restarts = len(restarts)
-        restarts = restarts[:MAX_RESTARTS]
+        restarts, num_restarts = _find_restarts(name, lr_lambda, total, warmup or 0, kwargs or {})
     stride = max(1, total // samples)
     sampled = set(range(0, total + 1, stride)) | {total}
     for key in [warmup or 0, *restarts]:
@@ -101,29 +110,34 @@ def compute_curve(
     return ScheduleCurve(name, steps, [lr * lr_lambda(s) for s in steps], total, warmup, restarts, num_restarts)
 
 
-def _find_restarts(name: str, lr_lambda, total: int, warmup: int, kwargs: dict) -> list[int]:
-    """Restarts of a schedule that is not ours: steps where the rate jumps up, after warmup.
+def _find_restarts(name: str, lr_lambda, total: int, warmup: int, kwargs: dict) -> tuple[list[int], int]:
+    """Restarts of a schedule that is not ours: steps where the rate jumps up, after warmup; at most
+    `MAX_RESTARTS` of them, and how many there are in all.
 
     A jump is a rise, in one step, by more than a quarter of the rate's range: a smooth rise (a cosine with two
-    cycles) is not a restart. `transformers`' `cosine_with_restarts` is searched near its known cycle starts; any
-    other schedule is scanned step by step when it is short enough, and reports none otherwise.
+    cycles) is not a restart. `transformers`' `cosine_with_restarts` is searched near its known cycle starts (the
+    first `MAX_RESTARTS` of them: it has `num_cycles - 1`); any other schedule is scanned step by step when it is
+    short enough, and reports none otherwise.
     """
+    cycles = 0
     if name == "cosine_with_restarts":
         cycles = int(kwargs.get("num_cycles", 1))
         near: set[int] = set()
-        for i in range(1, cycles):
-            center = warmup + math.ceil(i * (total - warmup) / cycles)
+        for i in range(1, min(cycles, MAX_RESTARTS + 2)):
+            center = warmup - (-i * (total - warmup) // cycles)  # warmup + ceil(i * (T - W) / cycles), exactly
             near |= set(range(center - 2, center + 3))
         candidates = sorted(t for t in near if warmup + 1 <= t < total)
     elif total <= SCAN_LIMIT:
         candidates = list(range(warmup + 1, total))
     else:
-        return []
+        return [], 0
     if not candidates:
-        return []
+        return [], 0
     sample = [lr_lambda(t) for t in range(0, total + 1, max(1, total // SAMPLES))]
     threshold = 0.25 * (max(sample) - min(sample))
-    return [t for t in candidates if threshold > 0 and lr_lambda(t) - lr_lambda(t - 1) > threshold]
+    found = [t for t in candidates if threshold > 0 and lr_lambda(t) - lr_lambda(t - 1) > threshold]
+    count = cycles - 1 if len(found) > MAX_RESTARTS else len(found)
+    return found[:MAX_RESTARTS], count
 
 
 def draw_text(curve: ScheduleCurve, width: int = 64, height: int = 12) -> str:
@@ -174,7 +188,7 @@ def draw_png(curves: list[ScheduleCurve], path: str, *, title: str | None = None
 
 
 def _warmup(args) -> int | str:
-    from .schedules import resolve_num_warmup_steps
+    from .warmup import resolve_num_warmup_steps
 
     if args.warmup_ratio is not None:
         if not 0 <= args.warmup_ratio < 1:
@@ -194,6 +208,10 @@ def _curves(args) -> list[ScheduleCurve]:
     from .registry import parse_schedule_kwargs
 
     kwargs_list = [parse_schedule_kwargs(k, "--kwargs") for k in args.kwargs] if args.kwargs else [{}]
+    for kwargs in kwargs_list:
+        for key, instead in RESERVED_KWARGS.items():
+            if key in kwargs:
+                raise ValueError(f"`--kwargs` must not contain {key!r}: {instead}.")
     if not (math.isfinite(args.lr) and args.lr > 0):
         raise ValueError(f"`--lr` must be a finite number > 0, got {args.lr}.")
     if len(kwargs_list) == 1:
@@ -228,9 +246,7 @@ def _branch(args, name: str, kwargs: dict, warmup) -> ScheduleCurve:
     from .preview import preview_scheduler
     from .scheduler import ScheduleLR, check_resume_identity
 
-    at, steps = args.branch_at, args.branch_steps
-    if at < 1 or steps < 1:
-        raise ValueError(f"`--branch-at` and `--branch-steps` must be >= 1, got {at} and {steps}.")
+    at, steps = args.branch_at, args.branch_steps  # in range: see `_check_steps`
     options = {k: v for k, v in kwargs.items() if k not in ("decay_ratio", "num_decay_steps")}
     options["num_decay_steps"] = steps
     betas = (0.9, args.beta2)
@@ -256,10 +272,36 @@ def _cmd_list(args) -> None:
         print(f"{name:<{width}}  {schedule_description(name)}")
 
 
+def _check_steps(args) -> None:
+    """The step counts, checked before anything is imported or computed."""
+    if not 1 <= args.num_training_steps <= MAX_STEPS:
+        raise ValueError(
+            f"`--num-training-steps` must be an integer in [1, 2**53 = {MAX_STEPS}] (steps beyond are not exact as "
+            f"floats), got {args.num_training_steps}."
+        )
+    if args.branch_at is None:
+        return
+    at, steps = args.branch_at, args.branch_steps
+    if steps is None:
+        raise ValueError("`--branch-at` needs `--branch-steps D`, the length of the branch's cooldown.")
+    if at < 1 or steps < 1:
+        raise ValueError(f"`--branch-at` and `--branch-steps` must be >= 1, got {at} and {steps}.")
+    if at > args.num_training_steps:
+        raise ValueError(
+            f"`--branch-at` must be a step of the trunk, in [1, {args.num_training_steps}] "
+            f"(--num-training-steps), got {at}."
+        )
+    if at + steps > MAX_STEPS:
+        raise ValueError(f"`--branch-at` + `--branch-steps` must be at most 2**53 = {MAX_STEPS}, got {at + steps}.")
+
+
 def _cmd_show(args) -> None:
-    for option in ("width", "height"):
-        if getattr(args, option) < 2:
-            raise ValueError(f"`--{option}` must be at least 2 characters, got {getattr(args, option)}.")
+    for option, most in (("width", MAX_WIDTH), ("height", MAX_HEIGHT)):
+        if not 2 <= getattr(args, option) <= most:
+            raise ValueError(
+                f"`--{option}` must be at least 2 and at most {most} characters, got {getattr(args, option)}."
+            )
+    _check_steps(args)
     for i, curve in enumerate(_curves(args)):
         if i:
             print()
@@ -276,24 +318,44 @@ def _cmd_show(args) -> None:
 
 def _cmd_plot(args) -> None:
     _check_output(args.output)
+    _check_steps(args)
     curves = _curves(args)
     draw_png(curves, args.output, title=args.title)
     print(f"wrote {args.output}: {', '.join(c.name for c in curves)}")
 
 
 def _check_output(path: str) -> None:
-    """`-o` must name a file in an existing, writable directory: say so before any work."""
-    folder = os.path.dirname(os.path.abspath(path))
+    """`-o` must name a file (new or regular) in an existing, writable directory, or a character device or a pipe
+    to write into (`/dev/null`, `/dev/stdout`), with a suffix that names an image format: say so before any work."""
+    import stat
+
+    from .plot import figure_format
+
+    if not path:
+        raise ValueError("`--output` is empty: give a file name, such as 'lr.png'.")
     if os.path.isdir(path):
         raise ValueError(
             f"`--output` {path!r} is a directory; give a file name such as {os.path.join(path, 'lr.png')!r}."
         )
-    if not os.path.exists(folder):
-        raise ValueError(f"`--output` {path!r}: the directory {folder!r} does not exist.")
-    if not os.path.isdir(folder):
-        raise ValueError(f"`--output` {path!r}: {folder!r} is a file, not a directory.")
-    if not os.access(folder, os.W_OK):
-        raise ValueError(f"`--output` {path!r}: the directory {folder!r} is not writable.")
+    target = os.path.realpath(path)
+    if os.path.exists(target) and not os.path.isfile(target):
+        mode = os.stat(target).st_mode
+        if not (stat.S_ISCHR(mode) or stat.S_ISFIFO(mode)):
+            raise ValueError(f"`--output` {path!r} is not a regular file, a character device or a pipe.")
+        if not os.access(target, os.W_OK):
+            raise ValueError(f"`--output` {path!r} is not writable.")
+    else:
+        folder = os.path.dirname(target)
+        if not os.path.exists(folder):
+            raise ValueError(f"`--output` {path!r}: the directory {folder!r} does not exist.")
+        if not os.path.isdir(folder):
+            raise ValueError(f"`--output` {path!r}: {folder!r} is a file, not a directory.")
+        if not os.access(folder, os.W_OK):
+            raise ValueError(f"`--output` {path!r}: the directory {folder!r} is not writable.")
+    try:
+        figure_format(path)
+    except ValueError as error:
+        raise ValueError(f"`--output` {error}") from None
 
 
 def _schedule_options(parser: argparse.ArgumentParser) -> None:
@@ -333,9 +395,15 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--width", type=int, default=64, help="plot width in characters")
     show.add_argument("--height", type=int, default=12, help="plot height in lines")
     show.set_defaults(func=_cmd_show)
-    plot = sub.add_parser("plot", help="draw schedules into a PNG (needs matplotlib)")
+    plot = sub.add_parser("plot", help="draw schedules into a PNG, PDF or SVG (needs matplotlib)")
     _schedule_options(plot)
-    plot.add_argument("-o", "--output", required=True, metavar="FILE.png", help="where to write the PNG")
+    plot.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        metavar="FILE.png",
+        help="where to write the image, in the format its suffix names (.png, .pdf, .svg, ...; PNG without one)",
+    )
     plot.add_argument("--title", help="the plot's title")
     plot.set_defaults(func=_cmd_plot)
     return parser

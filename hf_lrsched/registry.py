@@ -320,6 +320,9 @@ def _transformers_factory(
     from torch.optim.lr_scheduler import LambdaLR
     from transformers.optimization import get_scheduler
 
+    from .transformers_schedules import check_transformers_schedule, hold_end_level
+
+    check_transformers_schedule(name, optimizer, num_warmup_steps, num_training_steps, kwargs)
     last_epoch = check_int("last_epoch", last_epoch, minimum=-1)
     if last_epoch != -1:  # before building, which sets `initial_lr` where it is missing
         for index, group in enumerate(optimizer.param_groups):
@@ -336,6 +339,7 @@ def _transformers_factory(
         num_training_steps=num_training_steps,
         scheduler_specific_kwargs=kwargs,
     )
+    scheduler = hold_end_level(name, scheduler, num_training_steps)
     if last_epoch == -1:
         return scheduler
     # `transformers.get_scheduler` forwards `last_epoch` to some schedules and drops it for others: do what a

@@ -12,7 +12,7 @@ from transformers.utils import is_sagemaker_mp_enabled
 from .callbacks import LRCurveCallback
 from .param_groups import PLAN_KEYS, SCHEDULE_PLAN_KEYS, build_param_groups, group_labels, has_param_group_plan
 from .scheduler import ScheduleLR
-from .training_args import build_lr_scheduler, check_lr_schedule, uses_lrsched
+from .training_args import build_lr_scheduler, check_lr_schedule, check_training_length, uses_lrsched
 
 __all__ = ["LRSchedMixin", "LRSchedTrainer"]
 
@@ -69,6 +69,7 @@ class LRSchedMixin(_TrainerBase):
         args = self.args
         if not uses_lrsched(args) or args.max_steps > 0 or self.lr_scheduler is not None:
             return
+        check_training_length(args)  # the arguments may have changed since they were parsed
         if getattr(getattr(args, "accelerator_config", None), "split_batches", False):
             return  # each process gets a slice of every batch: the count is checked when training starts
         dataset = getattr(self, "train_dataset", None)

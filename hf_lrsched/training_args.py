@@ -4,7 +4,9 @@ subclass (TRL's configs included), and `LRSchedTrainingArguments`, the mixin in 
 from __future__ import annotations
 
 import json
+import math
 import os
+from argparse import ArgumentTypeError
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, TypeGuard
 
@@ -14,7 +16,7 @@ from transformers import TrainingArguments
 from .param_groups import SCHEDULE_PLAN_KEYS, check_layer_decay, has_param_group_plan, parse_param_group_rules
 from .preview import PROBE_TRAINING_STEPS, check_schedule
 from .registry import check_reserved_schedule_kwargs, get_schedule, parse_schedule_kwargs
-from .schedules import resolve_num_warmup_steps
+from .warmup import resolve_num_warmup_steps
 
 __all__ = [
     "LRSchedArguments",
@@ -23,6 +25,11 @@ __all__ = [
     "parse_schedule_kwargs",
     "uses_lrsched",
 ]
+
+#: `transformers`' schedulers that step on an evaluation metric (`metric_for_best_model`) rather than on the step.
+METRIC_DRIVEN_SCHEDULES = ("reduce_lr_on_plateau", "greedy")
+#: Schedule-free optimizers to which `transformers` passes `warmup_steps`, so that they warm up by themselves.
+SELF_WARMING_OPTIMIZERS = ("schedule_free_adamw", "schedule_free_sgd")
 
 if TYPE_CHECKING:  # the mixin's attributes are those of the TrainingArguments subclass it is put in front of
     _ArgumentsBase = TrainingArguments
@@ -87,9 +94,16 @@ class LRSchedArguments(_ArgumentsBase):
             each parameter's name) and any of `name`, `lr_mult`, `weight_decay`, `min_lr`, `min_lr_ratio`,
             `start_step`, `warmup_steps` (see [`build_param_groups`]); a JSON string on the command line.
 
+    `auto_warmup` and `save_lr_curve` written as strings in a JSON or YAML config are read as `HfArgumentParser`
+    reads them on the command line (`"false"` is false); any other value is refused.
+
     An unknown name or invalid options raise in `__post_init__`, when the arguments are parsed, with the schedule's
-    own message. Checks that depend on the number of training steps run at parse time when `max_steps` is set, when
-    the Trainer is built in epoch mode, and again when the Trainer builds the schedule.
+    own message; so do settings under which the schedule cannot work: a training length with no step count
+    (`num_train_epochs` infinite, `gradient_accumulation_steps` 0, ...), `reduce_lr_on_plateau` or `greedy` without
+    evaluation (their `metric_for_best_model` defaults to the loss, as for `lr_scheduler_type`), a layer-wise
+    optimizer (GaLore, APOLLO), or a schedule-free optimizer that would warm up a second time. Checks that depend
+    on the number of training steps run at parse time when `max_steps` is set, when the Trainer is built in epoch
+    mode, and again when the Trainer builds the schedule.
     """
 
     lr_schedule: str | None = field(
@@ -148,8 +162,14 @@ class LRSchedArguments(_ArgumentsBase):
         self._check_lr_resume()
         # Before the parent's checks: it would parse our JSON with a bare JSONDecodeError, and with DeepSpeed it loads
         # the DeepSpeed config (and needs DeepSpeed installed).
+        for option in ("auto_warmup", "save_lr_curve"):  # JSON and YAML configs skip the command line's conversion
+            setattr(self, option, _as_bool(option, getattr(self, option)))
         self.lr_schedule_kwargs = _convert_str_values(parse_schedule_kwargs(self.lr_schedule_kwargs))
         self._check_deepspeed_scheduler()
+        if self.lr_schedule in METRIC_DRIVEN_SCHEDULES and self.metric_for_best_model is None:
+            # As `TrainingArguments` does for `lr_scheduler_type`: these step on an evaluation metric, the loss by
+            # default (set before the parent's checks, which derive `greater_is_better` from it).
+            self.metric_for_best_model = "loss"
         super().__post_init__()
         check_reserved_schedule_kwargs(self.lr_schedule_kwargs)
         if self.auto_warmup and self.warmup_steps:
@@ -171,6 +191,9 @@ class LRSchedArguments(_ArgumentsBase):
             )
         if self.auto_warmup:
             self._check_optimizer_has_betas()
+        check_training_length(self)
+        self._check_metric_driven_schedule()
+        self._check_optimizer()
         self._check_schedule()
 
     def _check_lr_resume(self) -> None:
@@ -212,6 +235,37 @@ class LRSchedArguments(_ArgumentsBase):
                 f"model's parameters at one learning rate: the param groups of {plan} cannot apply. Remove the "
                 "'optimizer' section from the DeepSpeed config to use the plan (the Trainer then builds the "
                 f"optimizer that `optim` selects, and DeepSpeed wraps it), or unset {plan}."
+            )
+
+    def _check_metric_driven_schedule(self) -> None:
+        """`reduce_lr_on_plateau` and `greedy` step on an evaluation metric: refuse them without evaluation, as
+        `TrainingArguments` does for `lr_scheduler_type` (which `lr_schedule` bypasses)."""
+        if self.lr_schedule not in METRIC_DRIVEN_SCHEDULES:
+            return
+        if getattr(self.eval_strategy, "value", self.eval_strategy) == "no":
+            raise ValueError(
+                f"`lr_schedule`={self.lr_schedule!r} lowers the learning rate on an evaluation metric "
+                f"(`metric_for_best_model`={self.metric_for_best_model!r}), but `eval_strategy` is 'no': set "
+                "`eval_strategy` to 'steps' or 'epoch' (and pass an `eval_dataset`), or choose another schedule."
+            )
+
+    def _check_optimizer(self) -> None:
+        """Optimizers that a schedule of ours cannot drive as configured: layer-wise ones (GaLore, APOLLO), which
+        step one hidden optimizer per parameter, and the schedule-free ones that warm up by themselves."""
+        optim = str(getattr(self.optim, "value", self.optim))
+        if optim.endswith("layerwise"):
+            raise ValueError(
+                f"`optim`={optim!r} steps one optimizer per parameter inside backward and gives the Trainer only a "
+                f"placeholder: `lr_schedule`={self.lr_schedule!r} (or `auto_warmup`) would drive the placeholder, and "
+                "the real learning rate would stay constant. Use the optimizer without '_layerwise', or unset "
+                "`lr_schedule` and `auto_warmup` (`lr_scheduler_type` builds one scheduler per parameter)."
+            )
+        if optim in SELF_WARMING_OPTIMIZERS and self.warmup_steps:
+            raise ValueError(
+                f"`optim`={optim!r} warms up by itself over `warmup_steps`={self.warmup_steps} (transformers passes "
+                f"them to it), and `lr_schedule`={self.lr_schedule!r} would warm up over the same steps a second time. "
+                "Set `warmup_steps=0` (with `auto_warmup=True` for 'schedule_free_adamw', to warm up through the "
+                "schedule alone), or use 'schedule_free_radam', which has no warmup of its own."
             )
 
     def _check_schedule(self) -> None:
@@ -290,6 +344,23 @@ def _deepspeed_config(value) -> dict | None:
     return value if isinstance(value, dict) else None
 
 
+def check_training_length(args: TrainingArguments) -> None:
+    """Refuse, by name, the values from which `Trainer` counts the training steps when no count can follow from
+    them (`Trainer` itself fails inside `train()` with an `OverflowError` or a `ZeroDivisionError`)."""
+    for option in ("gradient_accumulation_steps", "per_device_train_batch_size"):
+        value = getattr(args, option)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"`{option}` must be an integer >= 1, got {value!r}.")
+    epochs = args.num_train_epochs
+    if args.max_steps <= 0 and (
+        isinstance(epochs, bool) or not isinstance(epochs, (int, float)) or not math.isfinite(epochs)
+    ):
+        raise ValueError(
+            f"`num_train_epochs` must be a finite number (or set `max_steps`), got {epochs!r}: the schedule needs "
+            "the number of training steps."
+        )
+
+
 def _check_base_order(cls: type) -> None:
     """Refuse, at class creation, a base order in which a `TrainingArguments` subclass's defaults would be lost or
     our checks skipped, and say which order works."""
@@ -313,6 +384,25 @@ def _check_base_order(cls: type) -> None:
                     f"so {other.__name__}'s defaults would be silently replaced by transformers'. Use the mixin: "
                     f"`class {cls.__name__}(LRSchedArguments, {other.__name__})`."
                 )
+
+
+def _as_bool(option: str, value) -> bool:
+    """`value` as `HfArgumentParser` reads a boolean on the command line (`string_to_bool`): a bool, or one of
+    yes/no, true/false, t/f, y/n, 1/0 in any case; anything else is refused with the option named. A JSON or YAML
+    config passes its values as they are, and a non-empty string such as `"false"` must not read as true."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        from transformers.hf_argparser import string_to_bool
+
+        try:
+            return string_to_bool(value.strip())
+        except ArgumentTypeError:
+            pass
+    raise ValueError(
+        f"`{option}` must be a boolean (true/false, yes/no, t/f, y/n, 1/0 as a string), got {value!r} "
+        f"({type(value).__name__})."
+    )
 
 
 def _convert_str_values(kwargs: dict) -> dict:

@@ -241,3 +241,153 @@ def test_the_installed_script_answers_and_exits_2_without_a_traceback():
         "hf-lrsched: error: Schedule 'warmup_cosine' got an unexpected keyword argument 'cycle_mult'" in result.stderr
     )
     assert "Traceback" not in result.stderr
+
+
+# ---- -o: what is written, and where ------------------------------------------------------------------------------
+
+PLOT = ["plot", "warmup_cosine", "--num-training-steps", 50, "--num-warmup-steps", 5]
+
+
+@pytest.mark.parametrize(
+    ("name", "magic"), [("x.png", b"\x89PNG\r\n\x1a\n"), ("x.pdf", b"%PDF"), ("x.svg", b"<?xml"), ("x", b"\x89PNG")]
+)
+def test_plot_writes_the_format_its_suffix_names(capsys, tmp_path, name, magic):
+    status, _, err = run_in_process(capsys, *PLOT, "-o", tmp_path / name)
+    assert status == 0, err
+    assert (tmp_path / name).read_bytes().startswith(magic)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [name]  # nothing else left behind
+
+
+def test_plot_refuses_a_suffix_that_names_no_format(capsys, tmp_path):
+    status, _, err = run_in_process(capsys, *PLOT, "-o", tmp_path / "x.docx")
+    assert status == 2
+    assert "`--output`" in err and "the suffix '.docx' names no image format" in err and ".png" in err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_plot_with_an_empty_output_leaves_nothing_behind(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    status, _, err = run_in_process(capsys, *PLOT, "-o", "")
+    assert status == 2 and "`--output` is empty" in err
+    assert list(tmp_path.iterdir()) == [] and not (tmp_path.parent / ".tmp").exists()
+
+
+def test_plot_writes_into_a_pipe_and_never_replaces_it(capsys, tmp_path):
+    # A FIFO stands for a device node such as /dev/null, which no test may risk replacing (run as root, the code
+    # before this fix renamed a regular file over it).
+    import os
+    import stat
+    import threading
+
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    received = []
+    reader = threading.Thread(target=lambda: received.append(fifo.read_bytes()), daemon=True)
+    reader.start()
+    status, _, err = run_in_process(capsys, *PLOT, "-o", fifo)
+    reader.join(timeout=10)
+    assert status == 0, err
+    assert stat.S_ISFIFO(os.stat(fifo).st_mode)
+    assert received and received[0].startswith(b"\x89PNG")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pipe"]
+
+
+def test_plot_through_a_symlink_replaces_its_target_and_keeps_the_link(capsys, tmp_path):
+    import os
+
+    real = tmp_path / "real.png"
+    real.write_bytes(b"old")
+    os.chmod(real, 0o640)
+    link = tmp_path / "link.png"
+    link.symlink_to(real)
+    status, _, err = run_in_process(capsys, *PLOT, "-o", link)
+    assert status == 0, err
+    assert link.is_symlink() and os.readlink(link) == str(real)
+    assert real.read_bytes().startswith(b"\x89PNG")
+    assert oct(os.stat(real).st_mode & 0o777) == oct(0o640)  # the file's permissions kept
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["link.png", "real.png"]
+
+
+def test_an_interrupted_write_leaves_the_old_file_and_no_temporary_one(tmp_path):
+    from hf_lrsched.plot import write_file
+
+    path = tmp_path / "lr.png"
+    path.write_bytes(b"the last good image")
+
+    def fail(f):
+        f.write(b"half an ima")
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        write_file(path, fail)
+    assert path.read_bytes() == b"the last good image"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["lr.png"]
+
+
+# ---- bad input: exit 2 with the option named, within a second; no traceback, no hang -------------------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["inverse_sqrt", "--num-training-steps", 100, "--kwargs", '{"timescale": 0}'],
+            "`timescale` must be in (0, inf)",
+        ),
+        (["inverse_sqrt", "--num-training-steps", 100, "--kwargs", '{"timescale": -5}'], "`timescale` must be in"),
+        (["polynomial", "--num-training-steps", 100, "--kwargs", '{"power": -1}'], "`power` must be in (0, inf)"),
+        (["linear", "--num-training-steps", 10, "--num-warmup-steps", 20], "`num_warmup_steps` must be an integer in"),
+        (["warmup_cosine", "--num-training-steps", 10, "--width", 10**9], "`--width` must be at least 2 and at most"),
+        (
+            ["warmup_cosine", "--num-training-steps", 10, "--height", 10**8],
+            "`--height` must be at least 2 and at most",
+        ),
+        (["warmup_cosine", "--num-training-steps", 10**400], "`--num-training-steps` must be an integer in [1, 2**53"),
+        (
+            ["warmup_cosine", "--num-training-steps", 10, "--kwargs", '{"last_epoch": 5}'],
+            "must not contain 'last_epoch'",
+        ),
+        (
+            ["wsd", "--num-training-steps", 1000, "--branch-at", 10**15, "--branch-steps", 10],
+            "`--branch-at` must be a step of the trunk, in [1, 1000]",
+        ),
+        (
+            ["cosine_with_restarts", "--num-training-steps", 1000, "--kwargs", '{"num_cycles": 1e9}'],
+            "`num_cycles` must be an integer in [1, 1000]",
+        ),
+    ],
+)
+def test_bad_values_exit_2_naming_the_option_within_a_second(capsys, args, message):
+    import time
+
+    run_in_process(capsys, "show", "warmup_cosine", "--num-training-steps", 10)  # imports done before the clock
+    start = time.perf_counter()
+    status, out, err = run_in_process(capsys, "show", *args)
+    assert time.perf_counter() - start < 1.0
+    assert status == 2, out
+    assert message in err and "Traceback" not in err
+
+
+def test_huge_but_valid_curves_answer_within_a_second(capsys):
+    import time
+
+    run_in_process(capsys, "show", "warmup_cosine", "--num-training-steps", 10)
+    for args in (
+        ["cosine_with_restarts", "--num-training-steps", 10**12, "--kwargs", '{"num_cycles": 1000000000}'],
+        ["polynomial", "--num-training-steps", 10, "--num-warmup-steps", 10],  # upstream divides by zero at T
+        ["cosine", "--num-training-steps", 2**53, "--num-warmup-steps", 5],
+    ):
+        start = time.perf_counter()
+        status, out, err = run_in_process(capsys, "show", *args)
+        assert time.perf_counter() - start < 1.0, args
+        assert status == 0, err
+    status, out, _ = run_in_process(
+        capsys,
+        "show",
+        "cosine_with_restarts",
+        "--num-training-steps",
+        10**12,
+        "--kwargs",
+        '{"num_cycles": 1000000000}',
+    )
+    assert "999999999 restarts, the first at 1000, 2000, 3000, 4000, 5000, ..." in out

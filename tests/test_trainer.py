@@ -89,7 +89,9 @@ def test_resume_from_checkpoint_continues_exactly(tmp_path, checkpoint_step):
     # ... while a checkpoint stores no curve: its size does not grow with the number of steps.
     state = json.loads((checkpoint / "trainer_state.json").read_text())
     stored = state["stateful_callbacks"]["LRCurveCallback"]
-    assert stored["attributes"] == {"epochs": [], "history": []}
+    assert stored["attributes"]["epochs"] == [] and stored["attributes"]["history"] == []
+    assert stored["attributes"]["recompute_from"] == 1  # every row follows from the schedule it records
+    assert stored["attributes"]["schedule"]["name"] == name
 
 
 def test_two_param_groups_with_an_absolute_floor(tmp_path):

@@ -1,6 +1,8 @@
 """`LRSchedTrainingArguments` from the command line, JSON and YAML; errors at parse time; DeepSpeed."""
 
 import json
+import math
+import re
 import types
 from typing import ClassVar
 
@@ -226,3 +228,106 @@ class TestDeepSpeed:
         assert isinstance(scheduler, torch.optim.lr_scheduler.LambdaLR) and scheduler.optimizer is deepspeed_optimizer
         assert scheduler.lr_lambdas[0].func.__name__ == "_get_phases_lr_lambda"
         assert scheduler.lr_lambdas[0](5) == 1.0 and scheduler.lr_lambdas[0](50) == 0.0
+
+
+# ---- booleans from JSON and YAML, the training length, schedules and optimizers that cannot work as configured ----
+
+
+@pytest.mark.parametrize(
+    ("written", "expected"),
+    [("false", False), ("no", False), ("F", False), ("0", False), ("true", True), ("Yes", True), (True, True)],
+)
+def test_booleans_written_as_strings_read_as_the_command_line_reads_them(tmp_path, written, expected):
+    parser = HfArgumentParser(LRSchedTrainingArguments)
+    config = {
+        "output_dir": str(tmp_path),
+        "lr_schedule": "warmup_cosine",
+        "max_steps": 100,
+        "auto_warmup": written,
+        "save_lr_curve": written,
+    }
+    (tmp_path / "args.json").write_text(json.dumps(config))
+    (tmp_path / "args.yaml").write_text(yaml.safe_dump(config))
+    for (args,) in (
+        parser.parse_json_file(str(tmp_path / "args.json")),
+        parser.parse_yaml_file(tmp_path / "args.yaml"),
+    ):
+        assert args.auto_warmup is expected and args.save_lr_curve is expected
+
+
+@pytest.mark.parametrize("option", ["auto_warmup", "save_lr_curve"])
+@pytest.mark.parametrize("written", ["maybe", "", 1, None, [True]])
+def test_a_value_that_is_no_boolean_is_refused_by_name(tmp_path, option, written):
+    with pytest.raises(ValueError, match=rf"`{option}` must be a boolean .*got {re.escape(repr(written))}"):
+        HfArgumentParser(LRSchedTrainingArguments).parse_dict(
+            {"output_dir": str(tmp_path), "lr_schedule": "warmup_cosine", option: written}
+        )
+
+
+@pytest.mark.parametrize(
+    ("overrides", "pieces"),
+    [
+        ({"num_train_epochs": math.inf}, "`num_train_epochs` must be a finite number (or set `max_steps`), got inf"),
+        ({"num_train_epochs": math.nan}, "`num_train_epochs` must be a finite number (or set `max_steps`), got nan"),
+        ({"gradient_accumulation_steps": 0}, "`gradient_accumulation_steps` must be an integer >= 1, got 0"),
+        ({"per_device_train_batch_size": 0}, "`per_device_train_batch_size` must be an integer >= 1, got 0"),
+    ],
+)
+def test_a_training_length_with_no_step_count_is_refused_by_name(tmp_path, overrides, pieces):
+    # transformers' Trainer constructs with these and fails inside train() with an OverflowError, a ValueError about
+    # NaN or a ZeroDivisionError; the schedule needs the step count, so they are refused at parse time ...
+    with pytest.raises(ValueError, match=re.escape(pieces)):
+        LRSchedTrainingArguments(output_dir=str(tmp_path), lr_schedule="warmup_cosine", **overrides)
+    # ... and when the Trainer is built with arguments changed after parsing, with the same message.
+    args = LRSchedTrainingArguments(output_dir=str(tmp_path), lr_schedule="warmup_cosine", use_cpu=True)
+    for key, value in overrides.items():
+        setattr(args, key, value)
+    with pytest.raises(ValueError, match=re.escape(pieces)):
+        LRSchedTrainer(model=tiny_bert(), args=args, train_dataset=tiny_dataset(16))
+
+
+@pytest.mark.parametrize("name", ["reduce_lr_on_plateau", "greedy"])
+def test_metric_driven_schedules_need_evaluation(tmp_path, name):
+    with pytest.raises(ValueError, match=rf"`lr_schedule`='{name}' lowers .*`eval_strategy` is 'no'"):
+        LRSchedTrainingArguments(output_dir=str(tmp_path), lr_schedule=name, max_steps=4)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["reduce_lr_on_plateau", "greedy"])
+def test_metric_driven_schedules_step_on_the_loss_by_default(tmp_path, name):
+    # As TrainingArguments does for lr_scheduler_type: metric_for_best_model defaults to the loss, lower is better.
+    args = LRSchedTrainingArguments(
+        output_dir=str(tmp_path),
+        lr_schedule=name,
+        max_steps=4,
+        eval_strategy="steps",
+        eval_steps=2,
+        per_device_train_batch_size=4,
+        per_device_eval_batch_size=4,
+        report_to="none",
+        use_cpu=True,
+        save_strategy="no",
+        disable_tqdm=True,
+    )
+    assert args.metric_for_best_model == "loss" and args.greater_is_better is False
+    trainer = LRSchedTrainer(model=tiny_bert(), args=args, train_dataset=tiny_dataset(), eval_dataset=tiny_dataset(8))
+    trainer.train()  # stepped the scheduler on eval_loss twice
+    assert trainer.state.global_step == 4
+    assert sum("eval_loss" in entry for entry in trainer.state.log_history) == 2
+
+
+@pytest.mark.parametrize("optim", ["galore_adamw_layerwise", "galore_adafactor_layerwise", "apollo_adamw_layerwise"])
+def test_layerwise_optimizers_are_refused(tmp_path, optim):
+    with pytest.raises(ValueError, match=rf"`optim`='{optim}' steps one optimizer per parameter.*placeholder"):
+        LRSchedTrainingArguments(
+            output_dir=str(tmp_path), optim=optim, optim_target_modules=["attention"], lr_schedule="warmup_cosine"
+        )
+
+
+@pytest.mark.parametrize("optim", ["schedule_free_adamw", "schedule_free_sgd"])
+def test_schedule_free_optimizers_do_not_warm_up_twice(tmp_path, optim):
+    with pytest.raises(ValueError, match=rf"`optim`='{optim}' warms up by itself over `warmup_steps`=10"):
+        LRSchedTrainingArguments(output_dir=str(tmp_path), optim=optim, warmup_steps=10, lr_schedule="wsd")
+    # One warmup: the optimizer's own (lr_schedule without warmup), or RAdam's, which has none of its own.
+    LRSchedTrainingArguments(output_dir=str(tmp_path), optim=optim, warmup_steps=0, lr_schedule="wsd")
+    LRSchedTrainingArguments(output_dir=str(tmp_path), optim="schedule_free_radam", warmup_steps=10, lr_schedule="wsd")
