@@ -80,9 +80,9 @@ def floor_ratios(
             ratios.append(0.0 if min_lr_ratio is None else float(min_lr_ratio))
             continue
         if not min_lr < base_lr:
-            where = f"param group {index}'s own" if source is own else "the schedule's"
+            whose = f" (param group {index}'s own floor)" if source is own else ""
             raise ValueError(
-                f"`min_lr`={min_lr} ({where}) must be below the base learning rate of its param groups, but param "
+                f"`min_lr`={min_lr} must be below the base learning rate of every param group{whose}, but param "
                 f"group {index} has lr={base_lr}; lower `min_lr` or use `min_lr_ratio`."
             )
         ratios.append(min_lr / base_lr)

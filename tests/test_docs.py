@@ -15,6 +15,7 @@ from transformers import TrainingArguments
 from hf_lrsched import (
     LRSchedTrainingArguments,
     get_cosine_with_growing_restarts_schedule,
+    get_phases_schedule,
     get_warmup_cosine_schedule,
     get_wsd_schedule,
 )
@@ -99,9 +100,15 @@ def test_configuration_reference_names_every_field_and_option():
         "save_lr_curve",
         "lr_layer_decay",
         "lr_param_groups",
+        "lr_resume",
     }
     options = set()
-    for factory in (get_warmup_cosine_schedule, get_cosine_with_growing_restarts_schedule, get_wsd_schedule):
+    for factory in (
+        get_warmup_cosine_schedule,
+        get_cosine_with_growing_restarts_schedule,
+        get_wsd_schedule,
+        get_phases_schedule,
+    ):
         options |= set(inspect.signature(factory).parameters)
     import glue  # examples/ is on the path: `pythonpath` in pyproject.toml
     import glue_data
