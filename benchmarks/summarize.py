@@ -27,6 +27,7 @@ def summary() -> str:
     lines = []
     overhead, throughput, quality, wsd = load("overhead"), load("throughput"), load("quality"), load("wsd")
     stability, snapshots, startup = load("stability"), load("snapshots"), load("startup")
+    groups = load("groups")
     if overhead:
         worst: dict[str, float] = {}
         for row in overhead["steps"]:
@@ -118,6 +119,37 @@ def summary() -> str:
             f"{mean(lambda p: p['ensemble_last_3']['accuracy']):.4f}; `warmup_cosine` with the same budget "
             f"{mean(lambda p: p['cosine'][str(snapshots['steps'])]['accuracy']):.4f}."
         )
+    if groups:
+        parts, changes = [], []
+        for size, rows in groups["results"].items():
+            base = rows.get("warmup_cosine")
+            cells = [
+                f"`{label}` {row['mean']:.4f} ± {row['std']:.4f} ({row['failed']}/{len(row['accuracy'])} failed)"
+                for label, row in rows.items()
+            ]
+            parts.append(f"{size} articles: " + ", ".join(cells))
+            if base:
+                changes += [
+                    (row["paired_change"], row["paired_change_std"], label, size, base["std"])
+                    for label, row in rows.items()
+                    if row["paired_change"] is not None
+                ]
+        text = (
+            f"- **Param-group plans, small data** (`benchmarks/groups.py`, MiniLM through `LRSchedTrainer`, "
+            f"{len(groups['seeds'])} seeds"
+            + ("" if groups["complete"] else f"; PARTIAL: {groups['runs_done']} of {groups['runs_planned']} runs")
+            + "): held-out accuracy, mean ± std over seeds, of `warmup_cosine` alone, with layer-wise LR decay and "
+            "with the embeddings frozen then warmed in: " + "; ".join(parts) + "."
+        )
+        if changes:
+            change, paired_std, label, size, std = max(changes, key=lambda c: abs(c[0]))
+            within = "within" if abs(change) <= std else "beyond"
+            spread = "" if paired_std is None else f" ± {paired_std:.4f} over seeds"
+            text += (
+                f" The largest change against `warmup_cosine`, seed by seed, is {change:+.4f}{spread} (`{label}`, "
+                f"{size} articles), {within} one standard deviation of the baseline's own seeds ({std:.4f})."
+            )
+        lines.append(text)
     if not lines:
         lines.append("- No benchmark has been run yet.")
     lines.append(

@@ -498,10 +498,12 @@ def _describe_differences(saved: dict, mine: dict) -> str:
 
 
 def check_resume_identity(saved: dict, scheduler: StagedSchedule, steps_taken: int) -> None:
-    """Raise [`ResumeMismatchError`] unless the saved run (a state's `"_schedule"` record) and `scheduler` give every
-    param group the same learning rate at every step `t < steps_taken`."""
+    """Raise [`ResumeMismatchError`] unless the saved run (a state's `"_schedule"` record) and `scheduler`'s run (all
+    its stages) give every param group the same learning rate at every step `t < steps_taken`. Phase by phase: the
+    rates are evaluated only where the two runs' phases differ."""
     stages = _saved_stages(saved)
     if stages is None:
         raise ResumeMismatchError("The state records no hf_lrsched schedule.")
-    base_lrs = [_as_float(lr) for lr in scheduler.base_lrs]
-    _check_same_past(stages, [scheduler._stage_at(0, base_lrs)], steps_taken)
+    if len(stages[-1]["base_lrs"]) != len(scheduler._stages[-1]["base_lrs"]):
+        raise ResumeMismatchError("The saved run and this schedule have different numbers of param groups.")
+    _check_same_past(stages, scheduler._stages, steps_taken)
