@@ -19,6 +19,7 @@ EVAL_PROBS = "eval_probabilities.pt"  # in each snapshot: its held-out softmax o
 RECORDS = ("lr_history", "loss_history", "eval_history", "snapshots")
 # accelerate's file names in a checkpoint of one process (`save_state` on one device, or DDP)
 SCHEDULER_FILE, OPTIMIZER_FILE, RNG_FILE = "custom_checkpoint_0.pkl", "optimizer.bin", "random_states_{}.pkl"
+ACCELERATE_FILES = ("model.safetensors", OPTIMIZER_FILE, RNG_FILE.format(0), SCHEDULER_FILE)
 
 
 class RunError(ValueError):
@@ -257,10 +258,15 @@ def check_files(checkpoint: str, meta: dict) -> None:
         if not file.is_file():
             raise ResumeError(f"cannot load the checkpoint {checkpoint}: the file {file} is missing.")
         if sha256(str(file)) != digest:
+            damage = unreadable(file)
             raise ResumeError(
-                f"cannot load the checkpoint {checkpoint}: the file {file} is not the one this checkpoint was "
-                f"written with at step {meta['completed_steps']} (its SHA-256 differs): damaged, truncated, or "
-                "copied from another checkpoint."
+                f"cannot load the checkpoint {checkpoint}: the file {file} "
+                + (
+                    f"is damaged or truncated ({damage})."
+                    if damage
+                    else f"is not the one this checkpoint was written with at step {meta['completed_steps']} (its "
+                    "SHA-256 differs): copied from another checkpoint, or changed."
+                )
             )
 
 
@@ -300,27 +306,47 @@ def check_steps(checkpoint: str, meta: dict, process_index: int) -> None:
     )
 
 
-def damaged_file(checkpoint: str) -> str | None:
-    """The first file of an accelerate checkpoint that cannot be read, described, or None."""
-    from safetensors import safe_open
-
+def trainer_checkpoint_problem(checkpoint: str) -> str | None:
+    """What keeps `Trainer` from resuming from `checkpoint` (missing, not a checkpoint, a damaged file), or None."""
     path = Path(checkpoint)
-    expected = ["model.safetensors", OPTIMIZER_FILE, RNG_FILE.format(0), SCHEDULER_FILE]
+    if not path.is_dir():
+        return f"the checkpoint {checkpoint} does not exist" if not path.exists() else f"{checkpoint} is not a folder"
+    if not (path / "trainer_state.json").is_file():
+        return f"{checkpoint} is not a Trainer checkpoint: {path / 'trainer_state.json'} is missing"
+    return damaged_file(checkpoint, expected=())
+
+
+def damaged_file(checkpoint: str, expected: tuple = ACCELERATE_FILES) -> str | None:
+    """The first file of a checkpoint (accelerate's, by default) that is missing or cannot be read, described, or
+    None."""
+    path = Path(checkpoint)
     for name in expected:
         if not (path / name).is_file() and not (
             name == "model.safetensors" and (path / "pytorch_model.bin").is_file()
         ):
             return f"the file {path / name} is missing"
     for file in sorted(path.iterdir()):
-        try:
-            if file.suffix == ".safetensors":
-                with safe_open(str(file), framework="pt") as f:
-                    for key in f.keys():
-                        f.get_tensor(key)
-            elif file.suffix in (".bin", ".pkl", ".pt", ".pth"):
-                torch.load(file, map_location="cpu", weights_only=False)
-        except Exception as error:
-            return f"the file {file} is damaged or truncated ({type(error).__name__}: {error})"
+        damage = unreadable(file)
+        if damage:
+            return f"the file {file} is damaged or truncated ({damage})"
+    return None
+
+
+def unreadable(file: Path) -> str | None:
+    """Why a checkpoint's file cannot be read whole (safetensors, torch pickles, JSON), or None."""
+    from safetensors import safe_open
+
+    try:
+        if file.suffix == ".safetensors":
+            with safe_open(str(file), framework="pt") as f:
+                for key in f.keys():
+                    f.get_tensor(key)
+        elif file.suffix in (".bin", ".pkl", ".pt", ".pth"):
+            torch.load(file, map_location="cpu", weights_only=False)
+        elif file.suffix == ".json":
+            json.loads(file.read_text(encoding="utf-8"))
+    except Exception as error:
+        return f"{type(error).__name__}: {error}"
     return None
 
 
