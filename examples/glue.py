@@ -200,6 +200,11 @@ def check_lr_schedule(args: LoopArguments, num_training_steps: int | None) -> No
         )
     if isinstance(probe, ScheduleLR) or not num_training_steps:
         return  # ours check their options themselves
+    if name == "polynomial" and warmup != "auto" and warmup >= num_training_steps:
+        raise ValueError(
+            f"`num_warmup_steps` {args.num_warmup_steps!r} ({warmup} steps) must be fewer than the run's "
+            f"{num_training_steps} steps for `lr_schedule` 'polynomial', which decays over the steps after warmup."
+        )
     if warmup != "auto" and warmup > num_training_steps:
         raise ValueError(
             f"`num_warmup_steps` {args.num_warmup_steps!r} ({warmup} steps) is longer than the run "

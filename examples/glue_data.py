@@ -146,7 +146,7 @@ def coerce_value(name: str, value, kinds: set, path: str):
                 pass
         raise refuse("a boolean: true or false (or, as a string, yes/no, true/false, t/f, y/n, 1/0)")
     if isinstance(value, bool) and not kinds & {bool, object}:
-        raise refuse(f"a {' or '.join(sorted(k.__name__ for k in kinds if isinstance(k, type)))}, not a boolean")
+        raise refuse("a number or a string, not a boolean")
     if kinds == {int}:
         if isinstance(value, str):
             try:
