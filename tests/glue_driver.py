@@ -109,11 +109,11 @@ def run(argv: list[str]) -> dict:
 
 
 if __name__ == "__main__":
-    runs = json.loads(Path(sys.argv[1]).read_text())
+    runs, results_path = json.loads(Path(sys.argv[1]).read_text()), Path(sys.argv[2])
     if os.environ.get("GLUE_FAULT"):
         argv = runs[0]
         install_fault(os.environ["GLUE_FAULT"], argv[argv.index("--output_dir") + 1])
     results = []
     for argv in runs:
         results.append(run(argv))
-        Path(sys.argv[2]).write_text(json.dumps(results))
+        results_path.write_text(json.dumps(results))
