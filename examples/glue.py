@@ -228,6 +228,15 @@ def check_lr_schedule(args: LoopArguments, num_training_steps: int | None) -> No
                 )
 
 
+def check_run_length(args: LoopArguments, max_train_steps: int) -> None:
+    """`check_lr_schedule` with the run's real length, when parsing could not know it (epochs); `RunError`."""
+    if not args.max_train_steps:
+        try:
+            check_lr_schedule(args, max_train_steps)
+        except (ValueError, TypeError) as error:
+            raise RunError(str(error)) from None
+
+
 def is_number(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
@@ -278,11 +287,7 @@ def train(model_args: ModelArguments, data_args: DataArguments, args: LoopArgume
     # is per process, which is what one optimizer step consumes on each process.
     steps_per_epoch = math.ceil(len(train_dataloader) / args.gradient_accumulation_steps)
     max_train_steps = args.max_train_steps or math.ceil(args.num_train_epochs * steps_per_epoch)
-    if not args.max_train_steps:  # the epochs' length is known now: the options that depend on it are checked
-        try:
-            check_lr_schedule(args, max_train_steps)
-        except (ValueError, TypeError) as error:
-            raise RunError(str(error)) from None
+    check_run_length(args, max_train_steps)  # epochs: the options that depend on the length, checked now
     num_warmup_steps = resolve_num_warmup_steps(args.num_warmup_steps, max_train_steps)  # a ratio, steps or "auto"
     # hf_lrsched: built on the unwrapped optimizer and never passed to `prepare`: stepped once per optimizer step.
     lr_scheduler = get_schedule(

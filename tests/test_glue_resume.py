@@ -14,7 +14,7 @@ import pytest
 from safetensors.torch import load_file
 from transformers import BertConfig, BertForSequenceClassification
 
-from .helpers import ROOT, TINY_BERT, common_args, results
+from .helpers import EXAMPLES, ROOT, TINY_BERT, common_args, launch, results
 
 pytestmark = pytest.mark.slow
 
@@ -290,3 +290,34 @@ def test_killed_at_random_points_and_resumed_until_done_a_dropout_run_ends_as_th
         pytest.fail("the run never finished")
     assert kills >= 3
     assert records(out) == records(uninterrupted)
+
+
+def test_two_processes_resume_exactly_with_dropout(tmp_path, dropout_model_dir, csv_files):
+    """Each process's random states are in the checkpoint (written into `step_N.tmp`, renamed by the main process)."""
+    args = SCHEDULE + ["--per_device_train_batch_size", "4", "--max_train_steps", "10", "--checkpointing_steps", "1"]
+    launch(EXAMPLES / "glue.py", 2, common_args(dropout_model_dir, csv_files, tmp_path / "full") + args)
+    assert (tmp_path / "full" / "step_4" / "random_states_1.pkl").is_file()
+    launch(
+        EXAMPLES / "glue.py",
+        2,
+        common_args(dropout_model_dir, csv_files, tmp_path / "resumed")
+        + args
+        + ["--resume_from_checkpoint", tmp_path / "full" / "step_4"],
+    )
+    assert records(tmp_path / "resumed") == records(tmp_path / "full")
+
+
+def test_an_epoch_run_too_short_for_its_schedule_exits_2_once_its_length_is_known(tmp_path, tiny_model_dir, csv_files):
+    # 50 rows, batch 8: 7 steps, as long as polynomial's 7 warmup steps (it decays over the steps after them)
+    argv = common_args(tiny_model_dir, csv_files, tmp_path / "out") + [
+        "--per_device_train_batch_size",
+        "8",
+        "--num_train_epochs",
+        "1",
+        "--lr_schedule",
+        "polynomial",
+        "--num_warmup_steps",
+        "7",
+    ]
+    _, (result,) = run_glue([argv], expect=2)
+    assert "`num_warmup_steps` '7' (7 steps) must be fewer than the run's 7 steps" in result["stderr"]
