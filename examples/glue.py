@@ -62,6 +62,7 @@ from glue_checkpoints import (
     ensemble_metrics,
     expected_calibration_error,
     load_checkpoint,
+    raise_together,
     save_checkpoint,
     save_snapshot,
     schedule_options,
@@ -350,9 +351,13 @@ def make_accelerator(args: LoopArguments) -> Accelerator:
     datasets.utils.logging.set_verbosity_error()
     datasets.disable_progress_bars()
     set_seed(args.seed)
+    error = None
     if accelerator.is_main_process:
-        check_writable(args.output_dir)  # a read-only or full disk: refused now, not after training
-    accelerator.wait_for_everyone()
+        try:
+            check_writable(args.output_dir)  # a read-only or full disk: refused now, not after training
+        except OutputError as failure:
+            error = failure
+    raise_together(accelerator, error)
     return accelerator
 
 
@@ -552,15 +557,15 @@ def take_snapshot(run: Run, step: int) -> dict[str, float]:
     """The model at the end of a cycle, with its held-out metrics (`--save_snapshots`); returns the metrics. Its
     `path` is recorded relative to the output directory, which may move between a kill and the resume."""
     metrics = evaluate(run)
-    name = f"snapshot-{step}"
+    name, error = f"snapshot-{step}", None
     if run.accelerator.is_main_process:
         path = os.path.join(run.args.output_dir, name)
         try:
             save_snapshot(run.accelerator.unwrap_model(run.model), run.tokenizer, path, run.last_probabilities)
-        except OSError as error:
-            raise cannot_write(path, error) from None
+        except OSError as failure:
+            error = cannot_write(path, failure)
+    raise_together(run.accelerator, error)
     run.records["snapshots"].append({"step": step, "path": name, **metrics})
-    run.accelerator.wait_for_everyone()
     return metrics
 
 
@@ -598,6 +603,7 @@ def finish(run: Run, metrics: dict[str, float], runtime: float, steps_run: int) 
         results["snapshot_ensemble"] = ensemble_metrics(
             records["snapshots"][-args.snapshot_ensemble :], args.output_dir
         )
+    error = None
     if accelerator.is_main_process:
         try:
             accelerator.unwrap_model(run.model).save_pretrained(args.output_dir)
@@ -605,12 +611,13 @@ def finish(run: Run, metrics: dict[str, float], runtime: float, steps_run: int) 
             write_json(os.path.join(args.output_dir, "all_results.json"), results)
             written = write_lr_curve(records["lr_history"], args.output_dir)
             write_csv(os.path.join(args.output_dir, "train_loss.csv"), ["step", "loss"], records["loss_history"])
-        except OSError as error:
-            raise cannot_write(args.output_dir, error) from None
-        files = ["all_results.json", *(os.path.basename(path) for path in written), "train_loss.csv", "the model"]
-        accelerator.print(f"step {run.completed_steps}: {metric_summary(metrics)} ({runtime:.0f} s)")
-        accelerator.print(f"wrote {args.output_dir}: {', '.join(files)}")
-    accelerator.wait_for_everyone()
+        except OSError as failure:
+            error = cannot_write(args.output_dir, failure)
+        else:
+            files = ["all_results.json", *(os.path.basename(path) for path in written), "train_loss.csv", "the model"]
+            accelerator.print(f"step {run.completed_steps}: {metric_summary(metrics)} ({runtime:.0f} s)")
+            accelerator.print(f"wrote {args.output_dir}: {', '.join(files)}")
+    raise_together(accelerator, error)
     return results
 
 

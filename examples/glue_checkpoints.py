@@ -44,16 +44,26 @@ def cannot_write(path, error: OSError) -> OutputError:
 def save_checkpoint(accelerator: Accelerator, path: str, meta: dict) -> None:
     """accelerate's state (model, optimizer, scheduler, RNGs) and `meta` (the run's options, every record so far and
     the SHA-256 of each file of the state), written into `<path>.tmp` and renamed into place once complete: a kill
-    or a full disk never leaves a partial checkpoint at `path`, nor damages the one already there."""
+    or a full disk never leaves a partial checkpoint at `path`, nor damages the one already there. A write that
+    fails on any process raises `OutputError` on every process (none is left waiting for the others)."""
     path = os.path.normpath(path)
     tmp = f"{path}.tmp"
+    error = None
+    if accelerator.is_main_process:
+        shutil.rmtree(tmp, ignore_errors=True)
+    accelerator.wait_for_everyone()
     try:
+        accelerator.save_state(tmp)
+    except OSError as failure:
+        error = cannot_write(tmp, failure)
+    try:
+        raise_together(accelerator, error)  # also a barrier: every process's random states are written
+    except OutputError:
         if accelerator.is_main_process:
             shutil.rmtree(tmp, ignore_errors=True)
-        accelerator.wait_for_everyone()
-        accelerator.save_state(tmp)
-        accelerator.wait_for_everyone()  # every process's random states written
-        if accelerator.is_main_process:
+        raise
+    if accelerator.is_main_process:
+        try:
             meta = {**meta, "files": file_digests(tmp)}
             write_json(os.path.join(tmp, CHECKPOINT_META), meta)
             old = f"{path}.old"
@@ -62,11 +72,25 @@ def save_checkpoint(accelerator: Accelerator, path: str, meta: dict) -> None:
                 os.replace(path, old)  # the previous copy stays on disk until the new one is in place
             os.replace(tmp, path)
             shutil.rmtree(old, ignore_errors=True)
-    except OSError as error:
-        if accelerator.is_main_process:
+        except OSError as failure:
+            error = cannot_write(tmp, failure)
+        if error is not None:
             shutil.rmtree(tmp, ignore_errors=True)
-        raise cannot_write(tmp, error) from None
-    accelerator.wait_for_everyone()
+    raise_together(accelerator, error)
+
+
+def raise_together(accelerator: Accelerator, error: Exception | None) -> None:
+    """A barrier at which every process raises `OutputError` if any process brings an error (the first one's
+    message), so that a process that failed to write never leaves the others waiting for it."""
+    messages = [str(error) if error is not None else None]
+    if accelerator.num_processes > 1:
+        import torch.distributed as dist
+
+        messages = [None] * accelerator.num_processes
+        dist.all_gather_object(messages, str(error) if error is not None else None)
+    message = next((m for m in messages if m), None)
+    if message is not None:
+        raise OutputError(message)
 
 
 def file_digests(folder: str) -> dict[str, str]:
@@ -156,6 +180,11 @@ def load_checkpoint(
     A missing, damaged, stale or mixed-in file, or hand-edited metadata, is named.
     """
     meta = read_meta(checkpoint)
+    if "files" not in meta and "completed_steps" in meta:
+        raise ResumeError(
+            f"{checkpoint} was written by an earlier glue.py, whose checkpoints record neither their files' SHA-256 "
+            "nor the steps of their parts: it cannot be checked, so it is not resumed. Start the run again."
+        )
     for key in ("num_processes", "total_batch_size", "seed"):
         if meta.get(key) != run_config[key]:
             raise ResumeError(

@@ -3,7 +3,8 @@
     python tests/glue_driver.py RUNS.json RESULTS.json
 
 `RUNS.json` is a list of argument lists; `RESULTS.json` receives, for each run, its exit status and what it wrote to
-stderr (an uncaught exception is exit status 1 with its traceback). `GLUE_FAULT` injects one fault, counted over the
+stderr (an uncaught exception is exit status 1 with its traceback); under `accelerate launch`, process N > 0 writes
+`RESULTS.json.N`. `GLUE_FAULT` injects one fault, counted over the
 file writes of the checkpoints and results (each `torch.save`, `safetensors` save, atomic text write and rename) and
 the optimizer steps (glue.py's `after_step`):
 
@@ -110,6 +111,8 @@ def run(argv: list[str]) -> dict:
 
 if __name__ == "__main__":
     runs, results_path = json.loads(Path(sys.argv[1]).read_text()), Path(sys.argv[2])
+    if os.environ.get("RANK", "0") != "0":  # launched on several processes: one file each
+        results_path = results_path.with_name(f"{results_path.name}.{os.environ['RANK']}")
     if os.environ.get("GLUE_FAULT"):
         argv = runs[0]
         install_fault(os.environ["GLUE_FAULT"], argv[argv.index("--output_dir") + 1])

@@ -321,3 +321,30 @@ def test_an_epoch_run_too_short_for_its_schedule_exits_2_once_its_length_is_know
     ]
     _, (result,) = run_glue([argv], expect=2)
     assert "`num_warmup_steps` '7' (7 steps) must be fewer than the run's 7 steps" in result["stderr"]
+
+
+def test_a_write_that_fails_on_one_of_two_processes_stops_both_with_exit_2(
+    tmp_path, tiny_model_dir, csv_files, monkeypatch
+):
+    """The main process's second torch.save (the first checkpoint's scheduler) fails; the other process, whose own
+    writes succeed, must not wait for it at a barrier: both end with the message."""
+    out = tmp_path / "out"
+    argv = common_args(tiny_model_dir, csv_files, out) + [
+        "--per_device_train_batch_size",
+        "4",
+        "--max_train_steps",
+        "4",
+        "--checkpointing_steps",
+        "2",
+    ]
+    spec, results_file = tmp_path / "runs.json", tmp_path / "results.json"
+    spec.write_text(json.dumps([[str(a) for a in argv]]))
+    monkeypatch.setenv("GLUE_FAULT", "enospc:2")
+    launch(ROOT / "tests" / "glue_driver.py", 2, [spec, results_file])
+    for path in (results_file, tmp_path / "results.json.1"):
+        (result,) = json.loads(path.read_text())
+        assert result["rc"] == 2 and "Traceback" not in result["stderr"], result["stderr"][-3000:]
+        assert (
+            f"cannot write {out / 'step_2.tmp'}" in result["stderr"] and "No space left on device" in result["stderr"]
+        )
+    assert not (out / "step_2").exists() and not (out / "step_2.tmp").exists()
