@@ -562,7 +562,7 @@ def take_snapshot(run: Run, step: int) -> dict[str, float]:
         path = os.path.join(run.args.output_dir, name)
         try:
             save_snapshot(run.accelerator.unwrap_model(run.model), run.tokenizer, path, run.last_probabilities)
-        except OSError as failure:
+        except Exception as failure:  # a full disk: an OSError, torch.save's RuntimeError or a SafetensorError
             error = cannot_write(path, failure)
     raise_together(run.accelerator, error)
     run.records["snapshots"].append({"step": step, "path": name, **metrics})
@@ -611,7 +611,7 @@ def finish(run: Run, metrics: dict[str, float], runtime: float, steps_run: int) 
             write_json(os.path.join(args.output_dir, "all_results.json"), results)
             written = write_lr_curve(records["lr_history"], args.output_dir)
             write_csv(os.path.join(args.output_dir, "train_loss.csv"), ["step", "loss"], records["loss_history"])
-        except OSError as failure:
+        except Exception as failure:  # a full disk: an OSError, torch.save's RuntimeError or a SafetensorError
             error = cannot_write(args.output_dir, failure)
         else:
             files = ["all_results.json", *(os.path.basename(path) for path in written), "train_loss.csv", "the model"]

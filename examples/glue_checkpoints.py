@@ -34,10 +34,20 @@ class OutputError(RuntimeError):
     """A file of the run could not be written (a read-only or full disk); the message names the path."""
 
 
-def cannot_write(path, error: OSError) -> OutputError:
+def cannot_write(path, error: Exception) -> OutputError:
+    """The `OutputError` for a write under `path` that failed with `error`: an `OSError`, or what `torch.save` (a
+    `RuntimeError`) and `safetensors` raise for a full disk or a file-size limit."""
+    if isinstance(error, OSError):
+        what = f"{error.filename or path}: {error.strerror or error}"
+    else:
+        what = f"{path}: {type(error).__name__}: {error}"
+    try:
+        free = f" ({shutil.disk_usage(Path(path).parent if not os.path.exists(path) else path).free:,} bytes free)"
+    except OSError:
+        free = ""
     return OutputError(
-        f"cannot write {error.filename or path}: {error.strerror or error}. The files written before it (the last "
-        "complete checkpoint among them) are left as they were."
+        f"cannot write {what}{free}. The files written before it (the last complete checkpoint among them) are left "
+        "as they were."
     )
 
 
@@ -47,14 +57,14 @@ def save_checkpoint(accelerator: Accelerator, path: str, meta: dict) -> None:
     or a full disk never leaves a partial checkpoint at `path`, nor damages the one already there. A write that
     fails on any process raises `OutputError` on every process (none is left waiting for the others)."""
     path = os.path.normpath(path)
-    tmp = f"{path}.tmp"
+    tmp, old = f"{path}.tmp", f"{path}.old"
     error = None
     if accelerator.is_main_process:
         shutil.rmtree(tmp, ignore_errors=True)
     accelerator.wait_for_everyone()
     try:
         accelerator.save_state(tmp)
-    except OSError as failure:
+    except Exception as failure:  # a full disk is an OSError, torch.save's RuntimeError or a SafetensorError
         error = cannot_write(tmp, failure)
     try:
         raise_together(accelerator, error)  # also a barrier: every process's random states are written
@@ -66,16 +76,16 @@ def save_checkpoint(accelerator: Accelerator, path: str, meta: dict) -> None:
         try:
             meta = {**meta, "files": file_digests(tmp)}
             write_json(os.path.join(tmp, CHECKPOINT_META), meta)
-            old = f"{path}.old"
             shutil.rmtree(old, ignore_errors=True)
             if os.path.isdir(path):
                 os.replace(path, old)  # the previous copy stays on disk until the new one is in place
             os.replace(tmp, path)
-            shutil.rmtree(old, ignore_errors=True)
         except OSError as failure:
             error = cannot_write(tmp, failure)
-        if error is not None:
+            if not os.path.isdir(path) and os.path.isdir(old):
+                os.replace(old, path)  # the previous copy back in place
             shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(old, ignore_errors=True)
     raise_together(accelerator, error)
 
 
@@ -321,11 +331,12 @@ def check_steps(checkpoint: str, meta: dict, process_index: int) -> None:
     wrong = [name for name, (recorded, expected) in found.items() if recorded != expected]
     if not wrong:
         return
-    if len(wrong) == len(found) > 1:
+    if len(wrong) > 1:  # the metadata disagrees with several parts: it is the odd one out, or they all are
+        parts = ", ".join(f"{path / name} records {found[name][0]} (expected {found[name][1]})" for name in wrong)
         raise ResumeError(
             f"cannot load the checkpoint {checkpoint}: its metadata {path / CHECKPOINT_META} records step "
-            f"{meta['completed_steps']}, which its scheduler, optimizer and random states do not: the metadata of "
-            "another checkpoint, or edited."
+            f"{meta['completed_steps']}, which its other parts do not ({parts}): the metadata of another checkpoint, "
+            "edited, or parts from different checkpoints."
         )
     name = wrong[0]
     raise ResumeError(
@@ -333,16 +344,6 @@ def check_steps(checkpoint: str, meta: dict, process_index: int) -> None:
         f"step {meta['completed_steps']} (it records {found[name][0]}, the checkpoint {found[name][1]}): a file "
         "copied from another checkpoint."
     )
-
-
-def trainer_checkpoint_problem(checkpoint: str) -> str | None:
-    """What keeps `Trainer` from resuming from `checkpoint` (missing, not a checkpoint, a damaged file), or None."""
-    path = Path(checkpoint)
-    if not path.is_dir():
-        return f"the checkpoint {checkpoint} does not exist" if not path.exists() else f"{checkpoint} is not a folder"
-    if not (path / "trainer_state.json").is_file():
-        return f"{checkpoint} is not a Trainer checkpoint: {path / 'trainer_state.json'} is missing"
-    return damaged_file(checkpoint, expected=())
 
 
 def damaged_file(checkpoint: str, expected: tuple = ACCELERATE_FILES) -> str | None:

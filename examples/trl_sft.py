@@ -65,8 +65,12 @@ def toy_model_and_tokenizer(texts: list[str]):
     return LlamaForCausalLM(config), tokenizer
 
 
-def main(argv: list[str] | None = None) -> LRSchedSFTTrainer:
+def parse_args(argv: list[str] | None = None) -> SFTConfigWithSchedule:
     (args,) = HfArgumentParser(SFTConfigWithSchedule).parse_args_into_dataclasses(argv)
+    return args
+
+
+def train(args: SFTConfigWithSchedule) -> LRSchedSFTTrainer:
     checkpoint = args.resume_from_checkpoint
     if checkpoint:  # refused now, by name, not as a traceback after the model is built
         problem = trainer_checkpoint_problem(checkpoint)
@@ -85,15 +89,21 @@ def main(argv: list[str] | None = None) -> LRSchedSFTTrainer:
     return trainer
 
 
-def cli(argv: list[str] | None = None) -> int:
-    """`main`, with a bad argument or a checkpoint that cannot be resumed as one line on stderr and exit status 2."""
+def main(argv: list[str] | None = None) -> int:
+    """Parse and train; a bad argument or a checkpoint that cannot be resumed is one line on stderr and exit status
+    2, as in glue.py."""
     try:
-        main(argv)
+        args = parse_args(argv)
     except (ValueError, TypeError, ArithmeticError) as error:
+        print(f"trl_sft.py: error: {error}", file=sys.stderr)
+        return 2
+    try:
+        train(args)
+    except ResumeError as error:
         print(f"trl_sft.py: error: {error}", file=sys.stderr)
         return 2
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(cli())
+    sys.exit(main())

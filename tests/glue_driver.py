@@ -10,7 +10,8 @@ the optimizer steps (glue.py's `after_step`):
 
 - `kill:N`: at the N-th of them the process dies at once (`os._exit(137)`, as after SIGKILL); a `torch.save` that is
   the N-th leaves its file half written first.
-- `enospc:N`: the N-th `torch.save` fails with "No space left on device", as on a full disk.
+- `fsize:N`: no file can grow beyond N bytes (`RLIMIT_FSIZE`): a larger write fails for real, in `torch.save` or
+  `safetensors` as on a full disk.
 - `erofs`: every file opened for writing under `--output_dir` fails with "Read-only file system".
 """
 
@@ -65,15 +66,12 @@ def install_fault(spec: str, output_dir: str) -> None:
         glue_data.write_atomic = wrap(glue_data.write_atomic)
         os.replace = wrap(os.replace)
         glue.after_step = wrap(glue.after_step)
-    elif kind == "enospc":
-        real_save = torch.save
+    elif kind == "fsize":  # a real write error, as on a full disk: files may grow to `count` bytes, no further
+        import resource
+        import signal
 
-        def full_disk(obj, f, *args, **kwargs):
-            if event():
-                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(f))
-            return real_save(obj, f, *args, **kwargs)
-
-        torch.save = full_disk
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # the write fails with EFBIG instead of killing the process
+        resource.setrlimit(resource.RLIMIT_FSIZE, (int(count), resource.RLIM_INFINITY))
     elif kind == "erofs":
         real_open, root = builtins.open, os.path.abspath(output_dir)
 
