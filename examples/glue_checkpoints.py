@@ -346,6 +346,16 @@ def check_steps(checkpoint: str, meta: dict, process_index: int) -> None:
     )
 
 
+def trainer_checkpoint_problem(checkpoint: str) -> str | None:
+    """What keeps `Trainer` from resuming from `checkpoint` (missing, not a checkpoint, a damaged file), or None."""
+    path = Path(checkpoint)
+    if not path.is_dir():
+        return f"the checkpoint {checkpoint} does not exist" if not path.exists() else f"{checkpoint} is not a folder"
+    if not (path / "trainer_state.json").is_file():
+        return f"{checkpoint} is not a Trainer checkpoint: {path / 'trainer_state.json'} is missing"
+    return damaged_file(checkpoint, expected=())
+
+
 def damaged_file(checkpoint: str, expected: tuple = ACCELERATE_FILES) -> str | None:
     """The first file of a checkpoint (accelerate's, by default) that is missing or cannot be read, described, or
     None."""
