@@ -28,6 +28,7 @@ fine-tuned model and tokenizer, and a checkpoint every `--checkpointing_steps`.
 
 from __future__ import annotations
 
+import inspect
 import json
 import math
 import os
@@ -53,14 +54,19 @@ from hf_lrsched.schedules import ScheduleLR
 import glue_data
 from glue_checkpoints import (
     RECORDS,
-    ResumeError,
+    OutputError,
+    RunError,
+    cannot_write,
     check_output_dir,
+    check_writable,
     ensemble_metrics,
     expected_calibration_error,
     load_checkpoint,
+    raise_together,
     save_checkpoint,
     save_snapshot,
     schedule_options,
+    state_steps,
 )
 from glue_data import (
     DataArguments,
@@ -135,11 +141,12 @@ class LoopArguments:
         check_reserved_schedule_kwargs(self.lr_schedule_kwargs)
         if not (math.isfinite(self.learning_rate) and self.learning_rate > 0):
             raise ValueError(f"`learning_rate` must be a finite number > 0, got {self.learning_rate}.")
+        if not (math.isfinite(self.weight_decay) and self.weight_decay >= 0):
+            raise ValueError(f"`weight_decay` must be a finite number >= 0, got {self.weight_decay}.")
+        check_report_to(self.report_to)
         # An unknown name, option or value fails now, before any model is loaded: the schedule is built once on a
         # throw-away optimizer (with the real step count when --max_train_steps gives it).
-        num_training_steps = self.max_train_steps or PROBE_TRAINING_STEPS
-        warmup = resolve_num_warmup_steps(self.num_warmup_steps, num_training_steps)
-        check_schedule(self.lr_schedule, warmup, num_training_steps, lr=self.learning_rate, **self.lr_schedule_kwargs)
+        check_lr_schedule(self, self.max_train_steps)
         for name in ("per_device_train_batch_size", "per_device_eval_batch_size", "gradient_accumulation_steps"):
             if getattr(self, name) < 1:
                 raise ValueError(f"`{name}` must be >= 1, got {getattr(self, name)}.")
@@ -156,6 +163,83 @@ class LoopArguments:
                 raise ValueError(
                     f"`checkpointing_steps` must be a number of steps >= 1 or 'epoch', got {self.checkpointing_steps!r}."
                 )
+
+
+def check_report_to(report_to: str) -> None:
+    """`--report_to`: "all", "none" or accelerate's tracker names, comma-separated."""
+    from accelerate.utils import LoggerType
+
+    allowed = ["all", "none", *(tracker.value for tracker in LoggerType if tracker.value != "all")]
+    for name in report_to.split(","):
+        if name.strip() not in allowed:
+            raise ValueError(f"`report_to` {name.strip()!r} is not a tracker; use one or more of {allowed}.")
+
+
+def check_lr_schedule(args: LoopArguments, num_training_steps: int | None) -> None:
+    """Build the schedule on a throw-away optimizer and refuse, naming the option, one this loop cannot train with:
+    a value that fails (`inverse_sqrt` with `timescale` 0), a warmup longer than the run, a rate that is not a
+    finite number >= 0 at some step (`polynomial` with `power` -1, or with its warmup as long as the run), or a
+    scheduler stepped with a metric (`reduce_lr_on_plateau`, `greedy`: this loop steps once per optimizer step,
+    without one). `num_training_steps=None` (epochs, not counted yet) checks the run's length again at the start."""
+    name, kwargs = args.lr_schedule, args.lr_schedule_kwargs
+    steps = num_training_steps or PROBE_TRAINING_STEPS
+    warmup = resolve_num_warmup_steps(args.num_warmup_steps, steps)
+    options = f"`lr_schedule` {name!r} with `lr_schedule_kwargs` {kwargs}"
+    for option, minimum in (("timescale", 0), ("power", 0)):
+        if name in ("inverse_sqrt", "polynomial") and option in kwargs:
+            value = kwargs[option]
+            if not (is_number(value) and math.isfinite(value) and value > minimum):
+                raise ValueError(f"{options}: `{option}` must be a finite number > {minimum}, got {value!r}.")
+    try:
+        probe = check_schedule(name, warmup, steps, lr=args.learning_rate, **kwargs)
+    except ArithmeticError as error:  # a transformers schedule's lambda, computed at construction
+        raise ValueError(f"{options} cannot be computed: {type(error).__name__}: {error}.") from None
+    if any(p.default is inspect.Parameter.empty for p in inspect.signature(probe.step).parameters.values()):
+        raise ValueError(
+            f"`lr_schedule` {name!r} builds a {type(probe).__name__}, stepped with a metric; this loop steps the "
+            "schedule once per optimizer step, without one. Use a schedule of the step count, or glue_trainer.py."
+        )
+    if isinstance(probe, ScheduleLR) or not num_training_steps:
+        return  # ours check their options themselves
+    if name == "polynomial" and warmup != "auto" and warmup >= num_training_steps:
+        raise ValueError(
+            f"`num_warmup_steps` {args.num_warmup_steps!r} ({warmup} steps) must be fewer than the run's "
+            f"{num_training_steps} steps for `lr_schedule` 'polynomial', which decays over the steps after warmup."
+        )
+    if warmup != "auto" and warmup > num_training_steps:
+        raise ValueError(
+            f"`num_warmup_steps` {args.num_warmup_steps!r} ({warmup} steps) is longer than the run "
+            f"({num_training_steps} steps): the rate would never reach --learning_rate."
+        )
+    if isinstance(probe, torch.optim.lr_scheduler.LambdaLR):
+        total = num_training_steps
+        checked = range(total + 1) if total <= 100_000 else sorted({*range(0, total + 1, total // 10_000), total})
+        for step in checked:
+            try:
+                factor = probe.lr_lambdas[0](step)
+            except ArithmeticError as error:
+                raise ValueError(
+                    f"{options} fails at step {step} of {total} ({type(error).__name__}: {error}); "
+                    f"with {warmup} warmup steps."
+                ) from None
+            if not (is_number(factor) and math.isfinite(factor) and factor >= 0):
+                raise ValueError(
+                    f"{options} gives the learning-rate factor {factor!r} at step {step} of {total}; it must be a "
+                    "finite number >= 0."
+                )
+
+
+def check_run_length(args: LoopArguments, max_train_steps: int) -> None:
+    """`check_lr_schedule` with the run's real length, when parsing could not know it (epochs); `RunError`."""
+    if not args.max_train_steps:
+        try:
+            check_lr_schedule(args, max_train_steps)
+        except (ValueError, TypeError) as error:
+            raise RunError(str(error)) from None
+
+
+def is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def parse_args(argv: list[str] | None = None):
@@ -181,6 +265,7 @@ class Run:
     run_config: dict
     completed_steps: int = 0
     records: dict = field(default_factory=lambda: {key: [] for key in RECORDS})
+    last_evaluation: dict = field(default_factory=dict)  # the metrics of the latest evaluation
     cycle_ends: set = field(default_factory=set)
     last_probabilities: dict = field(default_factory=dict)
     eval_seconds: float = 0.0
@@ -203,6 +288,7 @@ def train(model_args: ModelArguments, data_args: DataArguments, args: LoopArgume
     # is per process, which is what one optimizer step consumes on each process.
     steps_per_epoch = math.ceil(len(train_dataloader) / args.gradient_accumulation_steps)
     max_train_steps = args.max_train_steps or math.ceil(args.num_train_epochs * steps_per_epoch)
+    check_run_length(args, max_train_steps)  # epochs: the options that depend on the length, checked now
     num_warmup_steps = resolve_num_warmup_steps(args.num_warmup_steps, max_train_steps)  # a ratio, steps or "auto"
     # hf_lrsched: built on the unwrapped optimizer and never passed to `prepare`: stepped once per optimizer step.
     lr_scheduler = get_schedule(
@@ -217,6 +303,7 @@ def train(model_args: ModelArguments, data_args: DataArguments, args: LoopArgume
         "total_batch_size": batch,
         "max_train_steps": max_train_steps,
         "lr_schedule": args.lr_schedule,
+        "seed": args.seed,
     }
     run = Run(
         args,
@@ -264,9 +351,13 @@ def make_accelerator(args: LoopArguments) -> Accelerator:
     datasets.utils.logging.set_verbosity_error()
     datasets.disable_progress_bars()
     set_seed(args.seed)
+    error = None
     if accelerator.is_main_process:
-        os.makedirs(args.output_dir, exist_ok=True)
-    accelerator.wait_for_everyone()
+        try:
+            check_writable(args.output_dir)  # a read-only or full disk: refused now, not after training
+        except OutputError as failure:
+            error = failure
+    raise_together(accelerator, error)
     return accelerator
 
 
@@ -286,10 +377,23 @@ def load_task(accelerator: Accelerator, model_args: ModelArguments, data_args: D
 def make_dataloaders(processed, tokenizer, args: LoopArguments, accelerator: Accelerator):
     pad_to = 8 if accelerator.mixed_precision != "no" else None
     collator = DataCollatorWithPadding(tokenizer, pad_to_multiple_of=pad_to)
+    # Each loader draws its workers' base seed from a generator of its own, not from torch's global generator, which
+    # dropout uses: each new iterator (an epoch, an evaluation, the one that skips the batches seen before a resume)
+    # would otherwise move the global generator, and a resumed run would get other dropout masks than the
+    # uninterrupted one. The order of the batches is the seedable sampler's, a function of the seed and the epoch.
     train = DataLoader(
-        processed["train"], shuffle=True, collate_fn=collator, batch_size=args.per_device_train_batch_size
+        processed["train"],
+        shuffle=True,
+        collate_fn=collator,
+        batch_size=args.per_device_train_batch_size,
+        generator=torch.Generator().manual_seed(args.seed),
     )
-    evaluation = DataLoader(processed["validation"], collate_fn=collator, batch_size=args.per_device_eval_batch_size)
+    evaluation = DataLoader(
+        processed["validation"],
+        collate_fn=collator,
+        batch_size=args.per_device_eval_batch_size,
+        generator=torch.Generator().manual_seed(args.seed),
+    )
     return train, evaluation
 
 
@@ -321,23 +425,30 @@ def plan_line(run: Run, data_args: DataArguments, num_examples: int) -> str:
 def resume(run: Run) -> None:
     """Load the checkpoint and the run's records; `ResumeError` when it cannot continue exactly."""
     options = schedule_options(run.args, run.max_train_steps)
-    meta = load_checkpoint(run.accelerator, run.args.resume_from_checkpoint, run.run_config, options)
+    meta = load_checkpoint(
+        run.accelerator, run.args.resume_from_checkpoint, run.run_config, options, run.max_train_steps
+    )
     run.completed_steps = meta["completed_steps"]
-    run.records = {key: [list(row) if isinstance(row, list) else row for row in meta[key]] for key in RECORDS}
+    run.records = {key: meta.get(key, []) for key in RECORDS}
+    run.last_evaluation = meta.get("last_evaluation", {})
 
 
 def checkpoint(run: Run, name: str) -> None:
+    """Save the state after everything the step does (its records, evaluation and snapshot), so that a run resumed
+    from it repeats nothing and misses nothing."""
     meta = {
         **run.run_config,
         "options": schedule_options(run.args, run.max_train_steps),
         "completed_steps": run.completed_steps,
+        **state_steps(run.accelerator, run.optimizer, run.lr_scheduler),
         **run.records,
+        "last_evaluation": run.last_evaluation,
     }
     save_checkpoint(run.accelerator, os.path.join(run.args.output_dir, name), meta)
 
 
 def train_loop(run: Run) -> dict:
-    args, accelerator = run.args, run.accelerator
+    accelerator = run.accelerator
     num_epochs = math.ceil(run.max_train_steps / run.steps_per_epoch)
     starting_epoch = run.completed_steps // run.steps_per_epoch
     first_step, start = run.completed_steps, time.time()
@@ -348,21 +459,12 @@ def train_loop(run: Run) -> dict:
         unit="step",
         disable=not accelerator.is_local_main_process,
     )
-    metrics: dict[str, float] = {}
     for epoch in range(starting_epoch, num_epochs):
-        train_epoch(run, epoch, progress)
-        metrics = evaluate(run)
-        if args.eval_steps:
-            run.records["eval_history"].append({"step": run.completed_steps, **metrics})
-        if args.with_tracking:
-            accelerator.log({**{f"eval_{k}": v for k, v in metrics.items()}, "epoch": epoch}, step=run.completed_steps)
-        if args.checkpointing_steps == "epoch":
-            checkpoint(run, f"epoch_{epoch}")
-        if run.completed_steps >= run.max_train_steps:
+        if run.completed_steps >= run.max_train_steps:  # a finished run, resumed from its last checkpoint
             break
-        progress.write(f"epoch {epoch}: {metric_summary(metrics)}")
+        train_epoch(run, epoch, progress)
     progress.close()
-    return finish(run, metrics, time.time() - start, run.completed_steps - first_step)
+    return finish(run, run.last_evaluation, time.time() - start, run.completed_steps - first_step)
 
 
 def train_epoch(run: Run, epoch: int, progress) -> None:
@@ -403,16 +505,24 @@ def after_step(run: Run, lr: float, loss: float, progress) -> None:
     progress.update(1)
     if args.with_tracking:
         run.accelerator.log({"train_loss": loss, "lr": lr}, step=step)
-    if step in run.cycle_ends:
-        take_snapshot(run, step)
-    if args.checkpointing_steps not in (None, "epoch") and step % int(args.checkpointing_steps) == 0:
-        checkpoint(run, f"step_{step}")
-    if args.eval_steps and step % args.eval_steps == 0 and step < run.max_train_steps:
-        run.records["eval_history"].append({"step": step, **evaluate(run)})
+    metrics = take_snapshot(run, step) if step in run.cycle_ends else None
+    epoch, end_of_epoch = (step - 1) // run.steps_per_epoch, step % run.steps_per_epoch == 0
+    end_of_epoch = end_of_epoch or step == run.max_train_steps  # the run's last step ends its last epoch
+    if end_of_epoch or (args.eval_steps and step % args.eval_steps == 0):
+        run.last_evaluation = metrics = metrics or evaluate(run)
+        if args.eval_steps:
+            run.records["eval_history"].append({"step": step, **metrics})
         if args.with_tracking:
-            run.accelerator.log(
-                {f"eval_{k}": v for k, v in run.records["eval_history"][-1].items() if k != "step"}, step=step
-            )
+            epoch_key = {"epoch": epoch} if end_of_epoch else {}
+            run.accelerator.log({**{f"eval_{k}": v for k, v in metrics.items()}, **epoch_key}, step=step)
+        if end_of_epoch and step < run.max_train_steps:
+            progress.write(f"epoch {epoch}: {metric_summary(metrics)}")
+    # Last: a checkpoint holds every record of its step, this step's evaluation and snapshot included.
+    if args.checkpointing_steps == "epoch":
+        if end_of_epoch:
+            checkpoint(run, f"epoch_{epoch}")
+    elif args.checkpointing_steps is not None and step % int(args.checkpointing_steps) == 0:
+        checkpoint(run, f"step_{step}")
 
 
 def evaluate(run: Run) -> dict[str, float]:
@@ -443,14 +553,20 @@ def evaluate(run: Run) -> dict[str, float]:
     return metrics
 
 
-def take_snapshot(run: Run, step: int) -> None:
-    """The model at the end of a cycle, with its held-out metrics (`--save_snapshots`)."""
+def take_snapshot(run: Run, step: int) -> dict[str, float]:
+    """The model at the end of a cycle, with its held-out metrics (`--save_snapshots`); returns the metrics. Its
+    `path` is recorded relative to the output directory, which may move between a kill and the resume."""
     metrics = evaluate(run)
-    path = os.path.join(run.args.output_dir, f"snapshot-{step}")
+    name, error = f"snapshot-{step}", None
     if run.accelerator.is_main_process:
-        save_snapshot(run.accelerator.unwrap_model(run.model), run.tokenizer, path, run.last_probabilities)
-    run.records["snapshots"].append({"step": step, "path": os.path.abspath(path), **metrics})
-    run.accelerator.wait_for_everyone()
+        path = os.path.join(run.args.output_dir, name)
+        try:
+            save_snapshot(run.accelerator.unwrap_model(run.model), run.tokenizer, path, run.last_probabilities)
+        except Exception as failure:  # a full disk: an OSError, torch.save's RuntimeError or a SafetensorError
+            error = cannot_write(path, failure)
+    raise_together(run.accelerator, error)
+    run.records["snapshots"].append({"step": step, "path": name, **metrics})
+    return metrics
 
 
 def metric_summary(metrics: dict[str, float]) -> str:
@@ -484,28 +600,42 @@ def finish(run: Run, metrics: dict[str, float], runtime: float, steps_run: int) 
         if records[key]:
             results[key] = records[key]
     if args.snapshot_ensemble and records["snapshots"]:
-        results["snapshot_ensemble"] = ensemble_metrics(records["snapshots"][-args.snapshot_ensemble :])
+        results["snapshot_ensemble"] = ensemble_metrics(
+            records["snapshots"][-args.snapshot_ensemble :], args.output_dir
+        )
+    error = None
     if accelerator.is_main_process:
-        accelerator.unwrap_model(run.model).save_pretrained(args.output_dir)
-        run.tokenizer.save_pretrained(args.output_dir)
-        write_json(os.path.join(args.output_dir, "all_results.json"), results)
-        written = write_lr_curve(records["lr_history"], args.output_dir)
-        write_csv(os.path.join(args.output_dir, "train_loss.csv"), ["step", "loss"], records["loss_history"])
-        files = ["all_results.json", *(os.path.basename(path) for path in written), "train_loss.csv", "the model"]
-        accelerator.print(f"step {run.completed_steps}: {metric_summary(metrics)} ({runtime:.0f} s)")
-        accelerator.print(f"wrote {args.output_dir}: {', '.join(files)}")
-    accelerator.wait_for_everyone()
+        try:
+            accelerator.unwrap_model(run.model).save_pretrained(args.output_dir)
+            run.tokenizer.save_pretrained(args.output_dir)
+            write_json(os.path.join(args.output_dir, "all_results.json"), results)
+            written = write_lr_curve(records["lr_history"], args.output_dir)
+            write_csv(os.path.join(args.output_dir, "train_loss.csv"), ["step", "loss"], records["loss_history"])
+        except Exception as failure:  # a full disk: an OSError, torch.save's RuntimeError or a SafetensorError
+            error = cannot_write(args.output_dir, failure)
+        else:
+            files = ["all_results.json", *(os.path.basename(path) for path in written), "train_loss.csv", "the model"]
+            accelerator.print(f"step {run.completed_steps}: {metric_summary(metrics)} ({runtime:.0f} s)")
+            accelerator.print(f"wrote {args.output_dir}: {', '.join(files)}")
+    raise_together(accelerator, error)
     return results
 
 
-if __name__ == "__main__":
+def main(argv: list[str] | None = None) -> int:
+    """Parse, train and write; a user's mistake (an argument, a checkpoint, an output directory, the Hub offline, a
+    disk that cannot be written) is one line on stderr and exit status 2, never a traceback."""
     try:
-        parsed = parse_args()
+        parsed = parse_args(argv)
     except (ValueError, TypeError) as error:  # bad arguments: the message, no traceback
         print(f"glue.py: error: {error}", file=sys.stderr)
-        sys.exit(2)
+        return 2
     try:
         train(*parsed)
-    except (HubUnavailableError, ResumeError) as error:
+    except (HubUnavailableError, RunError, OutputError) as error:
         print(f"glue.py: error: {error}", file=sys.stderr)
-        sys.exit(2)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -8,9 +8,13 @@ computed here with the same scikit-learn and SciPy functions that `evaluate`'s G
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import socket
+import types
+import typing
+from argparse import ArgumentTypeError
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlparse
@@ -93,8 +97,73 @@ def parse_args(dataclass_types: tuple, argv: list[str] | None = None) -> tuple:
     parser = HfArgumentParser(dataclass_types)
     argv = sys.argv[1:] if argv is None else argv
     if len(argv) == 1 and argv[0].endswith((".json", ".yaml", ".yml")):
-        return parser.parse_dict(read_config_file(argv[0]))
+        return parser.parse_dict(coerce_config(dataclass_types, read_config_file(argv[0]), argv[0]))
     return parser.parse_args_into_dataclasses(args=argv)
+
+
+def coerce_config(dataclass_types: tuple, config: dict, path: str) -> dict:
+    """The values of a config file as the command line would give them to `HfArgumentParser`, since `parse_dict`
+    converts nothing: for a boolean option, a string is read as `string_to_bool` reads it ("false", "no" and "0"
+    are false; anything but yes/no, true/false, t/f, y/n, 1/0 is refused), never as a truthy string; a number option
+    takes a number or a string of one (an integer option no fraction, nor a boolean). Other values pass as they are.
+
+    Raises:
+        `ValueError`: naming the file, the option, the value and what it may be.
+    """
+    coerced = dict(config)
+    for dtype in dataclass_types:
+        try:
+            hints = typing.get_type_hints(dtype)
+        except Exception:  # an annotation that cannot be resolved here: its raw form
+            hints = {}
+        for f in dataclasses.fields(dtype):
+            if f.init and config.get(f.name) is not None:
+                kinds = type_kinds(hints.get(f.name, f.type)) - {type(None)}
+                coerced[f.name] = coerce_value(f.name, config[f.name], kinds, path)
+    return coerced
+
+
+def type_kinds(annotation) -> set:
+    """The plain types an annotation allows: `int | None` -> {int, NoneType}."""
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        return set().union(*(type_kinds(arg) for arg in typing.get_args(annotation)))
+    return {typing.get_origin(annotation) or annotation}
+
+
+def coerce_value(name: str, value, kinds: set, path: str):
+    from transformers.hf_argparser import string_to_bool
+
+    def refuse(what: str) -> ValueError:
+        return ValueError(f"the config file {path!r}: `{name}` must be {what}, got {value!r}.")
+
+    if bool in kinds and str not in kinds:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str):
+            try:
+                return string_to_bool(value)
+            except ArgumentTypeError:
+                pass
+        raise refuse("a boolean: true or false (or, as a string, yes/no, true/false, t/f, y/n, 1/0)")
+    if isinstance(value, bool) and not kinds & {bool, object}:
+        raise refuse("a number or a string, not a boolean")
+    if kinds == {int}:
+        if isinstance(value, str):
+            try:
+                return int(value.strip())
+            except ValueError:
+                raise refuse("a whole number") from None
+        if not isinstance(value, int):
+            raise refuse("a whole number")
+    if kinds in ({float}, {int, float}):
+        if isinstance(value, str):
+            try:
+                return float(value)
+            except ValueError:
+                raise refuse("a number") from None
+        if not isinstance(value, (int, float)):
+            raise refuse("a number")
+    return value
 
 
 def read_config_file(path: str) -> dict:

@@ -24,6 +24,7 @@ from transformers import DataCollatorWithPadding, set_seed
 from hf_lrsched import LRSchedTrainer, LRSchedTrainingArguments, SnapshotCallback
 
 import glue_data
+from glue_checkpoints import ResumeError, RunError, trainer_checkpoint_problem
 from glue_data import (
     DataArguments,
     HubUnavailableError,
@@ -55,6 +56,11 @@ def train(
     training_args: LRSchedTrainingArguments,
     snapshot_args: SnapshotArguments | None = None,
 ) -> dict:
+    checkpoint = training_args.resume_from_checkpoint
+    if checkpoint:  # refused now, by name, not as a traceback after the model is loaded
+        problem = trainer_checkpoint_problem(checkpoint)
+        if problem:
+            raise ResumeError(f"cannot resume from {checkpoint}: {problem}.")
     set_seed(training_args.seed)
     with training_args.main_process_first(desc="loading the data"):
         raw = load_raw_datasets(data_args)
@@ -81,7 +87,12 @@ def train(
         compute_metrics=compute_metrics,
         callbacks=[SnapshotCallback()] if snapshot_args and snapshot_args.save_snapshots else None,
     )
-    train_result = trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
+    try:
+        train_result = trainer.train(resume_from_checkpoint=checkpoint)
+    except ValueError as error:
+        if "Cannot resume" not in str(error):  # hf_lrsched's resume check; anything else is not the user's
+            raise
+        raise ResumeError(f"Cannot resume from {checkpoint}: {error}") from None
     metrics = {
         **train_result.metrics,
         **trainer.evaluate(),
@@ -95,14 +106,21 @@ def train(
     return metrics
 
 
-if __name__ == "__main__":
+def main(argv: list[str] | None = None) -> int:
+    """Parse, train and write; a bad argument, a checkpoint that cannot be resumed or the Hub offline is one line on
+    stderr and exit status 2, as in glue.py."""
     try:
-        parsed = parse_args()
-    except (ValueError, TypeError) as error:
+        parsed = parse_args(argv)
+    except (ValueError, TypeError, ArithmeticError) as error:
         print(f"glue_trainer.py: error: {error}", file=sys.stderr)
-        sys.exit(2)
+        return 2
     try:
         train(*parsed)
-    except HubUnavailableError as error:
+    except (HubUnavailableError, RunError) as error:
         print(f"glue_trainer.py: error: {error}", file=sys.stderr)
-        sys.exit(2)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

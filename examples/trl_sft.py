@@ -15,6 +15,8 @@ data here with `tokenizers`; for a real run, load yours with `AutoModelForCausal
 
 from __future__ import annotations
 
+import os
+import sys
 from dataclasses import dataclass
 
 from datasets import Dataset
@@ -23,6 +25,9 @@ from transformers import HfArgumentParser, LlamaConfig, LlamaForCausalLM, PreTra
 from trl import SFTConfig, SFTTrainer
 
 from hf_lrsched import LRSchedArguments, LRSchedMixin
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # glue_checkpoints, beside this file
+from glue_checkpoints import ResumeError, trainer_checkpoint_problem
 
 
 @dataclass
@@ -60,14 +65,45 @@ def toy_model_and_tokenizer(texts: list[str]):
     return LlamaForCausalLM(config), tokenizer
 
 
-def main(argv: list[str] | None = None) -> LRSchedSFTTrainer:
+def parse_args(argv: list[str] | None = None) -> SFTConfigWithSchedule:
     (args,) = HfArgumentParser(SFTConfigWithSchedule).parse_args_into_dataclasses(argv)
+    return args
+
+
+def train(args: SFTConfigWithSchedule) -> LRSchedSFTTrainer:
+    checkpoint = args.resume_from_checkpoint
+    if checkpoint:  # refused now, by name, not as a traceback after the model is built
+        problem = trainer_checkpoint_problem(checkpoint)
+        if problem:
+            raise ResumeError(f"cannot resume from {checkpoint}: {problem}.")
     dataset = toy_data()
     model, tokenizer = toy_model_and_tokenizer(dataset["text"])
     trainer = LRSchedSFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer)
-    trainer.train()  # writes output_dir/lr_schedule.csv (and .png): the rate of every step, per param group
+    try:
+        # writes output_dir/lr_schedule.csv (and .png): the rate of every step, per param group
+        trainer.train(resume_from_checkpoint=checkpoint)
+    except ValueError as error:
+        if "Cannot resume" not in str(error):  # hf_lrsched's resume check; anything else is not the user's
+            raise
+        raise ResumeError(f"Cannot resume from {checkpoint}: {error}") from None
     return trainer
 
 
+def main(argv: list[str] | None = None) -> int:
+    """Parse and train; a bad argument or a checkpoint that cannot be resumed is one line on stderr and exit status
+    2, as in glue.py."""
+    try:
+        args = parse_args(argv)
+    except (ValueError, TypeError, ArithmeticError) as error:
+        print(f"trl_sft.py: error: {error}", file=sys.stderr)
+        return 2
+    try:
+        train(args)
+    except ResumeError as error:
+        print(f"trl_sft.py: error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

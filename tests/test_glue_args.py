@@ -1,0 +1,211 @@
+"""The examples' arguments: checked when parsed (before any model is loaded), naming the option; a config file's
+string is never a boolean; and `glue_trainer.py` and `trl_sft.py` answer a bad argument or a checkpoint they cannot
+resume as `glue.py` does, with one line and exit status 2."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+import glue  # examples/ is on the path: `pythonpath` in pyproject.toml
+import glue_trainer
+from .helpers import EXAMPLES, ROOT, common_args
+
+BBC = ["--task_name", "bbc_news"]
+
+
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (["--lr_schedule", "reduce_lr_on_plateau"], "`lr_schedule` 'reduce_lr_on_plateau' builds a ReduceLROnPlateau"),
+        (["--lr_schedule", "greedy"], "`lr_schedule` 'greedy' builds a GreedyLR, stepped with a metric"),
+        (
+            ["--lr_schedule", "inverse_sqrt", "--lr_schedule_kwargs", '{"timescale": 0}'],
+            "`timescale` must be a finite number > 0, got 0",
+        ),
+        (
+            ["--lr_schedule", "polynomial", "--lr_schedule_kwargs", '{"power": -1}'],
+            "`power` must be a finite number > 0, got -1",
+        ),
+        (
+            ["--lr_schedule", "polynomial", "--max_train_steps", "10", "--num_warmup_steps", "10"],
+            "`num_warmup_steps` '10' (10 steps) must be fewer than the run's 10 steps for `lr_schedule` 'polynomial'",
+        ),
+        (
+            ["--lr_schedule", "linear", "--max_train_steps", "10", "--num_warmup_steps", "12"],
+            "`num_warmup_steps` '12' (12 steps) is longer than the run (10 steps)",
+        ),
+        (["--report_to", "nonsense"], "`report_to` 'nonsense' is not a tracker; use one or more of ['all', 'none'"),
+        (["--weight_decay", "-1"], "`weight_decay` must be a finite number >= 0, got -1.0"),
+        (["--weight_decay", "nan"], "`weight_decay` must be a finite number >= 0, got nan"),
+    ],
+)
+def test_options_the_loop_cannot_train_with_are_refused_when_parsed(argv, message):
+    with pytest.raises(ValueError) as info:
+        glue.parse_args(BBC + argv)
+    assert message in str(info.value)
+
+
+def test_the_schedules_next_to_those_limits_parse():
+    for argv in (
+        ["--lr_schedule", "polynomial", "--max_train_steps", "10", "--num_warmup_steps", "9"],
+        ["--lr_schedule", "linear", "--max_train_steps", "10", "--num_warmup_steps", "10"],
+        ["--lr_schedule", "inverse_sqrt", "--lr_schedule_kwargs", '{"timescale": 5}'],
+        ["--report_to", "tensorboard,wandb", "--weight_decay", "0"],
+    ):
+        glue.parse_args(BBC + argv)
+
+
+@pytest.mark.slow
+def test_a_parse_time_refusal_exits_2_before_the_model_loads(tmp_path):
+    result = subprocess.run(
+        [sys.executable, EXAMPLES / "glue.py", "--model_name_or_path", tmp_path / "no-such-model"]
+        + ["--train_file", "a.csv", "--validation_file", "b.csv", "--output_dir", tmp_path / "out"]
+        + ["--lr_schedule", "reduce_lr_on_plateau"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    )
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-3000:]
+    assert "glue.py: error: `lr_schedule` 'reduce_lr_on_plateau'" in result.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def write_config(tmp_path, suffix, config):
+    path = tmp_path / f"config{suffix}"
+    if suffix == ".json":
+        path.write_text(json.dumps(config))
+    else:
+        path.write_text("".join(f"{key}: {json.dumps(value)}\n" for key, value in config.items()))
+    return str(path)
+
+
+@pytest.mark.parametrize("suffix", [".json", ".yaml"])
+def test_a_config_files_strings_are_read_as_the_command_line_reads_them(tmp_path, suffix):
+    config = {
+        "task_name": "bbc_news",
+        "overwrite_output_dir": "false",
+        "save_snapshots": "no",
+        "with_tracking": "false",
+        "per_device_train_batch_size": "8",
+        "learning_rate": "1e-4",
+    }
+    _, _, args = glue.parse_args([write_config(tmp_path, suffix, config)])
+    assert (args.overwrite_output_dir, args.save_snapshots, args.with_tracking) == (False, False, False)
+    assert (args.per_device_train_batch_size, args.learning_rate) == (8, 1e-4)
+    config.update(overwrite_output_dir="TRUE", save_snapshots="y", with_tracking=True)
+    _, _, args = glue.parse_args([write_config(tmp_path, suffix, config)])
+    assert (args.overwrite_output_dir, args.save_snapshots, args.with_tracking) == (True, True, True)
+    # glue_trainer.py reads its files the same way
+    *_, snapshots = glue_trainer.parse_args(
+        [write_config(tmp_path, suffix, {"task_name": "bbc_news", "save_snapshots": "no", "output_dir": "x"})]
+    )
+    assert snapshots.save_snapshots is False
+
+
+@pytest.mark.parametrize(
+    "config,message",
+    [
+        ({"save_snapshots": "maybe"}, "`save_snapshots` must be a boolean: true or false"),
+        ({"overwrite_output_dir": 2}, "`overwrite_output_dir` must be a boolean"),
+        ({"per_device_train_batch_size": 4.5}, "`per_device_train_batch_size` must be a whole number, got 4.5"),
+        ({"per_device_train_batch_size": True}, "`per_device_train_batch_size` must be a number or a string, not a"),
+        ({"max_train_steps": "ten"}, "`max_train_steps` must be a whole number, got 'ten'"),
+        ({"learning_rate": "fast"}, "`learning_rate` must be a number, got 'fast'"),
+    ],
+)
+def test_a_config_files_wrong_types_are_refused_naming_the_file_and_option(tmp_path, config, message):
+    path = write_config(tmp_path, ".json", {"task_name": "bbc_news", **config})
+    with pytest.raises(ValueError) as info:
+        glue.parse_args([path])
+    assert message in str(info.value) and path in str(info.value)
+
+
+# ---- glue_trainer.py and trl_sft.py: exit 2 with a message ----------------------------------------------------------
+
+
+def run_script(script, argv):
+    result = subprocess.run(
+        [sys.executable, EXAMPLES / script] + [str(a) for a in argv],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"},
+    )
+    return result
+
+
+def assert_refused(result, script, *parts):
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-4000:]
+    assert f"{script}: error: " in result.stderr
+    for part in parts:
+        assert part in result.stderr, result.stderr[-2000:]
+
+
+def check_resume_refusals(script, args, output_dir, checkpoint, changed, tmp_path):
+    """A missing checkpoint, a truncated scheduler.pt and a resume with other schedule options: one line, exit 2."""
+    missing = tmp_path / "no-such-checkpoint"
+    assert_refused(
+        run_script(script, args + ["--resume_from_checkpoint", missing]),
+        script,
+        f"cannot resume from {missing}: the checkpoint {missing} does not exist",
+    )
+    damaged = tmp_path / "damaged"
+    shutil.copytree(checkpoint, damaged)
+    scheduler = damaged / "scheduler.pt"
+    scheduler.write_bytes(scheduler.read_bytes()[:64])
+    assert_refused(
+        run_script(script, args + ["--resume_from_checkpoint", damaged]),
+        script,
+        f"the file {scheduler} is damaged or truncated",
+    )
+    assert_refused(
+        run_script(script, changed + ["--resume_from_checkpoint", checkpoint]),
+        script,
+        f"Cannot resume from {checkpoint}: Cannot resume this schedule from the saved state",
+    )
+
+
+@pytest.mark.slow
+def test_glue_trainer_refuses_bad_arguments_and_checkpoints_with_exit_2(tmp_path, tiny_model_dir, csv_files):
+    out = tmp_path / "out"
+    base = common_args(tiny_model_dir, csv_files, out) + [
+        "--max_steps",
+        "4",
+        "--per_device_train_batch_size",
+        "8",
+        "--save_steps",
+        "2",
+        "--report_to",
+        "none",
+        "--use_cpu",
+        "--lr_schedule",
+        "warmup_cosine",
+        "--warmup_steps",
+        "1",
+    ]
+    assert_refused(run_script("glue_trainer.py", base + ["--lr_schedule", "warmup_cosin"]), "glue_trainer.py")
+    first = run_script("glue_trainer.py", base)
+    assert first.returncode == 0, first.stderr[-3000:]
+    changed = base + ["--warmup_steps", "2"]  # step 1, already taken, would get another rate
+    check_resume_refusals("glue_trainer.py", base, out, out / "checkpoint-2", changed, tmp_path)
+
+
+@pytest.mark.slow
+def test_trl_sft_refuses_bad_arguments_and_checkpoints_with_exit_2(tmp_path):
+    out = tmp_path / "out"
+    base = ["--output_dir", out, "--max_steps", "4", "--save_steps", "2", "--use_cpu", "--report_to", "none"]
+    base += ["--lr_schedule", "wsd", "--lr_schedule_kwargs", '{"decay_ratio": 0.5}', "--warmup_steps", "1"]
+    assert_refused(
+        run_script("trl_sft.py", base + ["--lr_schedule_kwargs", '{"decay_ratio": 2}']), "trl_sft.py", "decay_ratio"
+    )
+    first = run_script("trl_sft.py", base)
+    assert first.returncode == 0, first.stderr[-3000:]
+    changed = base + ["--warmup_steps", "2"]  # step 1, already taken, would get another rate
+    check_resume_refusals("trl_sft.py", base, out, out / "checkpoint-2", changed, tmp_path)
