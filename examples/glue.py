@@ -48,7 +48,7 @@ from transformers import DataCollatorWithPadding
 from hf_lrsched import describe, get_schedule, resolve_num_warmup_steps
 from hf_lrsched.callbacks import write_lr_curve
 from hf_lrsched.preview import PROBE_TRAINING_STEPS, check_schedule
-from hf_lrsched.registry import check_reserved_schedule_kwargs, parse_schedule_kwargs
+from hf_lrsched.registry import check_reserved_schedule_kwargs, get_schedule_entry, parse_schedule_kwargs
 from hf_lrsched.schedules import ScheduleLR
 
 import glue_data
@@ -109,6 +109,14 @@ class LoopArguments:
         default=None, metadata={"help": "Save the state every N optimizer steps, or 'epoch' at each epoch's end."}
     )
     resume_from_checkpoint: str | None = field(default=None, metadata={"help": "A checkpoint folder to resume from."})
+    lr_resume: str = field(
+        default="identical",
+        metadata={
+            "help": "'identical': a resume must give the steps taken the rates they had; 'new_stage': the checkpoint's "
+            "schedule stays the run's past and this one starts at its step, from the rate the run had reached.",
+            "choices": ["identical", "new_stage"],
+        },
+    )
     overwrite_output_dir: bool = field(
         default=False, metadata={"help": "Write into a non-empty --output_dir (otherwise refused, as in run_glue.py)."}
     )
@@ -144,6 +152,13 @@ class LoopArguments:
         if not (math.isfinite(self.weight_decay) and self.weight_decay >= 0):
             raise ValueError(f"`weight_decay` must be a finite number >= 0, got {self.weight_decay}.")
         check_report_to(self.report_to)
+        if self.lr_resume not in ("identical", "new_stage"):
+            raise ValueError(f"`lr_resume` must be 'identical' or 'new_stage', got {self.lr_resume!r}.")
+        if self.lr_resume == "new_stage" and get_schedule_entry(self.lr_schedule).transformers_name is not None:
+            raise ValueError(
+                f"`lr_resume` 'new_stage' starts a schedule of hf_lrsched as a new stage; `lr_schedule` "
+                f"{self.lr_schedule!r} is a transformers schedule, which records no stages."
+            )
         # An unknown name, option or value fails now, before any model is loaded: the schedule is built once on a
         # throw-away optimizer (with the real step count when --max_train_steps gives it).
         check_lr_schedule(self, self.max_train_steps)
@@ -291,8 +306,14 @@ def train(model_args: ModelArguments, data_args: DataArguments, args: LoopArgume
     check_run_length(args, max_train_steps)  # epochs: the options that depend on the length, checked now
     num_warmup_steps = resolve_num_warmup_steps(args.num_warmup_steps, max_train_steps)  # a ratio, steps or "auto"
     # hf_lrsched: built on the unwrapped optimizer and never passed to `prepare`: stepped once per optimizer step.
+    new_stage = {"new_stage": True} if args.lr_resume == "new_stage" else {}  # a change of plan, asked for
     lr_scheduler = get_schedule(
-        args.lr_schedule, optimizer.optimizer, num_warmup_steps, max_train_steps, **args.lr_schedule_kwargs
+        args.lr_schedule,
+        optimizer.optimizer,
+        num_warmup_steps,
+        max_train_steps,
+        **args.lr_schedule_kwargs,
+        **new_stage,
     )
     accelerator.register_for_checkpointing(lr_scheduler)  # hf_lrsched: its state checks a resume's options
     # --8<-- [end:schedule]

@@ -12,6 +12,8 @@ from pathlib import Path
 import torch
 from accelerate import Accelerator
 
+from hf_lrsched import ResumeMismatchError
+
 from glue_data import write_json
 
 CHECKPOINT_META = "hf_lrsched_checkpoint.json"
@@ -211,15 +213,13 @@ def load_checkpoint(
     changed = [f"--{key} {saved.get(key)!r} -> {value!r}" for key, value in options.items() if saved.get(key) != value]
     try:
         accelerator.load_state(checkpoint)
-    except ValueError as error:
-        if "Cannot resume this schedule" not in str(error):
-            raise ResumeError(
-                f"cannot load the checkpoint {checkpoint}: {damaged_file(checkpoint) or error}"
-            ) from None
+    except ResumeMismatchError as error:  # the schedule's resume identity: the past would change
         raise ResumeError(
             f"Cannot resume from {checkpoint} with {', '.join(changed) or 'these options'}: the {meta['completed_steps']} "
             f"steps already taken would get other learning rates. {error}"
         ) from None
+    except ValueError as error:
+        raise ResumeError(f"cannot load the checkpoint {checkpoint}: {damaged_file(checkpoint) or error}") from None
     except Exception as error:  # a truncated or missing file of accelerate's state
         raise ResumeError(f"cannot load the checkpoint {checkpoint}: {damaged_file(checkpoint) or error}") from None
     if changed:

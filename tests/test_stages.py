@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import io
 import math
+import os
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -13,7 +16,18 @@ import torch
 from hf_lrsched import LRSchedTrainer, ResumeMismatchError, describe, get_schedule
 from hf_lrsched.phases import multipliers
 
-from .helpers import logged_learning_rates, make_args, make_optimizer, read_curve, tiny_bert, tiny_dataset
+from .helpers import (
+    EXAMPLES,
+    common_args,
+    launch,
+    logged_learning_rates,
+    make_args,
+    make_optimizer,
+    read_curve,
+    read_lr_csv,
+    tiny_bert,
+    tiny_dataset,
+)
 
 LR = 1e-3
 FIRST = dict(num_warmup_steps=10, num_training_steps=60, min_lr_ratio=0.1)  # warmup_cosine over 60 steps
@@ -223,3 +237,54 @@ def test_a_trainer_run_killed_at_40_and_resumed_as_a_new_stage(tmp_path):
     )
     with pytest.raises(ResumeMismatchError, match="new stage"):
         plain.train(resume_from_checkpoint=str(tmp_path / "run" / "out" / "checkpoint-40"))
+
+
+@pytest.mark.slow
+def test_glue_py_resumed_as_a_new_stage(tmp_path, tiny_model_dir, csv_files):
+    """examples/glue.py: 40 steps of warmup_cosine planned for 60 (the checkpoint of step 40), resumed with
+    `--lr_resume new_stage` as a 5-step re-warm and a 1-sqrt decay over the 30 steps after it: every rate written is
+    the contract's, the first 40 those the first run used; without `--lr_resume new_stage` the resume exits 2."""
+    first = tmp_path / "first"
+    common = ["--per_device_train_batch_size", "4", "--checkpointing_steps", "40"]
+    launch(
+        EXAMPLES / "glue.py",
+        1,
+        common_args(tiny_model_dir, csv_files, first)
+        + common
+        + ["--max_train_steps", "60", "--num_warmup_steps", "10", "--lr_schedule_kwargs", '{"min_lr_ratio": 0.1}'],
+    )
+    second_args = common + [
+        "--max_train_steps",
+        "75",
+        "--num_warmup_steps",
+        "5",
+        "--lr_schedule",
+        "phases",
+        "--lr_schedule_kwargs",
+        '{"phases": [{"shape": "1-sqrt"}], "min_lr_ratio": 0.1}',
+        "--resume_from_checkpoint",
+        first / "step_40",
+    ]
+    refused = subprocess.run(  # plain `python`: accelerate's launcher would turn the exit status 2 into 1
+        [sys.executable, EXAMPLES / "glue.py", *common_args(tiny_model_dir, csv_files, tmp_path / "refused")]
+        + [str(arg) for arg in second_args],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"},
+    )
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr, refused.stderr[-3000:]
+    assert "lr_resume='new_stage'" in refused.stderr
+    second = tmp_path / "second"
+    launch(
+        EXAMPLES / "glue.py",
+        1,
+        common_args(tiny_model_dir, csv_files, second) + second_args + ["--lr_resume", "new_stage"],
+    )
+    used = dict(read_lr_csv(first))
+    curve = dict(read_lr_csv(second))
+    assert sorted(curve) == list(range(1, 76))
+    assert {step: curve[step] for step in range(1, 41)} == {step: used[step] for step in range(1, 41)}
+    reached = get_schedule("warmup_cosine", make_optimizer(lr=1.0), 10, 60, min_lr_ratio=0.1).lr_lambdas[0](40)
+    for step in range(41, 76):  # optimizer step k used the rate of scheduler step k - 1
+        assert curve[step] == pytest.approx(contract_second_stage(step - 1, reached), rel=1e-12), step
