@@ -174,7 +174,7 @@ def bench_curve(total: int, rounds: int) -> list[dict]:
         times = []
         for _ in range(rounds):
             tic = time.perf_counter()
-            schedule_multipliers(name, total, total // 100, **kwargs)
+            schedule_multipliers(name, total // 100, total, **kwargs)
             times.append(time.perf_counter() - tic)
         label = name + (
             f" ({', '.join(f'{k}={v}' for k, v in kwargs.items())})" if name != "phases" and kwargs else ""

@@ -169,7 +169,7 @@ def make_figure(name: str, path: str | Path) -> Path:
         total = branch[0][0] + branch[0][1] if branch else T
         kwargs = dict(kwargs)
         label = kwargs.pop("label", None)
-        curve = compute_curve(schedule, total, warmup, beta2=0.98, kwargs=kwargs)
+        curve = compute_curve(schedule, warmup, total, beta2=0.98, kwargs=kwargs)
         options = ", ".join(f"{k}={v}" for k, v in kwargs.items() if k not in ("num_cycles", "min_lr_ratio"))
         curve.name = label or (f"{schedule} ({options})" if options else schedule)
         if branch:

@@ -54,6 +54,9 @@ class ScheduleCurve:
     restarts: list[int] = field(default_factory=list)
     num_restarts: int = 0  # all restarts, of which `restarts` lists at most MAX_RESTARTS
     branch: tuple[int, int] | None = None  # (step, decay steps) of a cooldown branch drawn beside the trunk
+    stages: list[tuple[int, str]] = field(default_factory=list)  # (first step, schedule) of each stage after the first
+    decay_start: int | None = None  # a wsd decay's first step
+    phases: list[tuple[int, str]] = field(default_factory=list)  # (first step, shape) of a `phases` schedule's phases
 
     def lr_at(self, step: int) -> float:
         """The rate at the sampled step nearest to `step`."""
@@ -69,14 +72,20 @@ class ScheduleCurve:
             keys[self.num_warmup_steps] = "end of warmup"
         for i, step in enumerate(self.restarts, start=1):
             keys.setdefault(step, f"restart {i}")
+        if self.decay_start is not None and self.decay_start < self.num_training_steps:
+            keys.setdefault(self.decay_start, "decay starts")
+        for i, (step, shape) in enumerate(self.phases):
+            keys.setdefault(step, f"phase {i}: {shape}")
+        for i, (step, name) in enumerate(self.stages, start=1):
+            keys[step] = f"stage {i}: {name}"
         keys[self.num_training_steps] = "end"
         return sorted(keys.items())
 
 
 def compute_curve(
     name: str,
-    num_training_steps: int,
     num_warmup_steps,
+    num_training_steps: int,
     *,
     lr: float = 1.0,
     beta2: float = 0.999,
@@ -84,30 +93,45 @@ def compute_curve(
     samples: int = SAMPLES,
 ) -> ScheduleCurve:
     """The learning rate of schedule `name` at about `samples` steps of 0..T plus its key steps (warmup end, every
-    restart, T, and the step before each), so that 10^9 steps cost no more than 10^3."""
+    restart, a `wsd` decay's start, T, and the step before each), so that 10^9 steps cost no more than 10^3. The
+    schedules of hf_lrsched are laid out without torch."""
     from .preview import preview_scheduler
-    from .schedule_info import describe
-    from .scheduler import ScheduleLR
 
     scheduler = preview_scheduler(
-        name, num_training_steps, num_warmup_steps, lr=lr, betas=(0.9, beta2), **(kwargs or {})
+        name, num_warmup_steps, num_training_steps, lr=lr, betas=(0.9, beta2), **(kwargs or {})
     )
+    return _sample(name, scheduler, num_training_steps, lr, samples, num_warmup_steps, kwargs or {})
+
+
+def _sample(name, scheduler, total: int, lr: float, samples: int, num_warmup_steps=None, kwargs=None) -> ScheduleCurve:
+    from .stages import StagedSchedule
+
     lr_lambda = scheduler.lr_lambdas[0]
-    total = num_training_steps
-    if isinstance(scheduler, ScheduleLR):
+    stages: list[tuple[int, str]] = []
+    phases: list[tuple[int, str]] = []
+    decay_start = None
+    if isinstance(scheduler, StagedSchedule):
+        from .schedule_info import describe
+
         info = describe(scheduler)
-        warmup: int | None = info.num_warmup_steps
+        warmup: int | None = info.stages[-1]["start"] + info.num_warmup_steps
         restarts = list(itertools.islice(info.iter_restarts(), MAX_RESTARTS))
         num_restarts = info.num_cycles - 1
+        stages = [(stage["start"], stage["name"] or "unknown") for stage in info.stages[1:]]
+        decay_start = info.decay_start
+        if info.name == "phases":
+            phases = [(phase["start"], phase["shape"]) for phase in info.phases if phase["steps"] > 0]
     else:
         warmup = num_warmup_steps if isinstance(num_warmup_steps, int) else None
         restarts, num_restarts = _find_restarts(name, lr_lambda, total, warmup or 0, kwargs or {})
     stride = max(1, total // samples)
     sampled = set(range(0, total + 1, stride)) | {total}
-    for key in [warmup or 0, *restarts]:
+    for key in [warmup or 0, *restarts, *(start for start, _ in stages), *([decay_start] if decay_start else [])]:
         sampled |= {key - 1, key}
     steps = sorted(s for s in sampled if 0 <= s <= total)
-    return ScheduleCurve(name, steps, [lr * lr_lambda(s) for s in steps], total, warmup, restarts, num_restarts)
+    curve = ScheduleCurve(name, steps, [lr * lr_lambda(s) for s in steps], total, warmup, restarts, num_restarts)
+    curve.stages, curve.decay_start, curve.phases = stages, decay_start, phases
+    return curve
 
 
 def _find_restarts(name: str, lr_lambda, total: int, warmup: int, kwargs: dict) -> tuple[list[int], int]:
@@ -141,7 +165,8 @@ def _find_restarts(name: str, lr_lambda, total: int, warmup: int, kwargs: dict) 
 
 
 def draw_text(curve: ScheduleCurve, width: int = 64, height: int = 12) -> str:
-    """The curve drawn in characters, with `^` under the end of warmup and `R` under each restart."""
+    """The curve drawn in characters, with `^` under the end of warmup, `R` under each restart, `D` under a `wsd`
+    decay's start and `S` under the first step of each new stage."""
     T, top = curve.num_training_steps, max(curve.lrs) or 1.0
     grid = [[" "] * width for _ in range(height)]
     for column in range(width):
@@ -153,6 +178,10 @@ def draw_text(curve: ScheduleCurve, width: int = 64, height: int = 12) -> str:
         axis[round(curve.num_warmup_steps * (width - 1) / T)] = "^"
     for step in curve.restarts:
         axis[round(step * (width - 1) / T)] = "R"
+    if curve.decay_start is not None and curve.decay_start < T:
+        axis[round(curve.decay_start * (width - 1) / T)] = "D"
+    for step, _ in curve.stages:
+        axis[round(step * (width - 1) / T)] = "S"
     label_top, label_bottom = f"{top:.3g}", f"{min(curve.lrs):.3g}"
     pad = max(len(label_top), len(label_bottom))
     lines: list[str] = []
@@ -183,7 +212,10 @@ def draw_png(curves: list[ScheduleCurve], path: str, *, title: str | None = None
             start = bisect.bisect_left(curve.steps, curve.branch[0])
             lines.append(Curve(curve.name, curve.steps[start:], curve.lrs[start:], dashed=True))
         else:
-            lines.append(Curve(curve.name, curve.steps, curve.lrs, curve.num_warmup_steps, curve.restarts))
+            stages = [step for step, _ in curve.stages]
+            lines.append(
+                Curve(curve.name, curve.steps, curve.lrs, curve.num_warmup_steps, curve.restarts, stages=stages)
+            )
     plot_lr_curves(lines, path, title=title)
 
 
@@ -205,6 +237,8 @@ def _warmup(args) -> int | str:
 
 
 def _curves(args) -> list[ScheduleCurve]:
+    if args.state is not None:
+        return _state_curves(args.state)
     from .registry import parse_schedule_kwargs
 
     kwargs_list = [parse_schedule_kwargs(k, "--kwargs") for k in args.kwargs] if args.kwargs else [{}]
@@ -225,11 +259,82 @@ def _curves(args) -> list[ScheduleCurve]:
     curves = []
     for name, kwargs in zip(args.names, kwargs_list):
         curves.append(
-            compute_curve(name, args.num_training_steps, warmup, lr=args.lr, beta2=args.beta2, kwargs=kwargs)
+            compute_curve(name, warmup, args.num_training_steps, lr=args.lr, beta2=args.beta2, kwargs=kwargs)
         )
         if args.branch_at is not None:
             curves.append(_branch(args, name, kwargs, warmup))
     return curves
+
+
+def _state_curves(path: str) -> list[ScheduleCurve]:
+    """One curve per param group of the run that a saved scheduler state records (`scheduler.pt`, or a checkpoint
+    folder holding one): every stage, at the groups' own rates."""
+    import torch  # a `.pt` file is torch's
+
+    from .stages import PlannedSchedule
+
+    if os.path.isdir(path):
+        path = os.path.join(path, "scheduler.pt")
+    if not os.path.isfile(path):
+        raise ValueError(f"`--state` {path!r}: no such file (a scheduler.pt, or a checkpoint folder holding one).")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:
+        raise ValueError(f"`--state` {path!r} is not a readable scheduler state ({error}).") from None
+    record = state.get("_schedule") if isinstance(state, dict) else None
+    if record is None:
+        raise ValueError(f"`--state` {path!r} records no hf_lrsched schedule (another scheduler saved it).")
+    run = PlannedSchedule.from_record(record)
+    last = run.stages[-1]
+    total = last["start"] + last["options"]["num_training_steps"]
+    steps_taken = state.get("last_epoch")
+    _STATE_SUMMARY[path] = _state_summary(run, steps_taken)
+    curves = []
+    for group, base in enumerate(run.base_lrs):
+        one = PlannedSchedule.from_record(record)
+        one.lr_lambdas = [run.lr_lambdas[group]]
+        curve = _sample(last["name"], one, total, 1.0, SAMPLES)
+        curve.lrs = [base * lr for lr in curve.lrs]
+        curve.name = f"{last['name']}, param group {group}" if len(run.base_lrs) > 1 else last["name"]
+        curve.name += f" (saved at step {steps_taken})"
+        curves.append(curve)
+    return curves
+
+
+_STATE_SUMMARY: dict[str, str] = {}
+
+
+def _state_summary(run, steps_taken) -> str:
+    """The stages and the param groups (base rate, floor, start) of a recorded run, as `show --state` prints them."""
+    from .schedule_info import describe
+
+    info = describe(run)
+    lines = [f"saved at step {steps_taken}; stages:"]
+    for stage in info.stages:
+        options = stage["options"]
+        if stage["name"] is None:
+            lines.append(f"  from step {stage['start']}: not recorded (a scheduler that is not hf_lrsched's)")
+        else:
+            lines.append(
+                f"  from step {stage['start']}: {stage['name']} over {options['num_training_steps']} steps, "
+                f"warmup {options['num_warmup_steps']}"
+            )
+    lines.append("param groups:")
+    rows = [("group", "base lr", "floor", "start", "ramp")]
+    for index, group in enumerate(info.groups):
+        name = group.get("name") or str(index)
+        rows.append(
+            (
+                name,
+                f"{group['base_lr']:.6g}",
+                f"{group['floor']:.6g}",
+                str(group["start_step"]),
+                str(group["warmup_steps"]),
+            )
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(5)]
+    lines += ["  " + "  ".join(f"{cell:>{width}}" for cell, width in zip(row, widths)) for row in rows]
+    return "\n".join(lines)
 
 
 def _branch(args, name: str, kwargs: dict, warmup) -> ScheduleCurve:
@@ -244,20 +349,20 @@ def _branch(args, name: str, kwargs: dict, warmup) -> ScheduleCurve:
             "depends on its length, so no branch of it is a valid resume)."
         )
     from .preview import preview_scheduler
-    from .scheduler import ScheduleLR, check_resume_identity
+    from .stages import StagedSchedule, check_resume_identity
 
     at, steps = args.branch_at, args.branch_steps  # in range: see `_check_steps`
     options = {k: v for k, v in kwargs.items() if k not in ("decay_ratio", "num_decay_steps")}
     options["num_decay_steps"] = steps
     betas = (0.9, args.beta2)
-    trunk = preview_scheduler(name, args.num_training_steps, warmup, lr=args.lr, betas=betas, **kwargs)
-    branch = preview_scheduler(name, at + steps, warmup, lr=args.lr, betas=betas, **options)
-    assert isinstance(branch, ScheduleLR)  # wsd is one of ours
+    trunk = preview_scheduler(name, warmup, args.num_training_steps, lr=args.lr, betas=betas, **kwargs)
+    branch = preview_scheduler(name, warmup, at + steps, lr=args.lr, betas=betas, **options)
+    assert isinstance(trunk, StagedSchedule) and isinstance(branch, StagedSchedule)  # wsd is one of ours
     try:
-        check_resume_identity(trunk.state_dict()["_schedule"], branch, at)
+        check_resume_identity(trunk._record(), branch, at)  # phase by phase: no walk over the steps
     except ValueError as error:
         raise ValueError(f"`--branch-at {at}`: not a valid branch of this trunk. {error}") from None
-    curve = compute_curve(name, at + steps, warmup, lr=args.lr, beta2=args.beta2, kwargs=options)
+    curve = compute_curve(name, warmup, at + steps, lr=args.lr, beta2=args.beta2, kwargs=options)
     curve.name = f"{name}, branched at step {at}: cooldown of {steps} steps"
     curve.branch = (at, steps)
     return curve
@@ -274,6 +379,17 @@ def _cmd_list(args) -> None:
 
 def _check_steps(args) -> None:
     """The step counts, checked before anything is imported or computed."""
+    if args.state is not None:
+        if args.names or args.kwargs or args.branch_at is not None or args.num_training_steps is not None:
+            raise ValueError(
+                "`--state` draws the run a saved scheduler state records (its stages, its length, its param groups): "
+                "give no NAME, --kwargs, --num-training-steps or --branch-at with it."
+            )
+        return
+    if not args.names:
+        raise ValueError("Give the name of at least one schedule (see `hf-lrsched list`), or `--state FILE`.")
+    if args.num_training_steps is None:
+        raise ValueError("`--num-training-steps` is required (the total number of optimizer steps T).")
     if not 1 <= args.num_training_steps <= MAX_STEPS:
         raise ValueError(
             f"`--num-training-steps` must be an integer in [1, 2**53 = {MAX_STEPS}] (steps beyond are not exact as "
@@ -302,14 +418,18 @@ def _cmd_show(args) -> None:
                 f"`--{option}` must be at least 2 and at most {most} characters, got {getattr(args, option)}."
             )
     _check_steps(args)
-    for i, curve in enumerate(_curves(args)):
+    curves = _curves(args)
+    if args.state is not None:
+        print(next(iter(_STATE_SUMMARY.values())))
+        print()
+    for i, curve in enumerate(curves):
         if i:
             print()
         warmup = curve.num_warmup_steps or 0
         if curve.num_restarts > 8:
             restarts = f"{curve.num_restarts} restarts, the first at {', '.join(map(str, curve.restarts[:5]))}, ..."
         else:
-            restarts = f"restarts at {curve.restarts or 'none'}"
+            restarts = f"restarts at {curve.restarts}" if curve.restarts else "no restarts"
         print(f"{curve.name}: {curve.num_training_steps} steps, warmup {warmup}, {restarts}")
         print(draw_text(curve, width=args.width, height=args.height))
         print()
@@ -359,8 +479,14 @@ def _check_output(path: str) -> None:
 
 
 def _schedule_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("names", nargs="+", metavar="NAME", help="schedule name(s); see `hf-lrsched list`")
-    parser.add_argument("--num-training-steps", type=int, required=True, metavar="N", help="total optimizer steps T")
+    parser.add_argument("names", nargs="*", metavar="NAME", help="schedule name(s); see `hf-lrsched list`")
+    parser.add_argument("--num-training-steps", type=int, metavar="N", help="total optimizer steps T (required)")
+    parser.add_argument(
+        "--state",
+        metavar="FILE",
+        help="draw the run a saved scheduler state records instead (a scheduler.pt, or a checkpoint folder): every "
+        "stage, every param group's rate",
+    )
     warmup = parser.add_mutually_exclusive_group()
     warmup.add_argument(
         "--num-warmup-steps",
@@ -387,7 +513,10 @@ def _schedule_options(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
     parser = argparse.ArgumentParser(prog="hf-lrsched", description="Learning-rate schedules for Transformers.")
+    parser.add_argument("--version", action="version", version=f"hf-lrsched {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("list", help="every available schedule with a one-line description").set_defaults(func=_cmd_list)
     show = sub.add_parser("show", help="draw schedules in the terminal, with a table of the key steps")

@@ -26,8 +26,9 @@ LABEL_WIDTH = 58
 class Curve:
     """One line of a plot: a label, the steps and their learning rates, and the steps to mark.
 
-    `warmup_end` is drawn as a dashed and each of `restarts` as a dotted vertical line, in the curve's colour.
-    `dashed` draws the line itself dashed (a branch beside its trunk).
+    `warmup_end` is drawn as a dashed and each of `restarts` as a dotted vertical line, in the curve's colour, each
+    of `stages` (the first step of a new stage of the run) as a solid grey one. `dashed` draws the line itself
+    dashed (a branch beside its trunk).
     """
 
     label: str
@@ -36,6 +37,7 @@ class Curve:
     warmup_end: int | None = None
     restarts: Sequence[int] = field(default_factory=list)
     dashed: bool = False
+    stages: Sequence[int] = field(default_factory=list)
 
 
 def plot_lr_curves(curves: Sequence[Curve], path: str, *, title: str | None = None) -> None:
@@ -55,7 +57,7 @@ def plot_lr_curves(curves: Sequence[Curve], path: str, *, title: str | None = No
             same.append(curve)
     fig = new_figure()
     ax = fig.add_subplot()
-    marks = False
+    marks = stage_marks = False
     for group in groups:
         first = group[0]
         label = first.label if len(group) == 1 else " = ".join(c.label for c in group) + " (identical)"
@@ -66,6 +68,9 @@ def plot_lr_curves(curves: Sequence[Curve], path: str, *, title: str | None = No
         for step in first.restarts:
             ax.axvline(step, color=line.get_color(), linestyle=":", linewidth=1.0, alpha=0.7)
             marks = True
+        for step in first.stages:
+            ax.axvline(step, color="0.35", linestyle="-", linewidth=1.2, alpha=0.8)
+            stage_marks = True
     ax.set_xlabel("optimizer step")
     ax.set_ylabel("learning rate")
     ax.set_xlim(0, max((max(c.steps) for c in curves if len(c.steps)), default=1))
@@ -75,8 +80,14 @@ def plot_lr_curves(curves: Sequence[Curve], path: str, *, title: str | None = No
         ax,
         path,
         title=title or "Learning-rate schedule",
-        legend=len(groups) > 1 or marks or len(groups[0]) > 1,
-        legend_title="dashed: end of warmup, dotted: restarts" if marks else None,
+        legend=len(groups) > 1 or marks or stage_marks or len(groups[0]) > 1,
+        legend_title=", ".join(
+            [
+                *(["dashed: end of warmup, dotted: restarts"] if marks else []),
+                *(["grey: a new stage"] if stage_marks else []),
+            ]
+        )
+        or None,
     )
 
 

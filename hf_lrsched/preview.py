@@ -1,26 +1,24 @@
-"""A schedule without a model: build one on a throw-away parameter to check its options before training, or to
-look at its curve (the command line, the docs' figures, tests)."""
+"""A schedule without a model: laid out on a throw-away optimizer, to check its options before training, or to look at
+its curve (the command line, the docs' figures, tests).
+
+The schedules of hf_lrsched are laid out without torch (a [`PreviewOptimizer`][hf_lrsched.stages.PreviewOptimizer]
+stands in for the optimizer); any other name is built on a throw-away `torch.optim.AdamW`.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any, Literal
-
-import torch
-from torch.optim.lr_scheduler import LambdaLR, LRScheduler
+from typing import TYPE_CHECKING, Any, Literal
 
 from ._validation import check_int
 from .phases import multipliers
-from .registry import get_schedule
+from .registry import check_schedule_kwargs, get_schedule, get_schedule_entry
+from .stages import PreviewOptimizer
 
-__all__ = [
-    "PROBE_TRAINING_STEPS",
-    "check_schedule",
-    "preview_lr_lambda",
-    "preview_scheduler",
-    "probe_optimizer",
-    "schedule_multipliers",
-]
+if TYPE_CHECKING:
+    import torch
+    from torch.optim.lr_scheduler import LRScheduler
+
+__all__ = ["PROBE_TRAINING_STEPS", "check_schedule", "preview_scheduler", "probe_optimizer", "schedule_multipliers"]
 
 #: The number of training steps assumed when options are checked before the real count is known (at parse time):
 #: large enough that no valid configuration fails for want of steps. The real count is checked again at training.
@@ -29,6 +27,8 @@ PROBE_TRAINING_STEPS = 10**6
 
 def probe_optimizer(lr: float = 1.0, betas: tuple[float, float] = (0.9, 0.999)) -> torch.optim.AdamW:
     """An `AdamW` over one throw-away parameter: enough to build (and so to check) any schedule without a model."""
+    import torch
+
     return torch.optim.AdamW([torch.zeros(1, requires_grad=True)], lr=lr, betas=betas)
 
 
@@ -56,15 +56,33 @@ def check_schedule(
 
 def preview_scheduler(
     name: str,
-    num_training_steps: int,
     num_warmup_steps: int | Literal["auto"] | None = 0,
+    num_training_steps: int | None = None,
     *,
     lr: float = 1.0,
     betas: tuple[float, float] = (0.9, 0.999),
     **kwargs: Any,
-) -> LambdaLR:
-    """A schedule built on a throw-away parameter (see [`schedule_multipliers`][hf_lrsched.schedule_multipliers]);
-    refuses one that is no `LambdaLR`, since its rate depends on training."""
+) -> Any:
+    """
+    The schedule `name` laid out on a throw-away optimizer of one param group at `lr` (with `betas`, for `"auto"`
+    warmup): a [`PlannedSchedule`][hf_lrsched.stages.PlannedSchedule], without torch, for every schedule of
+    hf_lrsched, else the `LambdaLR` its factory builds on a throw-away `AdamW`. Its `lr_lambdas[0]` is the
+    multiplier function. A schedule that is no `LambdaLR` (its rate depends on training) is refused.
+
+    Arguments as in [`get_schedule`][hf_lrsched.get_schedule], in its order: `num_warmup_steps`, then
+    `num_training_steps`.
+    """
+    entry = get_schedule_entry(name)
+    if entry.torch_free:
+        check_schedule_kwargs(entry.name, kwargs)
+        return entry.factory(
+            PreviewOptimizer([lr], [betas]),
+            num_warmup_steps=num_warmup_steps,
+            num_training_steps=num_training_steps,
+            **kwargs,
+        )
+    from torch.optim.lr_scheduler import LambdaLR
+
     scheduler = get_schedule(name, probe_optimizer(lr, betas), num_warmup_steps, num_training_steps, **kwargs)
     if not isinstance(scheduler, LambdaLR):
         raise ValueError(
@@ -74,23 +92,10 @@ def preview_scheduler(
     return scheduler
 
 
-def preview_lr_lambda(
-    name: str,
-    num_training_steps: int,
-    num_warmup_steps: int | Literal["auto"] | None = 0,
-    *,
-    lr: float = 1.0,
-    betas: tuple[float, float] = (0.9, 0.999),
-    **kwargs: Any,
-) -> Callable[[int], float]:
-    """The multiplier function of a schedule (of its first param group), built on a throw-away parameter."""
-    return preview_scheduler(name, num_training_steps, num_warmup_steps, lr=lr, betas=betas, **kwargs).lr_lambdas[0]
-
-
 def schedule_multipliers(
     name: str,
-    num_training_steps: int,
     num_warmup_steps: int | Literal["auto"] | None = 0,
+    num_training_steps: int | None = None,
     *,
     num_steps: int | None = None,
     lr: float = 1.0,
@@ -100,24 +105,26 @@ def schedule_multipliers(
     """
     The multipliers `lambda(0), ..., lambda(num_steps)` of a schedule, for previews, plots and tests.
 
-    Nothing is trained: the schedule is built on a throw-away parameter (an `AdamW` with the given `betas`, so that
-    `num_warmup_steps="auto"` resolves as it would with `transformers`' default optimizer) and its `LambdaLR` lambdas
-    are evaluated directly, so the curve costs one function call per step.
+    Nothing is trained: the schedule is laid out on a throw-away optimizer (see
+    [`preview_scheduler`][hf_lrsched.preview.preview_scheduler]; for the schedules of hf_lrsched without torch, and
+    with the given `betas`, so that `num_warmup_steps="auto"` resolves as it would with `transformers`' default
+    optimizer), and its multiplier function is evaluated directly: a phase at a time for ours, from the same
+    formulas as every step.
 
     ```python
     from hf_lrsched import schedule_multipliers
 
-    curve = schedule_multipliers("cosine_with_growing_restarts", 100, 10, num_cycles=3)
+    curve = schedule_multipliers("cosine_with_growing_restarts", 10, 100, num_cycles=3)
     assert len(curve) == 101 and curve[0] == 0.0 and curve[10] == 1.0
     ```
 
     Args:
         name (`str`):
             The schedule's name; see [`available_schedules`][hf_lrsched.available_schedules].
+        num_warmup_steps (`int` or `"auto"`, *optional*, defaults to 0):
+            The number of warmup steps `W` (as in [`get_schedule`][hf_lrsched.get_schedule], before `T`).
         num_training_steps (`int`):
             The total number of training steps `T`.
-        num_warmup_steps (`int` or `"auto"`, *optional*, defaults to 0):
-            The number of warmup steps.
         num_steps (`int`, *optional*):
             The last step to evaluate; defaults to `num_training_steps`.
         lr (`float`, *optional*, defaults to 1.0):
@@ -130,6 +137,7 @@ def schedule_multipliers(
     Returns:
         `list[float]`: `num_steps + 1` multipliers of the base learning rate.
     """
+    num_training_steps = check_int("num_training_steps", num_training_steps, minimum=1)
     num_steps = check_int("num_steps", num_training_steps if num_steps is None else num_steps, minimum=0)
-    lr_lambda = preview_lr_lambda(name, num_training_steps, num_warmup_steps, lr=lr, betas=betas, **kwargs)
-    return multipliers(lr_lambda, num_steps)
+    scheduler = preview_scheduler(name, num_warmup_steps, num_training_steps, lr=lr, betas=betas, **kwargs)
+    return multipliers(scheduler.lr_lambdas[0], num_steps)

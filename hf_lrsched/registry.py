@@ -7,6 +7,7 @@ hf_lrsched (or building one of its own schedules) does not import `transformers.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import functools
 import inspect
@@ -59,12 +60,17 @@ class ScheduleEntry:
             One line, shown by `hf-lrsched list`.
         transformers_name (`str`, *optional*):
             The `transformers` scheduler name the entry delegates to (`transformers.get_scheduler`), or `None`.
+        torch_free (`bool`, *optional*, defaults to `False`):
+            Whether the factory lays its schedule out without torch when given a
+            [`PreviewOptimizer`][hf_lrsched.stages.PreviewOptimizer] (every schedule of hf_lrsched): previews and the
+            command line then need neither torch nor `transformers`.
     """
 
     name: str
     factory: ScheduleFactory
     description: str
     transformers_name: str | None = None
+    torch_free: bool = False
 
 
 _REGISTRY: dict[str, ScheduleEntry] = {}
@@ -116,7 +122,7 @@ def register_schedule(
 
     def decorator(fn):
         if isinstance(fn, ScheduleEntry):
-            entry = fn if fn.name == name else ScheduleEntry(name, fn.factory, fn.description, fn.transformers_name)
+            entry = fn if fn.name == name else dataclasses.replace(fn, name=name)
         elif callable(fn):
             entry = ScheduleEntry(name, fn, description or _first_sentence(inspect.getdoc(fn) or ""))
         else:
@@ -402,26 +408,31 @@ for _entry in (
         "warmup_cosine",
         get_warmup_cosine_schedule,
         "Linear (or exponential, cosine) warmup, then a half cosine down to a floor.",
+        torch_free=True,
     ),
     ScheduleEntry(
         "exponential_warmup_cosine",
         get_exponential_warmup_cosine_schedule,
         "Exponential warmup 1 - exp(-k t / W), then a half cosine down to a floor.",
+        torch_free=True,
     ),
     ScheduleEntry(
         "cosine_with_growing_restarts",
         get_cosine_with_growing_restarts_schedule,
         "Warmup, then cosine annealing with warm restarts whose cycles grow (SGDR), decaying peaks optional.",
+        torch_free=True,
     ),
     ScheduleEntry(
         "wsd",
         get_wsd_schedule,
         "Warmup, the peak held, then a short decay (cosine, linear or 1-sqrt) to a floor; runs can grow.",
+        torch_free=True,
     ),
     ScheduleEntry(
         "phases",
         get_phases_schedule,
         "Warmup, then any list of phases (constant, linear, cosine, 1-sqrt, power, exponential, rex, restarts).",
+        torch_free=True,
     ),
 ):
     _REGISTRY[_entry.name] = _entry

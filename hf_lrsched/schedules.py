@@ -421,9 +421,7 @@ def get_wsd_schedule(
     """
     arguments = dict(locals())  # the options, before any local variable is added
     decay_type = check_choice("decay_type", decay_type, DECAY_TYPES)
-    total = check_int(
-        "num_training_steps", num_training_steps, minimum=1, maximum=MAX_STEPS, hint=" (at most 2**63 - 1)"
-    )
+    total = _check_total(num_training_steps)
     if decay_ratio is not None and num_decay_steps is not None:
         raise ValueError(
             f"Pass either `decay_ratio` (a share of the training steps) or `num_decay_steps` (a number of steps), "

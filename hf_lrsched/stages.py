@@ -190,12 +190,20 @@ def _rate_of_run(stages: list[dict[str, Any]], group: int, step: int) -> float:
 
 class PreviewOptimizer:
     """Enough of an optimizer to lay out a schedule without torch: param groups with a learning rate (and betas, for
-    `"auto"` warmup). Given to a factory of ours, it makes the factory return a `PlannedSchedule`."""
+    `"auto"` warmup; and each group's own plan, `GROUP_PLAN_KEYS`, where given). Given to a factory of ours, it makes
+    the factory return a `PlannedSchedule`."""
 
-    def __init__(self, lrs: Sequence[float] = (1.0,), betas: Sequence[Any] | None = None):
+    def __init__(
+        self,
+        lrs: Sequence[float] = (1.0,),
+        betas: Sequence[Any] | None = None,
+        plans: Sequence[dict[str, Any]] | None = None,
+    ):
         betas = list(betas) if betas is not None else [None] * len(lrs)
+        plans = list(plans) if plans is not None else [{}] * len(lrs)
         self.param_groups = [
-            {"lr": float(lr), **({"betas": tuple(b)} if b is not None else {})} for lr, b in zip(lrs, betas)
+            {"lr": float(lr), **({"betas": tuple(b)} if b is not None else {}), **plan}
+            for lr, b, plan in zip(lrs, betas, plans)
         ]
 
 
@@ -279,7 +287,8 @@ class StagedSchedule:
                 f"Cannot start this schedule as a new stage at step {start}: it has num_training_steps={total}, so no "
                 "step is left. Give the run a larger `num_training_steps` (the run's total, past steps included)."
             )
-        probe = PreviewOptimizer(base_lrs, [group.get("betas") for group in self._param_groups()])
+        groups = self._param_groups()
+        probe = PreviewOptimizer(base_lrs, [group.get("betas") for group in groups], group_plans(groups))
         stage = dict(self._rebuild(probe, num_training_steps=total - start)._own)
         stage["start"] = start
         return stage
@@ -350,6 +359,21 @@ class PlannedSchedule(StagedSchedule):
 
     def _param_groups(self) -> list[dict[str, Any]]:
         return self.optimizer.param_groups
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> PlannedSchedule:
+        """The run a scheduler state records (its `"_schedule"`: every stage), laid out again without torch: what
+        `hf-lrsched show --state` draws."""
+        stages = _saved_stages(record)
+        if stages is None:
+            raise ResumeMismatchError("The state records no hf_lrsched schedule.")
+        planned = cls.__new__(cls)
+        planned.base_lrs = list(stages[-1]["base_lrs"])
+        planned.optimizer = PreviewOptimizer(planned.base_lrs)
+        planned._own, planned._stages = stages[-1], stages
+        planned._new_stage, planned._rebuild, planned._explicit_start = False, None, False
+        planned.lr_lambdas = _run_lambdas(stages, planned.base_lrs)
+        return planned
 
 
 _OWN_ATTRIBUTES = ("_own", "_stages", "_new_stage", "_rebuild", "_explicit_start")

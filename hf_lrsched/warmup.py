@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import logging
 import math
 from fractions import Fraction
 from typing import TYPE_CHECKING, Any, Literal
@@ -14,12 +16,14 @@ if TYPE_CHECKING:
     from torch.optim import Optimizer
 
 
-def _warning_once(message: str) -> None:
-    # transformers' logger (its verbosity settings apply), imported only when there is something to say: a preview
-    # of our schedules needs neither torch nor transformers.
-    from transformers.utils import logging
+logger = logging.getLogger(__name__)
 
-    logging.get_logger(__name__).warning_once(message)
+
+@functools.lru_cache(None)
+def _warning_once(message: str) -> None:
+    # What `transformers.utils.logging.get_logger(__name__).warning_once` does for a module outside `transformers`,
+    # without importing it: a preview of our schedules needs neither torch nor transformers.
+    logger.warning(message)
 
 
 __all__ = ["optimizer_beta2", "resolve_auto_warmup_steps", "resolve_num_warmup_steps"]

@@ -97,7 +97,7 @@ def make_args(tmp_path, **overrides):
 
 def expected_rates(name, kwargs, num_training_steps, num_warmup_steps, base_lr=LR):
     """The rate Trainer logs at step k is the one the k-th optimizer step used: base * lambda(k - 1)."""
-    curve = schedule_multipliers(name, num_training_steps, num_warmup_steps, lr=base_lr, **kwargs)
+    curve = schedule_multipliers(name, num_warmup_steps, num_training_steps, lr=base_lr, **kwargs)
     return {k: base_lr * curve[k - 1] for k in range(1, num_training_steps + 1)}
 
 

@@ -110,20 +110,20 @@ def test_plot_writes_a_valid_png_with_curves_overlaid(capsys, tmp_path):
 
 
 def test_curve_marks_warmup_and_restarts():
-    curve = compute_curve("cosine_with_growing_restarts", 80, 10, kwargs={"num_cycles": 3, "cycle_mult": 2.0})
+    curve = compute_curve("cosine_with_growing_restarts", 10, 80, kwargs={"num_cycles": 3, "cycle_mult": 2.0})
     assert (curve.num_warmup_steps, curve.restarts) == (10, [20, 40])
-    assert curve.lrs == schedule_multipliers("cosine_with_growing_restarts", 80, 10, num_cycles=3, cycle_mult=2.0)
+    assert curve.lrs == schedule_multipliers("cosine_with_growing_restarts", 10, 80, num_cycles=3, cycle_mult=2.0)
     # transformers' hard restarts are found where the rate rises again
-    hard = compute_curve("cosine_with_restarts", 100, 10, kwargs={"num_cycles": 3})
+    hard = compute_curve("cosine_with_restarts", 10, 100, kwargs={"num_cycles": 3})
     assert hard.restarts == [40, 70]
-    auto = compute_curve("warmup_cosine", 10_000, "auto", beta2=0.98)
+    auto = compute_curve("warmup_cosine", "auto", 10_000, beta2=0.98)
     assert auto.num_warmup_steps == 100
     # a cosine that rises smoothly again (two cycles, no restart) has no restarts, and no trough is called one
-    assert compute_curve("cosine", 100, 0, kwargs={"num_cycles": 2}).restarts == []
+    assert compute_curve("cosine", 0, 100, kwargs={"num_cycles": 2}).restarts == []
 
 
 def test_a_billion_steps_are_sampled_with_every_key_step():
-    curve = compute_curve("cosine_with_growing_restarts", 10**9, 1000, kwargs={"num_cycles": 4, "cycle_mult": 3.0})
+    curve = compute_curve("cosine_with_growing_restarts", 1000, 10**9, kwargs={"num_cycles": 4, "cycle_mult": 3.0})
     assert len(curve.steps) < 5000  # sampled, never the whole curve
     assert curve.num_restarts == 3 and len(curve.restarts) == 3
     for restart in curve.restarts:
@@ -131,7 +131,7 @@ def test_a_billion_steps_are_sampled_with_every_key_step():
         assert curve.lr_at(restart) == 1.0 and curve.lr_at(restart - 1) < 1e-12
     assert {0, 1000, 10**9} <= set(curve.steps)
     many = compute_curve(
-        "cosine_with_growing_restarts", 15_000_000, 0, kwargs={"num_cycles": 10**7, "cycle_mult": 1 + 1e-12}
+        "cosine_with_growing_restarts", 0, 15_000_000, kwargs={"num_cycles": 10**7, "cycle_mult": 1 + 1e-12}
     )
     assert many.num_restarts == 10**7 - 1 and len(many.restarts) == 200
 
@@ -172,7 +172,7 @@ def test_a_billion_steps_are_sampled_with_every_key_step():
             "once per schedule: 2 schedules, 3 --kwargs",
         ),
         (["show", "reduce_lr_on_plateau", "--num-training-steps", 10], "no multiplier curve"),
-        (["show", "warmup_cosine"], "the following arguments are required: --num-training-steps"),
+        (["show", "warmup_cosine"], "`--num-training-steps` is required"),
         (["frobnicate"], "invalid choice: 'frobnicate'"),
         (["show", "warmup_cosine", "--num-training-steps", 10, "--width", 1], "`--width` must be at least 2"),
         (["show", "warmup_cosine", "--num-training-steps", 10, "--width", 0], "`--width` must be at least 2"),
@@ -391,3 +391,106 @@ def test_huge_but_valid_curves_answer_within_a_second(capsys):
         '{"num_cycles": 1000000000}',
     )
     assert "999999999 restarts, the first at 1000, 2000, 3000, 4000, 5000, ..." in out
+
+
+# The schedules of hf_lrsched are drawn without torch or transformers: the same rates as the optimizer-built ones.
+
+OURS = {
+    "warmup_cosine": {"min_lr_ratio": 0.1, "warmup_type": "exponential"},
+    "exponential_warmup_cosine": {"warmup_start_ratio": 0.05},
+    "cosine_with_growing_restarts": {
+        "num_cycles": 4,
+        "cycle_mult": 1.5,
+        "cycle_decay": 0.8,
+        "restart_warmup_steps": 3,
+    },
+    "wsd": {"decay_ratio": 0.25, "decay_type": "1-sqrt", "min_lr_ratio": 0.01},
+    "phases": {
+        "phases": [
+            {"shape": "constant", "ratio": 0.3},
+            {"shape": "rex", "to": 0.2},
+            {"shape": "power", "p": 0.4, "steps": 200},
+        ]
+    },
+}
+
+
+@pytest.mark.parametrize("name", OURS)
+@pytest.mark.parametrize("warmup", [40, "auto"])
+def test_the_torch_free_curve_is_the_optimizer_built_one(name, warmup):
+    import torch
+
+    from hf_lrsched import get_schedule
+
+    curve = compute_curve(name, warmup, 1000, lr=3e-4, beta2=0.98, kwargs=OURS[name])
+    optimizer = torch.optim.AdamW([torch.zeros(1, requires_grad=True)], lr=3e-4, betas=(0.9, 0.98))
+    scheduler = get_schedule(name, optimizer, warmup, 1000, **OURS[name])
+    assert curve.lrs == [3e-4 * scheduler.lr_lambdas[0](step) for step in curve.steps]  # bit for bit
+
+
+def test_show_and_plot_of_ours_import_neither_torch_nor_transformers(tmp_path):
+    code = (
+        "import sys; from hf_lrsched.cli import main; "
+        f"main(['show', 'wsd', '--num-training-steps', '1000', '--num-warmup-steps', 'auto']); "
+        f"main(['plot', 'phases', '--num-training-steps', '100', '--kwargs', '{{\"phases\": [{{\"shape\": \"rex\"}}]}}', "
+        f"'-o', {str(tmp_path / 'x.png')!r}]); "
+        "print('loaded:', sorted(m for m in ('torch', 'transformers') if m in sys.modules))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().endswith("loaded: []")
+
+
+def test_show_marks_a_wsd_decay_and_lists_phases(capsys):
+    status, out, _ = run_in_process(
+        capsys, "show", "wsd", "--num-training-steps", 1000, "--kwargs", '{"decay_ratio": 0.2}'
+    )
+    assert status == 0 and "no restarts" in out and " 800  decay starts" in out and "D" in out.splitlines()[-7]
+    phases = '{"phases": [{"shape": "constant", "ratio": 0.4}, {"shape": "1-sqrt", "steps": 100, "to": 0.3}, {"shape": "linear"}]}'
+    status, out, _ = run_in_process(capsys, "show", "phases", "--num-training-steps", 1000, "--kwargs", phases)
+    assert status == 0 and "400  phase 1: 1-sqrt" in out and "500  phase 2: linear" in out
+
+
+def test_show_and_plot_a_saved_run_with_its_stages_and_groups(capsys, tmp_path):
+    import torch
+
+    from hf_lrsched import get_schedule
+
+    def optimizer():
+        return torch.optim.AdamW(
+            [
+                {"params": [torch.zeros(1, requires_grad=True)], "lr": 1e-3},
+                {"params": [torch.zeros(1, requires_grad=True)], "lr": 1e-4, "start_step": 10, "warmup_steps": 5},
+            ]
+        )
+
+    first = get_schedule("warmup_cosine", optimizer(), 10, 60, min_lr_ratio=0.1)
+    for _ in range(40):
+        first.optimizer.step()
+        first.step()
+    second = get_schedule("phases", optimizer(), 5, 75, phases=[{"shape": "1-sqrt"}], min_lr_ratio=0.1, new_stage=True)
+    second.optimizer.load_state_dict(first.optimizer.state_dict())
+    second.load_state_dict(first.state_dict())
+    checkpoint = tmp_path / "checkpoint-40"
+    checkpoint.mkdir()
+    torch.save(second.state_dict(), checkpoint / "scheduler.pt")
+    status, out, err = run_in_process(capsys, "show", "--state", checkpoint)
+    assert status == 0, err
+    assert "from step 0: warmup_cosine over 60 steps, warmup 10" in out
+    assert "from step 40: phases over 35 steps, warmup 5" in out
+    assert "40  stage 1: phases" in out and "S" in out
+    rows = [line.split() for line in out.splitlines() if line.strip().startswith(("0 ", "1 "))][:2]
+    assert rows == [["0", "0.001", "0.0001", "0", "0"], ["1", "0.0001", "1e-05", "10", "5"]]
+    status, _, err = run_in_process(capsys, "plot", "--state", checkpoint, "-o", tmp_path / "run.png")
+    assert status == 0 and (tmp_path / "run.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", err
+    status, _, err = run_in_process(capsys, "show", "--state", checkpoint, "wsd")
+    assert status == 2 and "give no NAME" in err
+
+
+def test_version_and_python_m():
+    from hf_lrsched import __version__
+
+    result = subprocess.run(
+        [sys.executable, "-m", "hf_lrsched", "--version"], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0 and result.stdout.strip() == f"hf-lrsched {__version__}"

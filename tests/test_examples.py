@@ -64,8 +64,8 @@ def test_learning_rate_is_identical_on_one_and_two_processes(tmp_path, tiny_mode
     assert warmup == -(-steps // 5)  # ceil(0.2 * steps)
     expected = schedule_multipliers(
         "cosine_with_growing_restarts",
-        steps,
         warmup,
+        steps,
         lr=1e-3,
         num_cycles=2,
         cycle_mult=2.0,
@@ -193,7 +193,7 @@ def test_a_wsd_run_grows_from_a_stable_checkpoint_and_not_from_its_decay(tmp_pat
         + schedule
         + ["--max_train_steps", "14", "--resume_from_checkpoint", tmp_path / "trunk" / "step_4"],
     )
-    expected = schedule_multipliers("wsd", 14, 2, lr=1e-3, num_decay_steps=4)
+    expected = schedule_multipliers("wsd", 2, 14, lr=1e-3, num_decay_steps=4)
     assert read_lr_csv(tmp_path / "grown") == [
         (k, pytest.approx(1e-3 * expected[k - 1], rel=1e-15)) for k in range(1, 15)
     ]
@@ -302,7 +302,7 @@ def test_glue_trainer_with_python_and_accelerate_launch(tmp_path, tiny_model_dir
         with open(Path(output_dir) / "lr_schedule.csv", newline="") as f:
             return [(int(r["step"]), float(r["lr"])) for r in csv.DictReader(f)]
 
-    expected = schedule_multipliers("exponential_warmup_cosine", 8, 3)
+    expected = schedule_multipliers("exponential_warmup_cosine", 3, 8)
     assert curve(tmp_path / "py") == curve(tmp_path / "two")
     assert curve(tmp_path / "py") == [(k, pytest.approx(1e-3 * expected[k - 1], rel=1e-12)) for k in range(1, 9)]
 

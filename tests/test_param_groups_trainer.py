@@ -76,7 +76,7 @@ def ramp(t, start, steps):
 def expected_rates(plan, num_training_steps, num_warmup_steps, schedule=SCHEDULE):
     """`{step: rate}` of one group: Trainer logs at step k the rate of scheduler step k - 1."""
     multipliers = schedule_multipliers(
-        schedule, num_training_steps, num_warmup_steps, lr=plan["base"], **dict(plan["floor"])
+        schedule, num_warmup_steps, num_training_steps, lr=plan["base"], **dict(plan["floor"])
     )
     return {
         k: plan["base"] * multipliers[k - 1] * ramp(k - 1, plan["start"], plan["ramp"])
@@ -191,7 +191,7 @@ def test_layer_decay_under_a_transformers_scheduler(tmp_path):
     trainer = LRSchedTrainer(model=model, args=args, train_dataset=tiny_dataset(24))
     trainer.train()
     names = {id(param): name for name, param in model.named_parameters()}
-    linear = schedule_multipliers("linear", 6, 2)
+    linear = schedule_multipliers("linear", 2, 6)
     for index, group in enumerate(trainer.optimizer.param_groups):
         plan = expected_plan(
             names[id(group["params"][0])], **bert_plan(rules=rules, gamma=0.5, weight_decay=0.0, schedule_kwargs={})
@@ -317,7 +317,7 @@ def test_a_group_added_during_training_follows_the_schedule_from_its_own_rate(tm
         model=model, args=args, train_dataset=tiny_dataset(), callbacks=[_UnfreezeHead(model, at=4, lr=5e-3)]
     )
     trainer.train()  # before: torch's "zip() argument 2 is shorter than argument 1"
-    multipliers = schedule_multipliers(SCHEDULE, T, W, **KWARGS)
+    multipliers = schedule_multipliers(SCHEDULE, W, T, **KWARGS)
     logged = {e["step"]: e for e in trainer.state.log_history if "learning_rate" in e}
     assert "learning_rate/late_head" not in logged[4]
     # The scheduler adopts the group at its next step (after optimizer step 5, which uses the group's `lr` as

@@ -281,7 +281,7 @@ MULTI_PERIOD_WSD = [
 
 
 def test_multi_period_wsd_decays_rewarms_and_decays_again():
-    curve = schedule_multipliers("phases", 1000, 50, phases=MULTI_PERIOD_WSD, min_lr_ratio=0.01)
+    curve = schedule_multipliers("phases", 50, 1000, phases=MULTI_PERIOD_WSD, min_lr_ratio=0.01)
     assert curve[50:450] == [1.0] * 400  # stable
     assert curve[549] == pytest.approx(0.3 + 0.7 * (1 - math.sqrt(99 / 100)))  # the first decay ends near 0.3
     assert curve[550] == pytest.approx(0.3, abs=1e-15) and curve[600] == 1.0  # the re-warm, from 0.3 to the peak
@@ -289,7 +289,7 @@ def test_multi_period_wsd_decays_rewarms_and_decays_again():
 
 
 def test_rex_is_the_reflected_exponential():
-    curve = schedule_multipliers("phases", 100, 0, phases=[{"shape": "rex"}])
+    curve = schedule_multipliers("phases", 0, 100, phases=[{"shape": "rex"}])
     assert curve[0] == 1.0 and curve[50] == pytest.approx(0.5 / 0.75) and curve[100] == 0.0
 
 

@@ -167,7 +167,7 @@ def test_register_rejects_bad_arguments(scratch_registry):
 
 class TestMultipliers:
     def test_no_optimizer_needed_and_matches_the_scheduler(self):
-        curve = schedule_multipliers("cosine_with_growing_restarts", 100, 10, num_cycles=2, cycle_mult=1.0)
+        curve = schedule_multipliers("cosine_with_growing_restarts", 10, 100, num_cycles=2, cycle_mult=1.0)
         scheduler = get_schedule(
             "cosine_with_growing_restarts", make_optimizer(lr=1.0), 10, 100, num_cycles=2, cycle_mult=1.0
         )
@@ -175,17 +175,17 @@ class TestMultipliers:
         assert curve == unwrap_schedule(scheduler, 101)
 
     def test_transformers_names_and_num_steps(self):
-        curve = schedule_multipliers("linear", 10, 2, num_steps=14)
+        curve = schedule_multipliers("linear", 2, 10, num_steps=14)
         assert curve == pytest.approx([0, 0.5, 1, 0.875, 0.75, 0.625, 0.5, 0.375, 0.25, 0.125, 0, 0, 0, 0, 0])
 
     def test_auto_uses_the_given_betas(self):
-        curve = schedule_multipliers("warmup_cosine", 100_000, "auto", betas=(0.9, 0.98))
+        curve = schedule_multipliers("warmup_cosine", "auto", 100_000, betas=(0.9, 0.98))
         assert curve[50] == 0.5 and curve[100] == 1.0
 
     def test_absolute_floor_relative_to_lr(self):
-        curve = schedule_multipliers("warmup_cosine", 10, 0, lr=1e-3, min_lr=1e-4)
+        curve = schedule_multipliers("warmup_cosine", 0, 10, lr=1e-3, min_lr=1e-4)
         assert curve[-1] == pytest.approx(0.1)
 
     def test_schedules_without_a_curve_are_refused(self):
         with pytest.raises(ValueError, match=r"reduce_lr_on_plateau.*ReduceLROnPlateau.*no multiplier curve"):
-            schedule_multipliers("reduce_lr_on_plateau", 10)
+            schedule_multipliers("reduce_lr_on_plateau", 0, 10)

@@ -106,7 +106,7 @@ def test_two_param_groups_with_an_absolute_floor(tmp_path):
     header, curve = read_curve(args.output_dir)
     assert header == ["step", "lr", "lr_group_1"]
     for base, column in ((1e-3, 0), (1e-2, 1)):
-        multipliers = schedule_multipliers(name, 16, 4, lr=base, **kwargs)
+        multipliers = schedule_multipliers(name, 4, 16, lr=base, **kwargs)
         assert [curve[k][column] for k in range(1, 17)] == pytest.approx(
             [base * m for m in multipliers[:16]], rel=1e-12
         )

@@ -35,7 +35,7 @@ def upstream(name, num_warmup_steps, num_training_steps, kwargs):
 
 @pytest.mark.parametrize("name", NAMES)
 def test_every_step_before_t_is_transformers_own_and_the_end_level_holds(name):
-    ours = schedule_multipliers(name, T, W, num_steps=3 * T, **NAMES[name])
+    ours = schedule_multipliers(name, W, T, num_steps=3 * T, **NAMES[name])
     assert ours[:T] == upstream(name, W, T, NAMES[name])  # bit for bit
     assert ours[T:] == [ours[T]] * (2 * T + 1)  # lambda(t) = lambda(T) for t >= T
 
@@ -47,7 +47,7 @@ def test_every_step_before_t_is_transformers_own_and_the_end_level_holds(name):
 def test_the_cosines_do_not_rise_again_after_t(name, end):
     # Upstream, cosine at 2T is back at its peak: progress 2 is a whole period.
     assert get_scheduler(name, make_optimizer(lr=1.0), W, T, NAMES[name]).lr_lambdas[0](2 * T - W) > 0.9
-    curve = schedule_multipliers(name, T, W, num_steps=3 * T, **NAMES[name])
+    curve = schedule_multipliers(name, W, T, num_steps=3 * T, **NAMES[name])
     assert curve[T] == pytest.approx(end, abs=1e-15) and max(curve[T:]) == curve[T]
 
 

@@ -239,7 +239,7 @@ def test_lora_with_two_param_groups_reaches_the_absolute_floor_in_both(tmp_path)
     header, curve = read_curve(args.output_dir)
     assert header == ["step", "lr", "lr_group_1"]
     for column, base in enumerate((1e-3, 1e-2)):
-        expected = schedule_multipliers("warmup_cosine", 12, 3, lr=base, **kwargs)
+        expected = schedule_multipliers("warmup_cosine", 3, 12, lr=base, **kwargs)
         assert [curve[k][column] for k in range(1, 13)] == pytest.approx([base * m for m in expected[:12]], rel=1e-12)
     # Every group's rate reaches the trackers, grouped under learning_rate/.
     logged = [entry for entry in trainer.state.log_history if "learning_rate" in entry]
@@ -279,5 +279,5 @@ def test_the_documented_sft_example_runs_as_written(tmp_path):
     )
     _header, curve = read_curve(tmp_path)
     kwargs = {"decay_ratio": 0.2, "decay_type": "1-sqrt"}
-    expected = schedule_multipliers("wsd", 40, 4, lr=2e-5, **kwargs)  # TRL's default learning rate, 2e-5
+    expected = schedule_multipliers("wsd", 4, 40, lr=2e-5, **kwargs)  # TRL's default learning rate, 2e-5
     assert [curve[k][0] for k in range(1, 41)] == pytest.approx([2e-5 * m for m in expected[:40]], rel=1e-12)
