@@ -168,6 +168,7 @@ def trainer(tmp_path, out, max_steps, **kwargs):
     return LRSchedTrainer(model=tiny_bert(), args=args, train_dataset=tiny_dataset())
 
 
+@pytest.mark.slow
 def test_trainer_grows_a_run_from_a_stable_checkpoint_and_refuses_one_from_its_decay(tmp_path):
     trunk = trainer(tmp_path, "trunk", 30, num_decay_steps=8)  # stable until step 22
     trunk.train()
