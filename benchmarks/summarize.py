@@ -52,13 +52,15 @@ def summary() -> str:
         curve = ", ".join(f"`{r['schedule']}` {r['seconds']:.2f} s" for r in overhead["curve"])
         lines.append(f"- **A whole {overhead['curve'][0]['steps']:,}-step curve** (`schedule_multipliers`): {curve}.")
     if startup:
-        wall = startup["wall"]
+        wall, peak = startup["wall"], startup.get("peak_mb", {})
         lines.append(
             "- **Start-up** (`benchmarks/startup.py`): "
             + ", ".join(
-                f"`{command}` {seconds:.2f} s" for command, seconds in wall.items() if "python -c" not in command
+                f"`{command}` {seconds:.2f} s" + (f" ({peak[command]:.0f} MB)" if command in peak else "")
+                for command, seconds in wall.items()
+                if "python -c" not in command or command == "python -c pass"
             )
-            + "; the rest is torch's and `transformers`' own import time."
+            + "; our schedules are drawn without torch or `transformers`, whose import is most of the rest."
         )
     if throughput:
         ratios = ", ".join(

@@ -288,3 +288,24 @@ def test_glue_py_resumed_as_a_new_stage(tmp_path, tiny_model_dir, csv_files):
     reached = get_schedule("warmup_cosine", make_optimizer(lr=1.0), 10, 60, min_lr_ratio=0.1).lr_lambdas[0](40)
     for step in range(41, 76):  # optimizer step k used the rate of scheduler step k - 1
         assert curve[step] == pytest.approx(contract_second_stage(step - 1, reached), rel=1e-12), step
+
+
+def test_a_new_stage_keeps_each_param_groups_own_plan():
+    def optimizer():
+        return torch.optim.AdamW(
+            [
+                {"params": [torch.zeros(1, requires_grad=True)], "lr": 1e-3},
+                {"params": [torch.zeros(1, requires_grad=True)], "lr": 1e-4, "start_step": 50, "min_lr": 5e-6},
+            ]
+        )
+
+    first = get_schedule("warmup_cosine", optimizer(), 10, 60, min_lr_ratio=0.1)
+    run(first, 40)
+    second = get_schedule("phases", optimizer(), 5, 75, phases=[{"shape": "1-sqrt"}], min_lr_ratio=0.1, new_stage=True)
+    state = saved(first)
+    second.optimizer.load_state_dict(state["optimizer"])
+    second.load_state_dict(state["scheduler"])
+    groups = describe(second).groups
+    assert [(g["start_step"], g["floor"]) for g in groups] == [(0, pytest.approx(1e-4)), (50, 5e-6)]
+    assert second.lr_lambdas[1](45) == 0.0  # still frozen until its start step, in the new stage too
+    assert second.lr_lambdas[1](1000) * 1e-4 == pytest.approx(5e-6)  # its own floor
