@@ -326,7 +326,7 @@ def _transformers_factory(
     from torch.optim.lr_scheduler import LambdaLR
     from transformers.optimization import get_scheduler
 
-    from .transformers_schedules import check_transformers_schedule, hold_end_level
+    from .transformers_schedules import check_transformers_schedule, hold_end_level, without_our_record
 
     check_transformers_schedule(name, optimizer, num_warmup_steps, num_training_steps, kwargs)
     last_epoch = check_int("last_epoch", last_epoch, minimum=-1)
@@ -345,7 +345,7 @@ def _transformers_factory(
         num_training_steps=num_training_steps,
         scheduler_specific_kwargs=kwargs,
     )
-    scheduler = hold_end_level(name, scheduler, num_training_steps)
+    scheduler = without_our_record(hold_end_level(name, scheduler, num_training_steps))
     if last_epoch == -1:
         return scheduler
     # `transformers.get_scheduler` forwards `last_epoch` to some schedules and drops it for others: do what a

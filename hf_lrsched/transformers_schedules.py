@@ -177,3 +177,25 @@ def _end(name: str, lr_lambda: functools.partial, T: int) -> float:
 
 def _held_at_end(current_step: int, *, lr_lambda, num_training_steps: int, end: float) -> float:
     return end if current_step >= num_training_steps else lr_lambda(current_step)
+
+
+class TransformersLambdaLR(LambdaLR):
+    """
+    A `transformers` schedule built through hf_lrsched's registry: torch's `LambdaLR` in every respect, except that
+    a state saved by a schedule of hf_lrsched loses its record (`"_schedule"`) when loaded. A plain `LambdaLR` keeps
+    any key of the state it loads as an attribute and saves it again, so its later states would still claim a
+    schedule of ours that no longer drives the run, and a contradicting resume would pass.
+    """
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        state = dict(state_dict)
+        state.pop("_schedule", None)
+        super().load_state_dict(state)
+        self.__dict__.pop("_schedule", None)
+
+
+def without_our_record(scheduler: LRScheduler) -> LRScheduler:
+    """Make a plain `LambdaLR` of `transformers` a [`TransformersLambdaLR`] (the same object, the same state)."""
+    if type(scheduler) is LambdaLR:
+        scheduler.__class__ = TransformersLambdaLR
+    return scheduler

@@ -96,3 +96,20 @@ def test_a_group_added_after_the_scheduler_follows_the_schedule():
     scheduler.step()  # torch's LambdaLR: "zip() argument 2 is shorter than argument 1"
     assert scheduler.get_last_lr() == pytest.approx([1e-3 * reference(11), 1e-2 * reference(11)], rel=1e-15)
     assert len(scheduler.state_dict()["_schedule"]["base_lrs"]) == 2  # the record covers the new group
+
+
+def test_a_transformers_schedule_drops_our_record_when_it_loads_our_state():
+    first = get_schedule("wsd", make_optimizer(), 5, 100, num_decay_steps=20)
+    for _ in range(10):
+        first.optimizer.step()
+        first.step()
+    theirs = get_schedule("cosine", make_optimizer(), 5, 100)
+    theirs.load_state_dict(reloaded(first.state_dict()))
+    for _ in range(30):
+        theirs.optimizer.step()
+        theirs.step()
+    later = reloaded(theirs.state_dict())
+    assert "_schedule" not in later  # no longer claims to be the wsd run it is not
+    again = get_schedule("wsd", make_optimizer(), 5, 100, num_decay_steps=20)
+    with pytest.raises(ResumeMismatchError, match="records no hf_lrsched schedule"):
+        again.load_state_dict(later)  # 30 steps of cosine since: refused, not accepted as wsd
