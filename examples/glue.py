@@ -45,8 +45,9 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 from transformers import DataCollatorWithPadding
 
-from hf_lrsched import describe, get_schedule, resolve_num_warmup_steps
+from hf_lrsched import build_param_groups, describe, get_schedule, resolve_num_warmup_steps
 from hf_lrsched.callbacks import write_lr_curve
+from hf_lrsched.param_groups import SCHEDULE_PLAN_KEYS, check_layer_decay, group_labels, parse_param_group_rules
 from hf_lrsched.preview import PROBE_TRAINING_STEPS, check_schedule
 from hf_lrsched.registry import check_reserved_schedule_kwargs, get_schedule_entry, parse_schedule_kwargs
 from hf_lrsched.schedules import ScheduleLR
@@ -109,6 +110,20 @@ class LoopArguments:
         default=None, metadata={"help": "Save the state every N optimizer steps, or 'epoch' at each epoch's end."}
     )
     resume_from_checkpoint: str | None = field(default=None, metadata={"help": "A checkpoint folder to resume from."})
+    lr_layer_decay: float | None = field(
+        default=None,
+        metadata={
+            "help": "Layer-wise LR decay gamma in (0, 1]: layer l of L (0 embeddings, L+1 head) at gamma^(L+1-l)."
+        },
+    )
+    lr_param_groups: str | None = field(
+        default=None,
+        metadata={
+            "help": "Rules giving parts of the model their own rates, first match wins, as JSON, e.g. "
+            '\'[{"pattern": "classifier", "lr_mult": 10}]\'; keys: pattern, name, lr_mult, weight_decay, min_lr, '
+            "min_lr_ratio, start_step, warmup_steps."
+        },
+    )
     lr_resume: str = field(
         default="identical",
         metadata={
@@ -152,6 +167,17 @@ class LoopArguments:
         if not (math.isfinite(self.weight_decay) and self.weight_decay >= 0):
             raise ValueError(f"`weight_decay` must be a finite number >= 0, got {self.weight_decay}.")
         check_report_to(self.report_to)
+        # hf_lrsched: the LR plan (param groups) is checked now; a rule that matches no parameter is reported when
+        # the optimizer is built.
+        self.lr_param_groups = parse_param_group_rules(self.lr_param_groups, "lr_param_groups")
+        if self.lr_layer_decay is not None:
+            self.lr_layer_decay = check_layer_decay(self.lr_layer_decay, "lr_layer_decay")
+        own = sorted({key for rule in self.lr_param_groups or [] for key in SCHEDULE_PLAN_KEYS if rule.get(key)})
+        if own and get_schedule_entry(self.lr_schedule).transformers_name is not None:
+            raise ValueError(
+                f"`lr_param_groups` sets {', '.join(own)}, which only the schedules of hf_lrsched follow; "
+                f"`lr_schedule` {self.lr_schedule!r} is a transformers schedule."
+            )
         if self.lr_resume not in ("identical", "new_stage"):
             raise ValueError(f"`lr_resume` must be 'identical' or 'new_stage', got {self.lr_resume!r}.")
         if self.lr_resume == "new_stage" and get_schedule_entry(self.lr_schedule).transformers_name is not None:
@@ -293,7 +319,17 @@ def train(model_args: ModelArguments, data_args: DataArguments, args: LoopArgume
     accelerator = make_accelerator(args)
     model, tokenizer, processed, is_regression = load_task(accelerator, model_args, data_args)
     train_dataloader, eval_dataloader = make_dataloaders(processed, tokenizer, args, accelerator)
-    optimizer = torch.optim.AdamW(param_groups(model, args.weight_decay), lr=args.learning_rate)
+    if has_plan(args):  # hf_lrsched: parts of the model at their own rates (layer-wise decay, rules by name)
+        groups = build_param_groups(
+            model,
+            args.learning_rate,
+            args.weight_decay,
+            layer_decay=args.lr_layer_decay,
+            rules=args.lr_param_groups,
+        )
+    else:
+        groups = param_groups(model, args.weight_decay)
+    optimizer = torch.optim.AdamW(groups, lr=args.learning_rate)
     # --8<-- [start:schedule]
     model, optimizer, train_dataloader, eval_dataloader = accelerator.prepare(
         model, optimizer, train_dataloader, eval_dataloader
@@ -430,6 +466,10 @@ def param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
     ]
 
 
+def has_plan(args: LoopArguments) -> bool:
+    return args.lr_layer_decay is not None or bool(args.lr_param_groups)
+
+
 def plan_line(run: Run, data_args: DataArguments, num_examples: int) -> str:
     info = describe(run.lr_scheduler) if isinstance(run.lr_scheduler, ScheduleLR) else None
     warmup = f", warmup {info.num_warmup_steps} step{'s' if info.num_warmup_steps != 1 else ''}" if info else ""
@@ -439,8 +479,19 @@ def plan_line(run: Run, data_args: DataArguments, num_examples: int) -> str:
         f"{data_args.task_name or 'custom'}: {num_examples:,} examples, {run.max_train_steps} optimizer steps "
         f"(global batch {run.run_config['total_batch_size']}, {run.accelerator.num_processes} process"
         f"{'es' if run.accelerator.num_processes > 1 else ''}), {run.args.lr_schedule} at lr "
-        f"{run.args.learning_rate:g}{warmup}{cycles}{resumed}"
+        f"{run.args.learning_rate:g}{warmup}{cycles}{resumed}{groups_text(run)}"
     )
+
+
+def groups_text(run: Run) -> str:
+    """`; 14 param groups: embeddings 2.6e-05, layer_0 3.3e-05, ...` for a run with an LR plan, else nothing."""
+    if not has_plan(run.args):
+        return ""
+    groups = run.optimizer.param_groups
+    rates: dict[str, float] = {}
+    for label, group in zip(group_labels(groups), groups):  # a group and its no-decay twin share a rate
+        rates.setdefault(label.removesuffix(".no_decay"), group["initial_lr"])
+    return f"; {len(groups)} param groups: " + ", ".join(f"{name} {lr:.3g}" for name, lr in rates.items())
 
 
 def resume(run: Run) -> None:
@@ -502,7 +553,7 @@ def train_epoch(run: Run, epoch: int, progress) -> None:
             loss = model(**batch).loss
             step_loss, step_batches = step_loss + loss.detach().float().item(), step_batches + 1
             accelerator.backward(loss)
-            lr_used = run.optimizer.param_groups[0]["lr"]  # the rate this optimizer step uses
+            lr_used = [group["lr"] for group in run.optimizer.param_groups]  # the rates this optimizer step uses
             run.optimizer.step()
             # hf_lrsched: once per real optimizer step; not after a step that mixed precision skipped.
             if accelerator.sync_gradients and not accelerator.optimizer_step_was_skipped:
@@ -517,15 +568,20 @@ def train_epoch(run: Run, epoch: int, progress) -> None:
             break
 
 
-def after_step(run: Run, lr: float, loss: float, progress) -> None:
+def after_step(run: Run, lrs: list[float], loss: float, progress) -> None:
     """Record the step, and save, evaluate or snapshot where the options ask for it."""
     args, step = run.args, run.completed_steps
-    run.records["lr_history"].append([step, lr])
+    lr = lrs[0]
+    # Every param group's rate with an LR plan; without one, the groups share the rate and one column says it.
+    run.records["lr_history"].append([step, *lrs] if has_plan(args) else [step, lr])
     run.records["loss_history"].append([step, loss])
     progress.set_postfix(loss=f"{loss:.4f}", lr=f"{lr:.3g}", refresh=False)
     progress.update(1)
     if args.with_tracking:
-        run.accelerator.log({"train_loss": loss, "lr": lr}, step=step)
+        per_group = {}
+        if has_plan(args):  # every param group's rate, under its name
+            per_group = {f"lr/{label}": v for label, v in zip(group_labels(run.optimizer.param_groups), lrs)}
+        run.accelerator.log({"train_loss": loss, "lr": lr, **per_group}, step=step)
     metrics = take_snapshot(run, step) if step in run.cycle_ends else None
     epoch, end_of_epoch = (step - 1) // run.steps_per_epoch, step % run.steps_per_epoch == 0
     end_of_epoch = end_of_epoch or step == run.max_train_steps  # the run's last step ends its last epoch
@@ -630,7 +686,8 @@ def finish(run: Run, metrics: dict[str, float], runtime: float, steps_run: int) 
             accelerator.unwrap_model(run.model).save_pretrained(args.output_dir)
             run.tokenizer.save_pretrained(args.output_dir)
             write_json(os.path.join(args.output_dir, "all_results.json"), results)
-            written = write_lr_curve(records["lr_history"], args.output_dir)
+            names = group_labels(run.optimizer.param_groups) if has_plan(args) else None
+            written = write_lr_curve(records["lr_history"], args.output_dir, names=names)
             write_csv(os.path.join(args.output_dir, "train_loss.csv"), ["step", "loss"], records["loss_history"])
         except Exception as failure:  # a full disk: an OSError, torch.save's RuntimeError or a SafetensorError
             error = cannot_write(args.output_dir, failure)

@@ -267,7 +267,7 @@ def check_meta(checkpoint: str, meta: dict, max_train_steps: int) -> None:
         if not isinstance(rows, list) or [row[0] if is_row(row) else None for row in rows] != list(
             range(1, steps + 1)
         ):
-            raise refuse(f"`{key}` must hold one [step, value] row for each of the steps 1 to {steps}")
+            raise refuse(f"`{key}` must hold one [step, value, ...] row for each of the steps 1 to {steps}")
     for key in ("eval_history", "snapshots"):
         rows = meta.get(key, [])
         if not isinstance(rows, list) or not all(
@@ -286,7 +286,8 @@ def is_number(value) -> bool:
 
 
 def is_row(row) -> bool:
-    return isinstance(row, list) and len(row) == 2 and type(row[0]) is int and is_number(row[1])
+    """`[step, value]`, or `[step, value of group 0, value of group 1, ...]` (every group's rate with an LR plan)."""
+    return isinstance(row, list) and len(row) >= 2 and type(row[0]) is int and all(map(is_number, row[1:]))
 
 
 def check_files(checkpoint: str, meta: dict) -> None:
