@@ -34,9 +34,11 @@ if TYPE_CHECKING:
 
 __version__ = "0.1.0"
 
-# Each name is imported from its module on first use (as `transformers` does): `import hf_lrsched` costs nothing,
-# the schedules need only torch, and the Trainer layer (`transformers.Trainer`, and so `accelerate`) loads only when
-# it is used. The `TYPE_CHECKING` imports above give type checkers and IDEs the real types.
+# Each name is imported from its module on first use (as `transformers` does): `import hf_lrsched` costs nothing, a
+# schedule laid out for a preview needs neither torch nor `transformers` (a `ScheduleLR` needs torch), and the
+# Trainer layer (`transformers.Trainer`, and so `accelerate`) loads only when it is used. The `TYPE_CHECKING` imports
+# above give type checkers and IDEs the real types; `__all__` below must list them for linters (tests/test_lint.py
+# checks that the three lists agree).
 _LAZY = {
     "ScheduleInfo": "schedule_info",
     "describe": "schedule_info",

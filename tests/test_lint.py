@@ -10,6 +10,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "command",
     [["ruff", "check", "."], ["ruff", "format", "--check", "."], ["mypy"]],
@@ -20,6 +21,7 @@ def test_clean(command):
     assert result.returncode == 0, f"{' '.join(command)}:\n{result.stdout[-6000:]}{result.stderr[-2000:]}"
 
 
+@pytest.mark.slow
 def test_public_names_have_their_real_types(tmp_path):
     """The package imports its names lazily; type checkers still see the real objects (`TYPE_CHECKING` imports)."""
     code = "from hf_lrsched import LRSchedTrainer, describe\nreveal_type(LRSchedTrainer)\nreveal_type(describe)\n"
@@ -43,3 +45,20 @@ def test_every_public_name_resolves_to_what_it_names():
     for name in hf_lrsched.__all__:
         assert not inspect.ismodule(getattr(hf_lrsched, name)), name
     assert callable(hf_lrsched.describe) and set(hf_lrsched.__all__) <= set(dir(hf_lrsched))
+
+
+def test_the_public_name_lists_agree():
+    """`__init__`'s three lists of public names (the lazy table, the `TYPE_CHECKING` imports, `__all__`) name the same
+    names: a new public name added to one and not the others fails here."""
+    import ast
+
+    import hf_lrsched
+
+    tree = ast.parse((ROOT / "hf_lrsched" / "__init__.py").read_text())
+    typed = {
+        alias.asname or alias.name
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ImportFrom) and node.level == 1
+        for alias in node.names
+    }
+    assert set(hf_lrsched._LAZY) == typed == set(hf_lrsched.__all__)
