@@ -22,6 +22,7 @@ def run(script, *args):
     return result
 
 
+@pytest.mark.slow
 def test_overhead_quick(tmp_path):
     run("overhead.py", "--quick", "--out-dir", tmp_path)
     data = json.loads((tmp_path / "overhead.json").read_text())
@@ -35,6 +36,7 @@ def test_overhead_quick(tmp_path):
     assert {row["schedule"] for row in data["steps"]} >= {"wsd, 1-sqrt decay over the last 20%"}
 
 
+@pytest.mark.slow
 def test_startup_runs(tmp_path):
     run("startup.py", "--rounds", 1, "--out-dir", tmp_path)
     data = json.loads((tmp_path / "startup.json").read_text())
@@ -71,6 +73,7 @@ def test_throughput_and_quality_smoke(tmp_path, tiny_model_dir, csv_files):
     assert len(list((tmp_path / "quality_runs").glob("*.json"))) == 2  # kept, so a rerun resumes
 
 
+@pytest.mark.slow
 def test_readme_summary_is_generated_from_the_results():
     result = subprocess.run([sys.executable, BENCHMARKS / "summarize.py", "--check"], cwd=ROOT)
     assert result.returncode == 0, "README.md's benchmark block is stale: run python benchmarks/summarize.py"

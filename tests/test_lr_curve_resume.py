@@ -45,6 +45,7 @@ def assert_unknown_then_observed(output_dir, resumed_at, observed):
     assert {step: curve[step][0] for step in observed} == pytest.approx(observed, rel=1e-12)
 
 
+@pytest.mark.slow
 def test_a_plain_trainer_checkpoint_resumes_and_saves_again(tmp_path):
     checkpoint, plain = plain_checkpoint(tmp_path)
     # The same schedule (lr_schedule unset: transformers' cosine), the curve on: the checkpoint at step 10 is saved.
@@ -60,6 +61,7 @@ def test_a_plain_trainer_checkpoint_resumes_and_saves_again(tmp_path):
     assert_unknown_then_observed(args.output_dir, 5, after)
 
 
+@pytest.mark.slow
 def test_a_checkpoint_saved_without_the_curve(tmp_path):
     # Our schedule, save_lr_curve=False, then resumed with the curve on: the first 4 steps were not observed.
     common = dict(max_steps=12, warmup_steps=3, lr_schedule="warmup_cosine", save_strategy="steps", save_steps=4)
@@ -77,6 +79,7 @@ def test_a_checkpoint_saved_without_the_curve(tmp_path):
     assert_unknown_then_observed(tmp_path / "a" / "out", 4, {k: expected[k] for k in range(5, 13)})
 
 
+@pytest.mark.slow
 def test_another_schedule_never_rewrites_the_past(tmp_path):
     # transformers' cosine for 5 steps, then resumed as wsd: the first 5 rates were cosine's, and only a refusal or
     # unknown rows are true; rows computed from wsd would show rates that were never used.
@@ -95,6 +98,7 @@ def test_another_schedule_never_rewrites_the_past(tmp_path):
     assert_unknown_then_observed(args.output_dir, 5, {k: wsd[k] for k in range(6, 11)})
 
 
+@pytest.mark.slow
 def test_a_grown_wsd_run_recomputes_its_past_exactly(tmp_path):
     # A wsd run grown from its stable phase: its past is recomputed from the new schedule (the resume check proved
     # it equal), bit for bit the rows of the first run.

@@ -57,6 +57,7 @@ def snapshots(output_dir):
     return sorted(int(name.split("-")[1]) for name in os.listdir(output_dir) if name.startswith("snapshot-"))
 
 
+@pytest.mark.slow
 def test_a_trainer_run_saves_exactly_the_cycle_end_snapshots_loadable(tmp_path):
     trainer = snapshot_trainer(tmp_path)
     trainer.train()
@@ -81,6 +82,7 @@ class StopAt(TrainerCallback):
             control.should_training_stop = True
 
 
+@pytest.mark.slow
 def test_a_resumed_run_neither_duplicates_nor_misses_a_snapshot(tmp_path):
     first = snapshot_trainer(tmp_path, save_strategy="steps", save_steps=10)
     first.add_callback(StopAt(10))

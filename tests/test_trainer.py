@@ -19,6 +19,7 @@ SCHEDULES = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", SCHEDULES)
 def test_logged_rate_is_the_schedule_over_max_steps(tmp_path, name):
     args = make_args(tmp_path, max_steps=20, warmup_steps=4, lr_schedule=name, lr_schedule_kwargs=SCHEDULES[name])
@@ -29,6 +30,7 @@ def test_logged_rate_is_the_schedule_over_max_steps(tmp_path, name):
     assert trainer._created_lr_scheduler
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", SCHEDULES)
 def test_logged_rate_is_the_schedule_over_epochs(tmp_path, name):
     # 40 rows / batch 4 = 10 optimizer steps per epoch, 2 epochs; warmup as a ratio (transformers 5): ceil(0.15 * 20).
@@ -41,6 +43,7 @@ def test_logged_rate_is_the_schedule_over_epochs(tmp_path, name):
     assert logged_learning_rates(trainer) == pytest.approx(expected_rates(name, SCHEDULES[name], 20, 3), rel=1e-12)
 
 
+@pytest.mark.slow
 def test_gradient_accumulation_steps_the_schedule_once_per_optimizer_step(tmp_path):
     # 64 rows / batch 4 = 16 batches, accumulated by 4: 4 optimizer steps per epoch, 3 epochs.
     name, kwargs = "cosine_with_growing_restarts", dict(num_cycles=2, cycle_mult=1.0)
@@ -59,6 +62,7 @@ def test_gradient_accumulation_steps_the_schedule_once_per_optimizer_step(tmp_pa
     assert logged_learning_rates(trainer) == pytest.approx(expected_rates(name, kwargs, 12, 2), rel=1e-12)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("checkpoint_step", [3, 12])  # mid-warmup (W = 5) and mid-cycle (cycle 1 runs 9..16)
 def test_resume_from_checkpoint_continues_exactly(tmp_path, checkpoint_step):
     name, kwargs = (
@@ -94,6 +98,7 @@ def test_resume_from_checkpoint_continues_exactly(tmp_path, checkpoint_step):
     assert stored["attributes"]["schedule"]["name"] == name
 
 
+@pytest.mark.slow
 def test_two_param_groups_with_an_absolute_floor(tmp_path):
     model = tiny_bert()
     head = [p for n, p in model.named_parameters() if n.startswith("classifier")]
@@ -115,6 +120,7 @@ def test_two_param_groups_with_an_absolute_floor(tmp_path):
     assert logged_learning_rates(trainer)[16] == pytest.approx(curve[16][0])
 
 
+@pytest.mark.slow
 def test_auto_warmup_from_the_command_line(tmp_path):
     from transformers import HfArgumentParser
 
@@ -148,6 +154,7 @@ def test_auto_warmup_from_the_command_line(tmp_path):
     assert logged_learning_rates(trainer) == pytest.approx(expected_rates("warmup_cosine", {}, 30, 10), rel=1e-12)
 
 
+@pytest.mark.slow
 def test_auto_warmup_with_a_transformers_schedule(tmp_path):
     args = make_args(tmp_path, max_steps=30, adam_beta2=0.8, lr_scheduler_type="linear", auto_warmup=True)
     trainer = LRSchedTrainer(model=tiny_bert(), args=args, train_dataset=tiny_dataset())
@@ -167,6 +174,7 @@ class CountingLRSchedTrainer(LRSchedMixin, CountingTrainer):
     pass
 
 
+@pytest.mark.slow
 def test_mixin_composes_with_another_trainer_subclass(tmp_path):
     name, kwargs = "exponential_warmup_cosine", dict(min_lr_ratio=0.2)
     args = make_args(tmp_path, max_steps=12, warmup_steps=3, lr_schedule=name, lr_schedule_kwargs=kwargs)
@@ -176,6 +184,7 @@ def test_mixin_composes_with_another_trainer_subclass(tmp_path):
     assert logged_learning_rates(trainer) == pytest.approx(expected_rates(name, kwargs, 12, 3), rel=1e-12)
 
 
+@pytest.mark.slow
 def test_plain_training_arguments_defer_to_transformers(tmp_path):
     args = TrainingArguments(
         output_dir=str(tmp_path),
@@ -194,6 +203,7 @@ def test_plain_training_arguments_defer_to_transformers(tmp_path):
     assert not any(isinstance(cb, LRCurveCallback) for cb in trainer.callback_handler.callbacks)
 
 
+@pytest.mark.slow
 def test_unset_lr_schedule_keeps_lr_scheduler_type(tmp_path):
     args = make_args(
         tmp_path,
@@ -257,6 +267,7 @@ def test_too_few_steps_fail_when_the_trainer_is_built_in_epoch_mode(tmp_path):
     assert trainer.state.max_steps == 4  # the count the construction-time check used
 
 
+@pytest.mark.slow
 def test_a_resume_with_other_schedule_options_stops_before_any_step(tmp_path):
     name = "cosine_with_growing_restarts"
     common = dict(max_steps=20, warmup_steps=2, save_strategy="steps", save_steps=10, lr_schedule=name)
@@ -285,6 +296,7 @@ def test_a_resume_with_other_schedule_options_stops_before_any_step(tmp_path):
     assert StepCounter.steps == 0
 
 
+@pytest.mark.slow
 def test_curve_files_and_tensorboard(tmp_path):
     pytest.importorskip("tensorboard")
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator

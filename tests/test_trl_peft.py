@@ -157,6 +157,7 @@ def test_plain_lrsched_arguments_given_to_an_sft_trainer_say_what_to_do(tmp_path
         )
 
 
+@pytest.mark.slow
 def test_sft_trainer_follows_the_schedule_at_every_step(tmp_path, tokenizer):
     kwargs = {"num_cycles": 2, "cycle_mult": 1.5, "cycle_decay": 0.8, "min_lr": 1e-5}
     args = SFTConfigWithSchedule(
@@ -184,6 +185,7 @@ def test_sft_trainer_follows_the_schedule_at_every_step(tmp_path, tokenizer):
     assert trainer.lr_scheduler.get_last_lr() == pytest.approx([1e-5, 1e-5])  # SFTTrainer: decay and no-decay groups
 
 
+@pytest.mark.slow
 def test_dpo_trainer_follows_the_schedule_at_every_step(tmp_path, tokenizer):
     pairs = Dataset.from_dict(
         {
@@ -213,6 +215,7 @@ def test_dpo_trainer_follows_the_schedule_at_every_step(tmp_path, tokenizer):
     )
 
 
+@pytest.mark.slow
 def test_lora_with_two_param_groups_reaches_the_absolute_floor_in_both(tmp_path):
     from peft import LoraConfig, get_peft_model
 
@@ -256,6 +259,7 @@ def test_lora_with_two_param_groups_reaches_the_absolute_floor_in_both(tmp_path)
     assert {"train/learning_rate/group_0", "train/learning_rate/group_1"} <= set(events.Tags()["scalars"])
 
 
+@pytest.mark.slow
 def test_the_documented_sft_example_runs_as_written(tmp_path):
     """The command in `examples/trl_sft.py`'s docstring (shown on the docs' TRL page), with a temporary output dir."""
     import re
