@@ -102,11 +102,35 @@ def _restarts(t: int, a: int, L: int, x: float, y: float, cycles: Cycles) -> flo
     if memo is None or not memo[1] <= tau < memo[2]:
         memo = cycles.remember(tau)
     _, start, end, factor, rise = memo
-    height = (x - y) * factor
     j = tau - start
-    if j < rise:
-        return y + height * j / rise
-    return y + height * 0.5 * (1.0 + cos(pi * ((j - rise) / (end - start - rise))))
+    return (_cycle_rise if j < rise else _cycle_cosine)(j, y, (x - y) * factor, rise, end - start - rise)
+
+
+# Inside one cycle, at its local step j: the linear rise after a restart (j < R_i), then the cosine down to the floor.
+# `_restarts` calls one of them per step, and a whole curve maps them over each cycle's steps.
+
+
+def _cycle_rise(j: int, y: float, height: float, rise: int, span: int) -> float:
+    return y + height * j / rise
+
+
+def _cycle_cosine(j: int, y: float, height: float, rise: int, span: int) -> float:
+    return y + height * 0.5 * (1.0 + cos(pi * ((j - rise) / span)))
+
+
+def _restarts_range(lo: int, hi: int, a: int, L: int, x: float, y: float, cycles: Cycles) -> list[float]:
+    """`_restarts(t, ...)` for `lo <= t < hi`, a cycle at a time (one cycle lookup per cycle, not per step)."""
+    out: list[float] = []
+    t = lo
+    while t < hi:
+        _, start, end, factor, rise = cycles.segment(t - a)
+        stop = min(a + end, hi)
+        args = (repeat(y), repeat((x - y) * factor), repeat(rise), repeat(end - start - rise))
+        first, split = t - a - start, min(stop, a + start + rise) - a - start  # local steps
+        out += map(_cycle_rise, range(first, max(first, split)), *args)
+        out += map(_cycle_cosine, range(max(first, split), stop - a - start), *args)
+        t = stop
+    return out
 
 
 _SHAPE_FUNCTIONS: dict[str, Callable[..., float]] = {
@@ -222,7 +246,9 @@ def _phases_curve(
     out = list(map(warmup_multiplier, range(lo, min(W, hi)), repeat(W), repeat(warmup)))
     for phase in plan.phases:
         first, stop = max(phase.start, lo), min(phase.end, T, hi)
-        if first < stop:
+        if first < stop and phase.fn is _restarts:
+            out += _restarts_range(first, stop, *phase.args)
+        elif first < stop:
             out += map(phase.fn, range(first, stop), *(repeat(arg) for arg in phase.args))
     out += [plan.final] * (hi - lo - len(out))
     return out
