@@ -36,7 +36,7 @@ BBC = ["--task_name", "bbc_news"]
         ),
         (
             ["--lr_schedule", "linear", "--max_train_steps", "10", "--num_warmup_steps", "12"],
-            "`num_warmup_steps` '12' (12 steps) is longer than the run (10 steps)",
+            "`num_warmup_steps` must be an integer in [0, 10] (at most num_training_steps, for 'linear'), got 12.",
         ),
         (["--report_to", "nonsense"], "`report_to` 'nonsense' is not a tracker; use one or more of ['all', 'none'"),
         (["--weight_decay", "-1"], "`weight_decay` must be a finite number >= 0, got -1.0"),
