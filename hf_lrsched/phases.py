@@ -5,8 +5,8 @@ then the phases over the `D = T - W` decay steps, then the last phase's end leve
 "Phases" section, `docs/schedules/math.md`). `warmup_cosine`, `wsd` and `cosine_with_growing_restarts` are fixed
 phase lists (`hf_lrsched.schedules`); the `phases` schedule takes the list from the user.
 
-Each shape is one module-level function of the step, `shape(t, a, L, x, y, param)` for a phase that starts at step
-`a`, lasts `L` steps and goes from level `x` to level `y`: the per-step multiplier calls it, and a whole curve
+Each shape is one module-level function, `shape(a, L, x, y, param, t)` for a phase that starts at step `a`, lasts `L`
+steps and goes from level `x` to level `y`, at step `t`: the per-step multiplier calls it, and a whole curve
 (`multipliers`) maps it over a range of steps, so the two can never disagree. A scheduler binds
 `_get_phases_lr_lambda` with `functools.partial`, as `transformers.optimization` does, so that it pickles and stores
 nothing but its step count.
@@ -14,6 +14,7 @@ nothing but its step count.
 
 from __future__ import annotations
 
+import functools
 import math
 from bisect import bisect_right
 from collections.abc import Callable, Sequence
@@ -62,75 +63,52 @@ def warmup_multiplier(current_step: int, num_warmup_steps: int, warmup: Warmup) 
 
 
 # The shapes: the multiplier at step t of a phase that starts at step a, lasts L steps and goes from level x (at
-# u = 0) towards level y (at u = 1), u = (t - a) / L. One formula each, written as the contract writes it,
+# u = 0) towards level y (at u = 1), u = (t - a) / L. The step comes last, so that a phase binds the rest once
+# (`functools.partial(shape, a, L, x, y, param)`) and calls it with the step alone. One formula each, written as the contract writes it,
 # lambda = y + (x - y) * g(u); a rise (x < y) is the same formula.
 
 
-def _constant(t: int, a: int, L: int, x: float, y: float, param: Any) -> float:
+def _constant(a: int, L: int, x: float, y: float, param: Any, t: int) -> float:
     return x
 
 
-def _linear(t: int, a: int, L: int, x: float, y: float, param: Any) -> float:
+def _linear(a: int, L: int, x: float, y: float, param: Any, t: int) -> float:
     return y + (x - y) * (1.0 - (t - a) / L)
 
 
-def _cosine(t: int, a: int, L: int, x: float, y: float, param: Any) -> float:
+def _cosine(a: int, L: int, x: float, y: float, param: Any, t: int) -> float:
     return y + (x - y) * 0.5 * (1.0 + cos(pi * ((t - a) / L)))
 
 
-def _one_minus_sqrt(t: int, a: int, L: int, x: float, y: float, param: Any) -> float:
+def _one_minus_sqrt(a: int, L: int, x: float, y: float, param: Any, t: int) -> float:
     return y + (x - y) * (1.0 - sqrt((t - a) / L))
 
 
-def _power(t: int, a: int, L: int, x: float, y: float, p: float) -> float:
+def _power(a: int, L: int, x: float, y: float, p: float, t: int) -> float:
     return y + (x - y) * (1.0 - ((t - a) / L) ** p)
 
 
-def _exponential(t: int, a: int, L: int, x: float, y: float, param: Any) -> float:
+def _exponential(a: int, L: int, x: float, y: float, param: Any, t: int) -> float:
     return x * (y / x) ** ((t - a) / L)  # geometric: both levels > 0
 
 
-def _rex(t: int, a: int, L: int, x: float, y: float, param: Any) -> float:
+def _rex(a: int, L: int, x: float, y: float, param: Any, t: int) -> float:
     v = 1.0 - (t - a) / L  # REX (Chen et al. 2022): (1 - u) / (1/2 + (1 - u) / 2)
     return y + (x - y) * (v / (0.5 + 0.5 * v))
 
 
-def _restarts(t: int, a: int, L: int, x: float, y: float, cycles: Cycles) -> float:
+def _restarts(a: int, L: int, x: float, y: float, cycles: Cycles, t: int) -> float:
     # The cycles of `cosine_with_growing_restarts` inside the phase, with peak x and floor y (see `Cycles`).
     tau = t - a
     memo = cycles._memo  # the cycle of the previous step, checked here: no method call while the cycle lasts
     if memo is None or not memo[1] <= tau < memo[2]:
         memo = cycles.remember(tau)
     _, start, end, factor, rise = memo
+    height = (x - y) * factor
     j = tau - start
-    return (_cycle_rise if j < rise else _cycle_cosine)(j, y, (x - y) * factor, rise, end - start - rise)
-
-
-# Inside one cycle, at its local step j: the linear rise after a restart (j < R_i), then the cosine down to the floor.
-# `_restarts` calls one of them per step, and a whole curve maps them over each cycle's steps.
-
-
-def _cycle_rise(j: int, y: float, height: float, rise: int, span: int) -> float:
-    return y + height * j / rise
-
-
-def _cycle_cosine(j: int, y: float, height: float, rise: int, span: int) -> float:
-    return y + height * 0.5 * (1.0 + cos(pi * ((j - rise) / span)))
-
-
-def _restarts_range(lo: int, hi: int, a: int, L: int, x: float, y: float, cycles: Cycles) -> list[float]:
-    """`_restarts(t, ...)` for `lo <= t < hi`, a cycle at a time (one cycle lookup per cycle, not per step)."""
-    out: list[float] = []
-    t = lo
-    while t < hi:
-        _, start, end, factor, rise = cycles.segment(t - a)
-        stop = min(a + end, hi)
-        args = (repeat(y), repeat((x - y) * factor), repeat(rise), repeat(end - start - rise))
-        first, split = t - a - start, min(stop, a + start + rise) - a - start  # local steps
-        out += map(_cycle_rise, range(first, max(first, split)), *args)
-        out += map(_cycle_cosine, range(max(first, split), stop - a - start), *args)
-        t = stop
-    return out
+    if j < rise:
+        return y + height * j / rise
+    return y + height * 0.5 * (1.0 + cos(pi * ((j - rise) / (end - start - rise))))
 
 
 _SHAPE_FUNCTIONS: dict[str, Callable[..., float]] = {
@@ -151,15 +129,21 @@ RESTART_KEYS = ("num_cycles", "first_cycle_steps", "cycle_mult", "cycle_decay", 
 
 
 class Phase(NamedTuple):
-    """One phase of a plan, its levels resolved for one param group: steps `start <= t < end`."""
+    """One phase of a plan, its levels resolved for one param group: steps `start <= t < end`; `value(t)` is the
+    multiplier, the shape `fn` with its arguments `args` bound (`functools.partial(fn, *args)`)."""
 
     start: int
     end: int
     fn: Callable[..., float]
-    args: tuple  # (a, L, x, y, param): the shape's arguments after t
+    args: tuple  # (a, L, x, y, param): the shape's arguments before t
+    value: Callable[[int], float]
 
 
-_NO_PHASE = Phase(0, 0, _constant, (0, 0, 0.0, 0.0, None))
+def _phase(start: int, end: int, fn: Callable[..., float], args: tuple) -> Phase:
+    return Phase(start, end, fn, args, functools.partial(fn, *args))
+
+
+_NO_PHASE = _phase(0, 0, _constant, (0, 0, 0.0, 0.0, None))
 
 
 class PhasePlan:
@@ -200,7 +184,7 @@ def _get_phases_lr_lambda(
     phase = plan.memo
     if not phase.start <= current_step < phase.end:
         phase = plan.locate(current_step)
-    return phase.fn(current_step, *phase.args)
+    return phase.value(current_step)
 
 
 def _get_staged_lr_lambda(current_step: int, *, starts: tuple[int, ...], lambdas: tuple[Callable, ...]) -> float:
@@ -246,10 +230,8 @@ def _phases_curve(
     out = list(map(warmup_multiplier, range(lo, min(W, hi)), repeat(W), repeat(warmup)))
     for phase in plan.phases:
         first, stop = max(phase.start, lo), min(phase.end, T, hi)
-        if first < stop and phase.fn is _restarts:
-            out += _restarts_range(first, stop, *phase.args)
-        elif first < stop:
-            out += map(phase.fn, range(first, stop), *(repeat(arg) for arg in phase.args))
+        if first < stop:
+            out += map(phase.value, range(first, stop))
     out += [plan.final] * (hi - lo - len(out))
     return out
 
@@ -455,7 +437,7 @@ def build_plan(
                 cycles[index] if cycles is not None and cycles[index] is not None else make_cycles(phase, where=where)
             )
         length = phase["steps"]
-        out.append(Phase(step, step + length, _SHAPE_FUNCTIONS[phase["shape"]], (step, length, x, y, param)))
+        out.append(_phase(step, step + length, _SHAPE_FUNCTIONS[phase["shape"]], (step, length, x, y, param)))
         step += length
         level = y
     # For t >= T: the last phase's end level when it names one (a `to`, or a constant's level), else the floor.
