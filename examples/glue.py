@@ -46,7 +46,7 @@ from tqdm.auto import tqdm
 from transformers import DataCollatorWithPadding
 
 from hf_lrsched import build_param_groups, describe, get_schedule, resolve_num_warmup_steps
-from hf_lrsched.callbacks import write_lr_curve
+from hf_lrsched.callbacks import stage_starts, write_lr_curve
 from hf_lrsched.param_groups import SCHEDULE_PLAN_KEYS, check_layer_decay, group_labels, parse_param_group_rules
 from hf_lrsched.preview import PROBE_TRAINING_STEPS, check_schedule
 from hf_lrsched.registry import check_reserved_schedule_kwargs, get_schedule_entry, parse_schedule_kwargs
@@ -687,7 +687,8 @@ def finish(run: Run, metrics: dict[str, float], runtime: float, steps_run: int) 
             run.tokenizer.save_pretrained(args.output_dir)
             write_json(os.path.join(args.output_dir, "all_results.json"), results)
             names = group_labels(run.optimizer.param_groups) if has_plan(args) else None
-            written = write_lr_curve(records["lr_history"], args.output_dir, names=names)
+            stages = stage_starts(run.lr_scheduler)  # where a new stage (--lr_resume new_stage) took over
+            written = write_lr_curve(records["lr_history"], args.output_dir, names=names, stages=stages)
             write_csv(os.path.join(args.output_dir, "train_loss.csv"), ["step", "loss"], records["loss_history"])
         except Exception as failure:  # a full disk: an OSError, torch.save's RuntimeError or a SafetensorError
             error = cannot_write(args.output_dir, failure)

@@ -128,10 +128,12 @@ class LRCurveCallback(TrainerCallback, ExportableState):
         if epoch != step - 1:
             self.epochs[step] = epoch
 
-    def on_train_end(self, args, state, control, optimizer=None, **kwargs):
+    def on_train_end(self, args, state, control, optimizer=None, lr_scheduler=None, **kwargs):
         if state.is_world_process_zero and self.history and args.output_dir:
             names = _group_names(optimizer, max(len(row) for row in self.history) - 1)
-            write_lr_curve(self.history, args.output_dir, write_png=self.write_png, names=names)
+            write_lr_curve(
+                self.history, args.output_dir, write_png=self.write_png, names=names, stages=stage_starts(lr_scheduler)
+            )
 
     def state(self) -> dict:
         first = self._recompute_from
@@ -156,8 +158,21 @@ def _schedule_record(scheduler) -> dict | None:
     return None if record is None else json.loads(json.dumps(record))  # as a checkpoint stores it
 
 
+def stage_starts(scheduler) -> list[int]:
+    """The first optimizer steps of a run's stages after the first (`new_stage`), for the plot; none for a scheduler
+    that is not ours. Scheduler step `t_k` is the rate of optimizer step `t_k + 1`."""
+    if not isinstance(scheduler, ScheduleLR):
+        return []
+    return [stage["start"] + 1 for stage in scheduler.stages[1:]]
+
+
 def write_lr_curve(
-    history: list[list[float]], output_dir: str, *, write_png: bool = True, names: Sequence[str] | None = None
+    history: list[list[float]],
+    output_dir: str,
+    *,
+    write_png: bool = True,
+    names: Sequence[str] | None = None,
+    stages: Sequence[int] = (),
 ) -> list[str]:
     """
     Write `history` (rows of `[step, lr of group 0, lr of group 1, ...]`) as `lr_schedule.csv`, and as
@@ -166,7 +181,8 @@ def write_lr_curve(
     The CSV's columns are `step,lr[,lr_group_1,...]`: `lr` is group 0, as the trackers' `learning_rate`. With
     `names` (one readable name per param group, as [`build_param_groups`] names them), several groups are written as
     the trackers log them: `step,lr,lr/<name of group 0>,lr/<name of group 1>,...` (`lr` repeats group 0), and the
-    PNG's legend names each group. A group added to the optimizer during training has `nan` before it was added.
+    PNG's legend names each group. `stages` (optimizer steps) marks where a new stage of the run begins. A group
+    added to the optimizer during training has `nan` before it was added.
     """
     os.makedirs(output_dir, exist_ok=True)
     num_groups = max(len(row) for row in history) - 1
@@ -195,7 +211,9 @@ def write_lr_curve(
         steps = [int(row[0]) for row in history]
         first = 2 if names is not None and num_groups > 1 else 1  # the column of group 0's own rates
         labels = ["lr"] if num_groups == 1 else list(names or (f"param group {i}" for i in range(num_groups)))
-        curves = [Curve(labels[i], steps, [row[first + i] for row in history]) for i in range(num_groups)]
+        curves = [
+            Curve(labels[i], steps, [row[first + i] for row in history], stages=stages) for i in range(num_groups)
+        ]
         png_path = os.path.join(output_dir, PNG_NAME)
         plot_lr_curves(curves, png_path, title="Learning rate per optimizer step")
         written.append(png_path)

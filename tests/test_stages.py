@@ -309,3 +309,18 @@ def test_a_new_stage_keeps_each_param_groups_own_plan():
     assert [(g["start_step"], g["floor"]) for g in groups] == [(0, pytest.approx(1e-4)), (50, 5e-6)]
     assert second.lr_lambdas[1](45) == 0.0  # still frozen until its start step, in the new stage too
     assert second.lr_lambdas[1](1000) * 1e-4 == pytest.approx(5e-6)  # its own floor
+
+
+def test_the_written_curve_marks_where_a_new_stage_began(tmp_path, monkeypatch):
+    import hf_lrsched.plot
+    from hf_lrsched.callbacks import stage_starts, write_lr_curve
+
+    first = get_schedule("warmup_cosine", make_optimizer(lr=LR), **FIRST)
+    run(first, 40)
+    second = resume(saved(first), "phases", new_stage=True, **SECOND)
+    assert stage_starts(second) == [41] and stage_starts(first) == []  # optimizer step 41 uses scheduler step 40
+    drawn = []
+    monkeypatch.setattr(hf_lrsched.plot, "plot_lr_curves", lambda curves, path, title: drawn.extend(curves))
+    history = [[step, LR * second.lr_lambdas[0](step - 1)] for step in range(1, 76)]
+    write_lr_curve(history, str(tmp_path), stages=stage_starts(second))
+    assert [curve.stages for curve in drawn] == [[41]]
