@@ -252,8 +252,8 @@ def _curves(args) -> list[ScheduleCurve]:
         kwargs_list = kwargs_list * len(args.names)
     if len(kwargs_list) != len(args.names):
         raise ValueError(
-            f"Give `--kwargs` once (for every schedule) or once per schedule: {len(args.names)} schedules, "
-            f"{len(kwargs_list)} --kwargs."
+            f"Give `--kwargs` once (for every schedule) or once per schedule: {_count(len(args.names), 'schedule')}, "
+            f"{_count(len(kwargs_list), '--kwargs', '--kwargs')}."
         )
     warmup = _warmup(args)
     curves = []
@@ -264,6 +264,10 @@ def _curves(args) -> list[ScheduleCurve]:
         if args.branch_at is not None:
             curves.append(_branch(args, name, kwargs, warmup))
     return curves
+
+
+def _count(number: int, singular: str, plural: str | None = None) -> str:
+    return f"{number} {singular if number == 1 else plural or singular + 's'}"
 
 
 def _state_curves(path: str) -> list[ScheduleCurve]:
