@@ -110,8 +110,10 @@ def main(argv=None) -> dict:
                 "snapshots": [
                     {"step": s["step"], "accuracy": s["accuracy"], "nll": s["loss"], "ece": s["ece"]} for s in snaps
                 ],
-                "ensemble_last_2": ensemble_metrics(snaps[-2:]),
-                "ensemble_last_3": ensemble_metrics(snaps[-3:]),
+                # the snapshots' paths are relative to their run's output directory (an absolute one, cached by an
+                # earlier version, is joined as it is)
+                "ensemble_last_2": ensemble_metrics(snaps[-2:], str(work / f"restarts-seed{seed}")),
+                "ensemble_last_3": ensemble_metrics(snaps[-3:], str(work / f"restarts-seed{seed}")),
                 "cosine": {
                     str(step): {"accuracy": r["eval_accuracy"], "nll": r["eval_loss"], "ece": r["eval_ece"]}
                     for step, r in cosine.items()
