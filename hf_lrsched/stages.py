@@ -329,6 +329,8 @@ class StagedSchedule:
         if mine_then is not None and _same_stage(mine_then, last):
             return saved  # this schedule is the run's last stage: it continues
         if self._new_stage:
+            if steps == 0:  # saved before any step: nothing to keep, this schedule is the run
+                return [self._own]
             past = [stage for stage in saved if stage["start"] < steps]
             reached = [_rate_of_run(past, group, steps) for group in range(len(base_lrs))]
             return [*past, self._new_stage_at(steps, reached, base_lrs)]
