@@ -324,3 +324,10 @@ def test_the_written_curve_marks_where_a_new_stage_began(tmp_path, monkeypatch):
     history = [[step, LR * second.lr_lambdas[0](step - 1)] for step in range(1, 76)]
     write_lr_curve(history, str(tmp_path), stages=stage_starts(second))
     assert [curve.stages for curve in drawn] == [[41]]
+
+
+def test_a_new_stage_from_a_state_saved_before_any_step_is_the_whole_run():
+    state = saved(get_schedule("warmup_cosine", make_optimizer(lr=LR), **FIRST))
+    staged = resume(state, "phases", new_stage=True, **SECOND)
+    assert [(stage["start"], stage["name"]) for stage in staged.stages] == [(0, "phases")]
+    assert run(staged, 75) == run(get_schedule("phases", make_optimizer(lr=LR), **SECOND), 75)
