@@ -129,7 +129,7 @@ def summary() -> str:
                 f"`{label}` {row['mean']:.4f} ± {row['std']:.4f} ({row['failed']}/{len(row['accuracy'])} failed)"
                 for label, row in rows.items()
             ]
-            parts.append(f"{size} articles: " + ", ".join(cells))
+            parts.append(f"{size}: " + ", ".join(cells))
             if base:
                 changes += [
                     (row["paired_change"], row["paired_change_std"], label, size, base["std"])
@@ -149,7 +149,7 @@ def summary() -> str:
             spread = "" if paired_std is None else f" ± {paired_std:.4f} over seeds"
             text += (
                 f" The largest change against `warmup_cosine`, seed by seed, is {change:+.4f}{spread} (`{label}`, "
-                f"{size} articles), {within} one standard deviation of the baseline's own seeds ({std:.4f})."
+                f"{size}), {within} one standard deviation of the baseline's own seeds ({std:.4f})."
             )
         lines.append(text)
     if not lines:
