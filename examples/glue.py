@@ -713,6 +713,11 @@ def main(argv: list[str] | None = None) -> int:
     except (HubUnavailableError, RunError, OutputError) as error:
         print(f"glue.py: error: {error}", file=sys.stderr)
         return 2
+    finally:
+        # Close the process group before the interpreter exits: gloo's threads, left running, can abort a process
+        # at exit ("terminate called without an active exception"), after its work is done.
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
     return 0
 
 
