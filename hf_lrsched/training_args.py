@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 from argparse import ArgumentTypeError
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, TypeGuard
@@ -405,13 +406,31 @@ def _as_bool(option: str, value) -> bool:
     )
 
 
+_NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
+_INTEGER = re.compile(r"[+-]?\d+")
+
+
 def _convert_str_values(kwargs: dict) -> dict:
-    """Numbers and booleans given as strings (YAML reads `1e-6` as a string) as `TrainingArguments` converts them."""
+    """Numbers and booleans given as strings as `TrainingArguments` converts them (`_convert_str_dict`), and numbers
+    written as strings at any depth (PyYAML reads `1e-6` as a string; a `phases` list holds dicts): `"1e-2"` is
+    0.01, `"3"` is 3; any other string (`"min"`, a shape) stays a string."""
     try:
         from transformers.training_args import _convert_str_dict
     except ImportError:  # pragma: no cover - a transformers without it
-        return kwargs
-    return _convert_str_dict(dict(kwargs))
+        converted = dict(kwargs)
+    else:
+        converted = _convert_str_dict(dict(kwargs))
+    return {key: _numbers_from_strings(value) for key, value in converted.items()}
+
+
+def _numbers_from_strings(value):
+    if isinstance(value, dict):
+        return {key: _numbers_from_strings(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_numbers_from_strings(item) for item in value]
+    if isinstance(value, str) and _NUMBER.fullmatch(value.strip()):
+        return int(value) if _INTEGER.fullmatch(value.strip()) else float(value)
+    return value
 
 
 @dataclass

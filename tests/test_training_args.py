@@ -331,3 +331,19 @@ def test_schedule_free_optimizers_do_not_warm_up_twice(tmp_path, optim):
     # One warmup: the optimizer's own (lr_schedule without warmup), or RAdam's, which has none of its own.
     LRSchedTrainingArguments(output_dir=str(tmp_path), optim=optim, warmup_steps=0, lr_schedule="wsd")
     LRSchedTrainingArguments(output_dir=str(tmp_path), optim="schedule_free_radam", warmup_steps=10, lr_schedule="wsd")
+
+
+def test_a_phase_list_from_yaml_with_numbers_pyyaml_reads_as_strings(tmp_path):
+    """PyYAML reads `1e-2` (no dot) as a string, at any depth: the schedule's options get the numbers."""
+    from transformers import HfArgumentParser
+
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        "output_dir: out\nmax_steps: 100\nlr_schedule: phases\nlr_schedule_kwargs:\n  min_lr_ratio: 1e-2\n"
+        "  phases:\n    - {shape: constant, ratio: 5e-1}\n    - {shape: power, p: 4e-1, to: min}\n"
+    )
+    (args,) = HfArgumentParser(LRSchedTrainingArguments).parse_yaml_file(str(config))
+    assert args.lr_schedule_kwargs == {
+        "min_lr_ratio": 0.01,
+        "phases": [{"shape": "constant", "ratio": 0.5}, {"shape": "power", "p": 0.4, "to": "min"}],
+    }
