@@ -20,6 +20,21 @@ def check_int(name: str, value, *, minimum: int = 0, maximum: int | None = None,
     return value
 
 
+def check_last_epoch(last_epoch, param_groups) -> int:
+    """`last_epoch` as an `int >= -1`; a resume (`last_epoch != -1`) needs every param group's `initial_lr`, which a
+    scheduler sets when first built: refused by name where one is missing (torch would raise a bare `KeyError`)."""
+    last_epoch = check_int("last_epoch", last_epoch, minimum=-1)
+    if last_epoch != -1:
+        for index, group in enumerate(param_groups):
+            if "initial_lr" not in group:
+                raise ValueError(
+                    f"`last_epoch`={last_epoch} resumes a schedule, which needs each param group's `initial_lr` (set "
+                    f"when a scheduler is first built, and kept in the optimizer's state_dict), but param group "
+                    f"{index} has none; load the optimizer's state first, or build with last_epoch=-1."
+                )
+    return last_epoch
+
+
 def check_float(
     name: str,
     value,

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
-from ._validation import check_int, suggest
+from ._validation import check_int, check_last_epoch, suggest
 from .schedules import (
     get_cosine_with_growing_restarts_schedule,
     get_exponential_warmup_cosine_schedule,
@@ -329,15 +329,7 @@ def _transformers_factory(
     from .transformers_schedules import check_transformers_schedule, hold_end_level, without_our_record
 
     check_transformers_schedule(name, optimizer, num_warmup_steps, num_training_steps, kwargs)
-    last_epoch = check_int("last_epoch", last_epoch, minimum=-1)
-    if last_epoch != -1:  # before building, which sets `initial_lr` where it is missing
-        for index, group in enumerate(optimizer.param_groups):
-            if "initial_lr" not in group:
-                raise ValueError(
-                    f"`last_epoch`={last_epoch} resumes a schedule, which needs each param group's `initial_lr` (set "
-                    f"when a scheduler is first built, and kept in the optimizer's state_dict), but param group "
-                    f"{index} has none; load the optimizer's state first, or build with last_epoch=-1."
-                )
+    last_epoch = check_last_epoch(last_epoch, optimizer.param_groups)  # before building, which sets `initial_lr`
     scheduler = get_scheduler(
         name,
         optimizer=optimizer,

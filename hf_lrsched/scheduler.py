@@ -16,7 +16,7 @@ import torch
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LambdaLR
 
-from ._validation import check_int
+from ._validation import check_last_epoch
 from .stages import (
     _OWN_ATTRIBUTES,
     ResumeMismatchError,
@@ -70,7 +70,7 @@ class ScheduleLR(StagedSchedule, LambdaLR):
         rebuild: Callable[..., ScheduleLR] | None = None,
         explicit_start: bool = False,
     ):
-        last_epoch = check_int("last_epoch", last_epoch, minimum=-1)
+        last_epoch = check_last_epoch(last_epoch, optimizer.param_groups)
         base_lrs = self._init_stage(
             optimizer.param_groups,
             name=name,
@@ -80,14 +80,6 @@ class ScheduleLR(StagedSchedule, LambdaLR):
             rebuild=rebuild,
             explicit_start=explicit_start,
         )
-        if last_epoch != -1:
-            for index, group in enumerate(optimizer.param_groups):
-                if "initial_lr" not in group:
-                    raise ValueError(
-                        f"`last_epoch`={last_epoch} resumes a schedule, which needs each param group's `initial_lr` "
-                        f"(set when a scheduler is first built, and kept in the optimizer's state_dict), but param "
-                        f"group {index} has none; load the optimizer's state first, or build with last_epoch=-1."
-                    )
         super().__init__(optimizer, stage_lambdas(self._own, base_lrs), last_epoch)
         self._follow_added_param_groups()
 
