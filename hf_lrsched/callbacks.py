@@ -15,8 +15,8 @@ from transformers import TrainerCallback
 from transformers.trainer_callback import ExportableState
 from transformers.utils import logging
 
+from .atomic import replace_folder, write_file
 from .param_groups import group_labels
-from .plot import write_file
 from .schedule_info import describe
 from .scheduler import ScheduleLR, check_resume_identity
 
@@ -130,10 +130,7 @@ class LRCurveCallback(TrainerCallback, ExportableState):
 
     def on_train_end(self, args, state, control, optimizer=None, lr_scheduler=None, **kwargs):
         if state.is_world_process_zero and self.history and args.output_dir:
-            names = _group_names(optimizer, max(len(row) for row in self.history) - 1)
-            write_lr_curve(
-                self.history, args.output_dir, write_png=self.write_png, names=names, stages=stage_starts(lr_scheduler)
-            )
+            write_lr_curve(self.history, args.output_dir, write_png=self.write_png, scheduler=lr_scheduler)
 
     def state(self) -> dict:
         first = self._recompute_from
@@ -173,6 +170,7 @@ def write_lr_curve(
     write_png: bool = True,
     names: Sequence[str] | None = None,
     stages: Sequence[int] = (),
+    scheduler=None,
 ) -> list[str]:
     """
     Write `history` (rows of `[step, lr of group 0, lr of group 1, ...]`) as `lr_schedule.csv`, and as
@@ -183,9 +181,38 @@ def write_lr_curve(
     the trackers log them: `step,lr,lr/<name of group 0>,lr/<name of group 1>,...` (`lr` repeats group 0), and the
     PNG's legend names each group. `stages` (optimizer steps) marks where a new stage of the run begins. A group
     added to the optimizer during training has `nan` before it was added.
+
+    Given the run's `scheduler`, the names and stages default to its own: its optimizer's group names (where
+    [`build_param_groups`] set them) and the first step of each stage after the first (`new_stage`).
+
+    ```python
+    history.append([step, *(group["lr"] for group in optimizer.param_groups)])  # before optimizer.step()
+    ...
+    write_lr_curve(history, output_dir, scheduler=lr_scheduler)
+    ```
+
+    Args:
+        history (`list[list[float]]`):
+            One row per optimizer step: the step (from 1), then the rate each param group used.
+        output_dir (`str`):
+            The folder to write into (created if needed).
+        write_png (`bool`, *optional*, defaults to `True`):
+            Also draw `lr_schedule.png` when matplotlib can be imported.
+        names (`Sequence[str]`, *optional*):
+            One name per param group, for the CSV's columns and the legend.
+        stages (`Sequence[int]`, *optional*, defaults to `()`):
+            The first optimizer step of each stage after the first, marked on the plot.
+        scheduler (`torch.optim.lr_scheduler.LRScheduler`, *optional*):
+            The run's scheduler: `names` and `stages` default to its own.
+
+    Returns:
+        `list[str]`: the paths written.
     """
     os.makedirs(output_dir, exist_ok=True)
     num_groups = max(len(row) for row in history) - 1
+    if scheduler is not None:
+        names = names if names is not None else _group_names(getattr(scheduler, "optimizer", None), num_groups)
+        stages = stages or stage_starts(scheduler)
     # A group added to the optimizer during training (`add_param_group`) has no rate before it was added: nan.
     history = [[*row, *[math.nan] * (num_groups + 1 - len(row))] for row in history]
     if names is not None and len(names) != num_groups:
@@ -259,8 +286,7 @@ class SnapshotCallback(TrainerCallback):
         model.save_pretrained(tmp)
         if processing_class is not None and hasattr(processing_class, "save_pretrained"):
             processing_class.save_pretrained(tmp)
-        shutil.rmtree(path, ignore_errors=True)  # left by an interrupted run past its last checkpoint: the same step
-        os.replace(tmp, path)
+        replace_folder(tmp, path)  # a snapshot left by an interrupted run past its last checkpoint: the same step
         self.saved.append(path)
         logger.info(f"Saved the snapshot at the end of a cycle: {path}")
 

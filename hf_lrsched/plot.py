@@ -5,14 +5,12 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
-import stat
-import tempfile
 import textwrap
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import IO
+
+from .atomic import write_file
 
 __all__ = ["Curve", "figure_format", "new_figure", "plot_lr_curves", "save_figure", "write_file"]
 
@@ -161,48 +159,6 @@ def figure_format(path: str | os.PathLike) -> str:
             f"{', '.join('.' + name for name in sorted(supported))}."
         )
     return suffix[1:].lower()
-
-
-def write_file(path: str | os.PathLike, write: Callable[[IO[bytes]], object]) -> None:
-    """
-    Call `write` with a binary file whose bytes end up at `path`, so that a kill or an error never leaves a
-    truncated file nor a temporary one behind: a regular file (or a new one) is written to a temporary file in the
-    same directory and renamed over it, keeping the old file's permissions; a symbolic link keeps pointing where it
-    did, at the new file; a character device or a pipe (`/dev/null`, `/dev/stdout`) is written into, never
-    replaced. Anything else (a directory, a block device, a socket) is refused.
-
-    Raises:
-        `ValueError`: for an empty path, or one that names something other than a file, a device or a pipe.
-    """
-    path = os.fspath(path)
-    if not path:
-        raise ValueError("The output path is empty: give a file name, such as 'lr.png'.")
-    target = os.path.realpath(path)  # a symlink's target is replaced, the link kept
-    if os.path.exists(target) and not os.path.isfile(target):
-        mode = os.stat(target).st_mode
-        if not (stat.S_ISCHR(mode) or stat.S_ISFIFO(mode)):
-            kind = "a directory" if stat.S_ISDIR(mode) else "not a regular file"
-            raise ValueError(f"{path!r} is {kind}: give the name of a file to write.")
-        with open(target, "wb") as f:
-            write(f)
-        return
-    folder, name = os.path.split(target)
-    fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-        if os.path.exists(target):
-            mode = stat.S_IMODE(os.stat(target).st_mode)
-        else:  # as `open(path, "w")` would have created it
-            umask = os.umask(0)
-            os.umask(umask)
-            mode = 0o666 & ~umask
-        os.chmod(tmp, mode)
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
 
 
 def _same_line(a: Curve, b: Curve) -> bool:
