@@ -1,4 +1,4 @@
-"""Run `examples/glue.py` the way users run it (`accelerate launch`) and read what it wrote."""
+"""Run `examples/glue.py` (or `glue_snapshots.py`) the way users run it (`accelerate launch`) and read what it wrote."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ EXAMPLES = ROOT / "examples"
 GLUE = EXAMPLES / "glue.py"
 
 
-def run_glue(output_dir: Path, args: list[str], *, log: Path | None = None) -> dict:
+def run_glue(output_dir: Path, args: list[str], *, log: Path | None = None, script: Path = GLUE) -> dict:
     """One single-process `accelerate launch` of the example; returns its `all_results.json` plus its loss curve."""
     command = [
         sys.executable,
@@ -29,7 +29,7 @@ def run_glue(output_dir: Path, args: list[str], *, log: Path | None = None) -> d
         "no",
         "--dynamo_backend",
         "no",
-        str(GLUE),
+        str(script),
         "--output_dir",
         str(output_dir),
         "--overwrite_output_dir",
@@ -46,7 +46,7 @@ def run_glue(output_dir: Path, args: list[str], *, log: Path | None = None) -> d
     return results
 
 
-def cached_run(work: Path, key: str, args: list, *, start: float | None = None) -> dict:
+def cached_run(work: Path, key: str, args: list, *, start: float | None = None, script: Path = GLUE) -> dict:
     """`run_glue` into `work/key`, its results kept as `work/key.json` so that an interrupted benchmark resumes where
     it stopped; prints a progress line for each run it makes."""
     import time
@@ -55,7 +55,7 @@ def cached_run(work: Path, key: str, args: list, *, start: float | None = None) 
     if cached.is_file():
         return json.loads(cached.read_text())
     tic = time.time()
-    result = run_glue(work / key, args)
+    result = run_glue(work / key, args, script=script)
     result["run_seconds"] = time.time() - tic  # the whole launch: start-up, training, evaluations
     cached.parent.mkdir(parents=True, exist_ok=True)
     cached.write_text(json.dumps(result))

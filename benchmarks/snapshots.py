@@ -2,9 +2,9 @@
 
 SGDR (Loshchilov & Hutter 2017) gives a usable model at the end of every cycle; ensembling those snapshots (Huang et
 al. 2017, "Snapshot Ensembles: Train 1, get M for free") may beat the single final model. hf_lrsched knows its
-restart steps exactly, so `examples/glue.py --save_snapshots` saves exactly those models. Measured here on the
+restart steps exactly, so `examples/glue_snapshots.py` saves exactly those models. Measured here on the
 packaged MiniLM-L6 BERT fine-tuned on BBC News (the seeded 80/20 split of `examples/glue.py`), through
-`examples/glue.py` launched as users launch it, for each seed:
+`examples/glue_snapshots.py` (and `glue.py` for the baseline) launched as users launch them, for each seed:
 
 - `cosine_with_growing_restarts` (3 cycles, `cycle_mult=2`) with `--save_snapshots`: held-out accuracy, negative
   log-likelihood and expected calibration error (ECE, 15 bins) of each snapshot (the last is the final model), and
@@ -44,10 +44,10 @@ from common import (
     task_arguments,
     write,
 )
-from runner import EXAMPLES, cached_run
+from runner import EXAMPLES, GLUE, cached_run
 
-sys.path.insert(0, str(EXAMPLES))  # a script beside examples/: the ensemble exactly as glue.py computes it
-from glue_checkpoints import ensemble_metrics
+sys.path.insert(0, str(EXAMPLES))  # a script beside examples/: the ensemble exactly as glue_snapshots.py computes it
+from glue_snapshots import ensemble_metrics
 
 WARMUP = 4
 RESTARTS = json.dumps({"num_cycles": 3, "cycle_mult": 2.0})
@@ -78,8 +78,8 @@ def main(argv=None) -> dict:
     ]
     start = time.time()
 
-    def run(key: str, glue_args: list) -> dict:
-        return cached_run(work, key, common + glue_args, start=start)
+    def run(key: str, glue_args: list, script=None) -> dict:
+        return cached_run(work, key, common + glue_args, start=start, script=script or GLUE)
 
     per_seed = []
     for seed in seeds:
@@ -92,10 +92,10 @@ def main(argv=None) -> dict:
                 RESTARTS,
                 "--max_train_steps",
                 steps,
-                "--save_snapshots",
                 "--seed",
                 seed,
             ],
+            script=EXAMPLES / "glue_snapshots.py",
         )
         snaps = restarts["snapshots"]
         cosine = {
@@ -158,7 +158,7 @@ def main(argv=None) -> dict:
             "### What restarts buy: snapshots and their ensembles",
             f"Measured with `{data['command']}` on {machine_line(data['machine'])}: {len(seeds)} seeds ({seeds}), "
             f"{elapsed / 60:.0f} minutes of launches in all. MiniLM-L6 BERT on BBC News (1,700 training articles, 425 "
-            f"held out), `examples/glue.py` via `accelerate launch`, batch 16, {args.max_length} tokens, peak rate 1e-4, "
+            f"held out), `examples/glue_snapshots.py` via `accelerate launch`, batch 16, {args.max_length} tokens, peak rate 1e-4, "
             f"warmup {WARMUP} steps, {steps} optimizer steps. `cosine_with_growing_restarts` with 3 cycles "
             f"(`cycle_mult=2`) and `--save_snapshots`: a snapshot at each cycle end (steps {ends}). Held-out accuracy, "
             "negative log-likelihood (NLL) and expected calibration error (ECE, 15 bins); mean ± standard deviation over "

@@ -1,5 +1,5 @@
-"""What `glue.py` keeps besides the training loop: checkpoints that resume exactly (with every record of the run),
-snapshots of the model at each cycle end, and the metrics of their ensembles."""
+"""The run's state and what `glue.py` keeps of it besides the loop: checkpoints that resume exactly (with every
+record of the run, checked file by file), the results it writes, and the line that announces its plan."""
 
 from __future__ import annotations
 
@@ -7,21 +7,158 @@ import hashlib
 import json
 import os
 import shutil
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 from accelerate import Accelerator
 
-from hf_lrsched import ResumeMismatchError
+from hf_lrsched import ResumeMismatchError, ScheduleLR, describe
+from hf_lrsched.atomic import replace_folder
+from hf_lrsched.callbacks import write_lr_curve
 
-from glue_data import write_json
+from glue_data import Metric, write_csv, write_json
 
 CHECKPOINT_META = "hf_lrsched_checkpoint.json"
-EVAL_PROBS = "eval_probabilities.pt"  # in each snapshot: its held-out softmax outputs, for ensembles
 RECORDS = ("lr_history", "loss_history", "eval_history", "snapshots")
 # accelerate's file names in a checkpoint of one process (`save_state` on one device, or DDP)
 SCHEDULER_FILE, OPTIMIZER_FILE, RNG_FILE = "custom_checkpoint_0.pkl", "optimizer.bin", "random_states_{}.pkl"
 ACCELERATE_FILES = ("model.safetensors", OPTIMIZER_FILE, RNG_FILE.format(0), SCHEDULER_FILE)
+
+
+class Extension:
+    """What `glue_snapshots.py` adds to `glue.py`'s loop (snapshots, ensembles, trackers); this one adds nothing."""
+
+    def accelerator_kwargs(self, args) -> dict:
+        return {}
+
+    def start(self, run: Run) -> None:
+        pass
+
+    def step_end(self, run: Run, loss: float, lrs: list[float]) -> dict | None:
+        """The metrics of an evaluation made at this step, which the step's own evaluation then reuses."""
+        return None
+
+    def evaluated(self, run: Run, metrics: dict, end_of_epoch: bool) -> None:
+        pass
+
+    def finish(self, run: Run, results: dict) -> None:
+        pass
+
+
+@dataclass
+class Run:
+    """The run's parts, and what it has done so far (`records` go into every checkpoint and into the results)."""
+
+    args: object
+    accelerator: Accelerator
+    model: torch.nn.Module
+    tokenizer: object
+    optimizer: torch.optim.Optimizer
+    lr_scheduler: torch.optim.lr_scheduler.LRScheduler
+    train_dataloader: torch.utils.data.DataLoader
+    eval_dataloader: torch.utils.data.DataLoader
+    metric: Metric
+    steps_per_epoch: int
+    max_train_steps: int
+    config: dict  # what a checkpoint must share with the run that resumes it
+    extension: Extension = field(default_factory=Extension)
+    completed_steps: int = 0
+    records: dict = field(default_factory=lambda: {key: [] for key in RECORDS})
+    last_evaluation: dict = field(default_factory=dict)
+    last_probabilities: dict = field(default_factory=dict)  # the last evaluation's softmax outputs and labels
+    eval_seconds: float = 0.0
+
+    @property
+    def has_plan(self) -> bool:
+        """Whether parts of the model train at their own rates (`--lr_layer_decay`, `--lr_param_groups`)."""
+        return self.args.lr_layer_decay is not None or bool(self.args.lr_param_groups)
+
+
+def schedule_options(run: Run) -> dict:
+    """The options that shape the learning rate, as a checkpoint records them (a resume names those that changed)."""
+    keys = ("lr_schedule", "lr_schedule_kwargs", "num_warmup_steps", "learning_rate")
+    return {**{key: getattr(run.args, key) for key in keys}, "max_train_steps": run.max_train_steps}
+
+
+def checkpoint(run: Run, name: str) -> None:
+    """Save the run's state and every record so far as `<output_dir>/<name>` (see `save_checkpoint`)."""
+    meta = {**run.config, "options": schedule_options(run), "completed_steps": run.completed_steps, **run.records}
+    meta.update(state_steps(run.accelerator, run.optimizer, run.lr_scheduler), last_evaluation=run.last_evaluation)
+    save_checkpoint(run.accelerator, os.path.join(run.args.output_dir, name), meta)
+
+
+def resume(run: Run) -> None:
+    """Load `--resume_from_checkpoint` and the run's records, or raise `ResumeError` saying why it cannot continue."""
+    meta = load_checkpoint(run.accelerator, run.args.resume_from_checkpoint, run.config, schedule_options(run))
+    run.completed_steps, run.last_evaluation = meta["completed_steps"], meta.get("last_evaluation", {})
+    run.records = {key: meta.get(key, []) for key in RECORDS}
+
+
+def run_results(run: Run, runtime: float, steps_run: int) -> dict:
+    """What `all_results.json` holds: the last evaluation, the run's configuration, steps, time and final rate."""
+    info = describe(run.lr_scheduler) if isinstance(run.lr_scheduler, ScheduleLR) else None
+    train_seconds = runtime - run.eval_seconds
+    out = {
+        **{f"eval_{k}": v for k, v in run.last_evaluation.items()},
+        **run.config,
+        "completed_steps": run.completed_steps,
+        "num_warmup_steps": info.num_warmup_steps if info else run.args.num_warmup_steps,
+        "final_lr": run.lr_scheduler.get_last_lr()[0],
+        "train_runtime_s": round(runtime, 1),
+        # samples per second of training, evaluation excluded: what benchmarks/throughput.py compares
+        "train_samples_per_second": round(steps_run * run.config["total_batch_size"] / train_seconds, 3)
+        if steps_run and train_seconds > 0
+        else None,
+        "metrics_source": run.metric.source,
+    }
+    if run.records["eval_history"]:
+        out["eval_history"] = run.records["eval_history"]
+    return out
+
+
+def write_results(run: Run, results: dict) -> list[str]:
+    """On the main process: the model and tokenizer, `all_results.json`, `lr_schedule.csv`/`.png` and
+    `train_loss.csv`, each written whole or not at all; returns what was written, or raises `OutputError` on every
+    process."""
+    accelerator, output_dir, error, files = run.accelerator, run.args.output_dir, None, []
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        try:
+            accelerator.unwrap_model(run.model).save_pretrained(output_dir)
+            run.tokenizer.save_pretrained(output_dir)
+            write_json(os.path.join(output_dir, "all_results.json"), results)
+            written = write_lr_curve(run.records["lr_history"], output_dir, scheduler=run.lr_scheduler)
+            write_csv(os.path.join(output_dir, "train_loss.csv"), ["step", "loss"], run.records["loss_history"])
+            files = ["all_results.json", *(os.path.basename(p) for p in written), "train_loss.csv", "the model"]
+        except Exception as failure:  # a full disk: an OSError, torch.save's RuntimeError or a SafetensorError
+            error = cannot_write(output_dir, failure)
+    raise_together(accelerator, error)
+    return files
+
+
+def plan_line(run: Run, task_name: str | None, num_examples: int) -> str:
+    """`bbc_news: 1,700 examples, 107 optimizer steps (global batch 16, 1 process), warmup_cosine at lr 5e-05, ...`"""
+    info = describe(run.lr_scheduler) if isinstance(run.lr_scheduler, ScheduleLR) else None
+    warmup = f", warmup {info.num_warmup_steps} step{'s' if info.num_warmup_steps != 1 else ''}" if info else ""
+    cycles = f", {info.num_cycles} cycles" if info and info.num_cycles > 1 else ""
+    resumed = f", resuming at step {run.completed_steps}" if run.completed_steps else ""
+    n = run.accelerator.num_processes
+    line = (
+        f"{task_name or 'custom'}: {num_examples:,} examples, {run.max_train_steps} optimizer steps (global batch "
+        f"{run.config['total_batch_size']}, {n} process{'es' if n > 1 else ''}), {run.args.lr_schedule} at lr "
+        f"{run.args.learning_rate:g}{warmup}{cycles}{resumed}"
+    )
+    if run.has_plan:  # `; 14 param groups: embeddings 2.6e-05, layer_0 3.3e-05, ...`
+        groups, rates = run.optimizer.param_groups, {}
+        for group in groups:  # a group and its no-decay twin share a rate
+            rates.setdefault(group["name"].removesuffix(".no_decay"), group["initial_lr"])
+        line += f"; {len(groups)} param groups: " + ", ".join(f"{name} {lr:.3g}" for name, lr in rates.items())
+    return line
+
+
+def metric_summary(metrics: dict[str, float]) -> str:
+    return ", ".join(f"{'eval loss' if k == 'loss' else k} {v:.4f}" for k, v in metrics.items())
 
 
 class RunError(ValueError):
@@ -59,7 +196,7 @@ def save_checkpoint(accelerator: Accelerator, path: str, meta: dict) -> None:
     or a full disk never leaves a partial checkpoint at `path`, nor damages the one already there. A write that
     fails on any process raises `OutputError` on every process (none is left waiting for the others)."""
     path = os.path.normpath(path)
-    tmp, old = f"{path}.tmp", f"{path}.old"
+    tmp = f"{path}.tmp"
     error = None
     if accelerator.is_main_process:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -76,18 +213,11 @@ def save_checkpoint(accelerator: Accelerator, path: str, meta: dict) -> None:
         raise
     if accelerator.is_main_process:
         try:
-            meta = {**meta, "files": file_digests(tmp)}
-            write_json(os.path.join(tmp, CHECKPOINT_META), meta)
-            shutil.rmtree(old, ignore_errors=True)
-            if os.path.isdir(path):
-                os.replace(path, old)  # the previous copy stays on disk until the new one is in place
-            os.replace(tmp, path)
+            write_json(os.path.join(tmp, CHECKPOINT_META), {**meta, "files": file_digests(tmp)})
+            replace_folder(tmp, path)  # the previous copy stays on disk until the new one is in place
         except OSError as failure:
             error = cannot_write(tmp, failure)
-            if not os.path.isdir(path) and os.path.isdir(old):
-                os.replace(old, path)  # the previous copy back in place
             shutil.rmtree(tmp, ignore_errors=True)
-        shutil.rmtree(old, ignore_errors=True)
     raise_together(accelerator, error)
 
 
@@ -154,34 +284,24 @@ def check_output_dir(args) -> None:
     )
 
 
-def check_writable(output_dir: str) -> None:
-    """Create `output_dir` and write a file into it, so that a read-only or full disk is refused before training."""
-    probe = os.path.join(output_dir, ".write_test")
-    try:
-        os.makedirs(output_dir, exist_ok=True)
-        with open(probe, "w") as f:
-            f.write("ok")
-            f.flush()
-            os.fsync(f.fileno())
-        os.remove(probe)
-    except OSError as error:
-        raise cannot_write(probe, error) from None
+def check_writable(accelerator: Accelerator, output_dir: str) -> None:
+    """Create `output_dir` and write a file into it on the main process, so that a read-only or full disk is refused
+    (`OutputError` on every process) before training."""
+    probe, error = os.path.join(output_dir, ".write_test"), None
+    if accelerator.is_main_process:
+        try:
+            os.makedirs(output_dir, exist_ok=True)
+            with open(probe, "w") as f:
+                f.write("ok")
+                f.flush()
+                os.fsync(f.fileno())
+            os.remove(probe)
+        except OSError as failure:
+            error = cannot_write(probe, failure)
+    raise_together(accelerator, error)
 
 
-def schedule_options(args, max_train_steps: int) -> dict:
-    """The options of this script that shape the learning rate, as a checkpoint records them."""
-    return {
-        "lr_schedule": args.lr_schedule,
-        "lr_schedule_kwargs": args.lr_schedule_kwargs,
-        "num_warmup_steps": args.num_warmup_steps,
-        "learning_rate": args.learning_rate,
-        "max_train_steps": max_train_steps,
-    }
-
-
-def load_checkpoint(
-    accelerator: Accelerator, checkpoint: str, run_config: dict, options: dict, max_train_steps: int
-) -> dict:
+def load_checkpoint(accelerator: Accelerator, checkpoint: str, run_config: dict, options: dict) -> dict:
     """Load accelerate's state from `checkpoint` and return its metadata, or raise `ResumeError` saying why not.
 
     The process count, global batch and seed must match (the data order and the step count depend on them). The
@@ -206,7 +326,7 @@ def load_checkpoint(
                 f"{meta.get('num_processes')} processes, a total batch of {meta.get('total_batch_size')} and "
                 f"--seed {meta.get('seed')}."
             )
-    check_meta(checkpoint, meta, max_train_steps)
+    check_meta(checkpoint, meta, options["max_train_steps"])
     check_steps(checkpoint, meta, accelerator.process_index)  # first: it names the odd file out, or the metadata
     check_files(checkpoint, meta)
     saved = meta.get("options", {})
@@ -389,45 +509,3 @@ def unreadable(file: Path) -> str | None:
     except Exception as error:
         return f"{type(error).__name__}: {error}"
     return None
-
-
-def save_snapshot(model, tokenizer, path: str, evaluation: dict) -> None:
-    """The model and tokenizer as `save_pretrained` writes them, and the held-out softmax outputs, written into a
-    temporary folder and renamed into place (a kill never leaves a partial snapshot)."""
-    tmp = f"{path}.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp)
-    tokenizer.save_pretrained(tmp)
-    if evaluation:
-        torch.save({"probs": evaluation["probs"], "labels": evaluation["labels"]}, os.path.join(tmp, EVAL_PROBS))
-    shutil.rmtree(path, ignore_errors=True)
-    os.replace(tmp, path)
-
-
-def ensemble_metrics(snapshots: list[dict], output_dir: str) -> dict:
-    """Accuracy, negative log-likelihood and ECE of the mean of the snapshots' held-out softmax outputs (their
-    `path`s relative to `output_dir`)."""
-    saved = [torch.load(os.path.join(output_dir, s["path"], EVAL_PROBS), weights_only=True) for s in snapshots]
-    probs, labels = torch.stack([s["probs"] for s in saved]).mean(dim=0), saved[0]["labels"]
-    nll = float(-probs[torch.arange(len(labels)), labels].clamp_min(1e-12).log().mean())
-    return {
-        "k": len(snapshots),
-        "steps": [s["step"] for s in snapshots],
-        "accuracy": float((probs.argmax(-1) == labels).float().mean()),
-        "nll": nll,
-        "ece": expected_calibration_error(probs, labels),
-    }
-
-
-def expected_calibration_error(probs: torch.Tensor, labels: torch.Tensor, bins: int = 15) -> float:
-    """ECE over `bins` equal-width confidence bins: the mean gap between confidence and accuracy, weighted by bin size
-    (Guo et al. 2017)."""
-    confidence, predicted = probs.max(dim=-1)
-    correct = (predicted == labels).float()
-    edges = torch.linspace(0, 1, bins + 1)
-    ece = 0.0
-    for low, high in zip(edges[:-1], edges[1:]):
-        inside = (confidence > low) & (confidence <= high)
-        if inside.any():
-            ece += float(inside.float().mean() * (confidence[inside].mean() - correct[inside].mean()).abs())
-    return ece

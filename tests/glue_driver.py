@@ -1,4 +1,5 @@
-"""Run `examples/glue.py`'s `main` in a fresh process, once or several times, with an optional fault injected.
+"""Run `examples/glue.py`'s `main` (or `glue_snapshots.py`'s, with `GLUE_SCRIPT=glue_snapshots`) in a fresh process,
+once or several times, with an optional fault injected.
 
     python tests/glue_driver.py RUNS.json RESULTS.json
 
@@ -18,10 +19,10 @@ the optimizer steps (glue.py's `after_step`):
 import builtins
 import contextlib
 import errno
+import importlib
 import io
 import json
 import os
-import runpy
 import sys
 import traceback
 from pathlib import Path
@@ -31,8 +32,11 @@ sys.path[:0] = [str(ROOT / "examples"), str(ROOT)]
 
 import torch  # noqa: E402
 
+import hf_lrsched.atomic  # noqa: E402
+
 import glue  # noqa: E402
-import glue_data  # noqa: E402
+
+SCRIPT = importlib.import_module(os.environ.get("GLUE_SCRIPT", "glue"))
 
 
 def install_fault(spec: str, output_dir: str) -> None:
@@ -63,7 +67,7 @@ def install_fault(spec: str, output_dir: str) -> None:
         real_torch_save = torch.save
         torch.save = wrap(torch.save, truncate=True)
         accelerate_other.safe_save_file = wrap(accelerate_other.safe_save_file)
-        glue_data.write_atomic = wrap(glue_data.write_atomic)
+        hf_lrsched.atomic.write_file = wrap(hf_lrsched.atomic.write_file)
         os.replace = wrap(os.replace)
         glue.after_step = wrap(glue.after_step)
     elif kind == "fsize":  # a real write error, as on a full disk: files may grow to `count` bytes, no further
@@ -93,12 +97,7 @@ def run(argv: list[str]) -> dict:
     stderr = io.StringIO()
     with contextlib.redirect_stderr(stderr):
         try:
-            if hasattr(glue, "main"):
-                code = glue.main([str(a) for a in argv])
-            else:  # a glue.py without `main` (an older one): run as a script
-                sys.argv = [str(ROOT / "examples" / "glue.py"), *map(str, argv)]
-                runpy.run_path(sys.argv[0], run_name="__main__")
-                code = 0
+            code = SCRIPT.main([str(a) for a in argv])
         except SystemExit as error:  # argparse's own errors
             code = error.code
         except BaseException:

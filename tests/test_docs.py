@@ -110,12 +110,12 @@ def test_configuration_reference_names_every_field_and_option():
         get_phases_schedule,
     ):
         options |= set(inspect.signature(factory).parameters)
-    import glue  # examples/ is on the path: `pythonpath` in pyproject.toml
-    import glue_data
+    import glue_data  # examples/ is on the path: `pythonpath` in pyproject.toml
+    import glue_snapshots
 
     example_fields = {
         f.name
-        for cls in (glue.LoopArguments, glue_data.DataArguments, glue_data.ModelArguments)
+        for cls in (glue_snapshots.SnapshotArguments, glue_data.DataArguments, glue_data.ModelArguments)
         for f in dataclasses.fields(cls)
     }
     missing = (new_fields | options | example_fields) - documented

@@ -35,8 +35,9 @@ def dropout_model_dir(tiny_model_dir, tmp_path_factory):
     return path
 
 
-def run_glue(argv, fault=None, expect=0):
-    """`glue.main` over each argument list in `argv` in one fresh process (tests/glue_driver.py); the results."""
+def run_glue(argv, fault=None, expect=0, script="glue"):
+    """`glue.main` (or `script`'s) over each argument list in `argv` in one fresh process (tests/glue_driver.py);
+    the results."""
     runs = [[str(a) for a in args] for args in argv]
     work = Path(runs[0][runs[0].index("--output_dir") + 1]).parent
     spec, out = work / f".runs-{os.getpid()}.json", work / f".results-{os.getpid()}.json"
@@ -44,6 +45,7 @@ def run_glue(argv, fault=None, expect=0):
     out.unlink(missing_ok=True)
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
     env.pop("GLUE_FAULT", None)
+    env["GLUE_SCRIPT"] = script
     if fault:
         env["GLUE_FAULT"] = fault
     process = subprocess.run(
@@ -247,11 +249,11 @@ def test_snapshots_are_recorded_relative_to_a_run_directory_that_may_move(tmp_pa
         "--snapshot_ensemble",
         "2",
     ]
-    run_glue([args])
+    run_glue([args], script="glue_snapshots")
     shutil.move(first, moved)
     resumed = [moved if a == first else a for a in args]
     (moved / "all_results.json").unlink()
-    run_glue([resumed + ["--resume_from_checkpoint", moved / "step_5"]])
+    run_glue([resumed + ["--resume_from_checkpoint", moved / "step_5"]], script="glue_snapshots")
     summary = results(moved)
     assert [s["path"] for s in summary["snapshots"]] == ["snapshot-4", "snapshot-8"]
     assert summary["snapshot_ensemble"]["steps"] == [4, 8]
@@ -310,19 +312,20 @@ def test_two_processes_resume_exactly_with_dropout(tmp_path, dropout_model_dir, 
 
 
 def test_an_epoch_run_too_short_for_its_schedule_exits_2_once_its_length_is_known(tmp_path, tiny_model_dir, csv_files):
-    # 50 rows, batch 8: 7 steps, as long as polynomial's 7 warmup steps (it decays over the steps after them)
+    # 50 rows, batch 8: 7 steps, fewer than linear's 8 warmup steps; known only once the data loader is built
     argv = common_args(tiny_model_dir, csv_files, tmp_path / "out") + [
         "--per_device_train_batch_size",
         "8",
         "--num_train_epochs",
         "1",
         "--lr_schedule",
-        "polynomial",
+        "linear",
         "--num_warmup_steps",
-        "7",
+        "8",
     ]
     _, (result,) = run_glue([argv], expect=2)
-    assert "`num_warmup_steps` '7' (7 steps) must be fewer than the run's 7 steps" in result["stderr"]
+    assert "glue.py: error: `num_warmup_steps` must be an integer in [0, 7]" in result["stderr"], result["stderr"]
+    assert "Traceback" not in result["stderr"] and not (tmp_path / "out" / "all_results.json").exists()
 
 
 def test_a_write_that_fails_on_one_of_two_processes_stops_both_with_exit_2(

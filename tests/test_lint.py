@@ -62,3 +62,36 @@ def test_the_public_name_lists_agree():
         for alias in node.names
     }
     assert set(hf_lrsched._LAZY) == typed == set(hf_lrsched.__all__)
+
+
+def documented_names() -> set[str]:
+    """Every name the API reference documents (`::: hf_lrsched.x.y`), and the package's `__all__`."""
+    import re
+
+    import hf_lrsched
+
+    names = {f"hf_lrsched.{name}" for name in hf_lrsched.__all__}
+    for page in (ROOT / "docs").rglob("*.md"):
+        names |= set(re.findall(r"^::: (hf_lrsched[\w.]*)", page.read_text(encoding="utf-8"), flags=re.M))
+    return names
+
+
+def test_the_examples_use_only_documented_names_of_hf_lrsched():
+    """The examples are what users copy: they import nothing that the API reference does not document (a name
+    documented with its module, `::: hf_lrsched.atomic`, counts)."""
+    import ast
+
+    documented, used = documented_names(), set()
+    for script in sorted((ROOT / "examples").glob("*.py")):
+        for node in ast.walk(ast.parse(script.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("hf_lrsched"):
+                used |= {(script.name, f"{node.module}.{alias.name}") for alias in node.names}
+            elif isinstance(node, ast.Import):
+                used |= {(script.name, a.name) for a in node.names if a.name.startswith("hf_lrsched.")}
+    assert used, "the examples import nothing of hf_lrsched?"
+    private = sorted(
+        (script, name)
+        for script, name in used
+        if name not in documented and name.rsplit(".", 1)[0] not in documented - {"hf_lrsched"}
+    )
+    assert not private, f"undocumented names imported by the examples: {private}"

@@ -1,5 +1,5 @@
 """`describe` and `SnapshotCallback`: a Trainer run with restarts saves exactly the cycle-end snapshots, loadable; a
-resumed run does not duplicate them; a 2-process run saves once; `glue.py --save_snapshots --snapshot_ensemble`."""
+resumed run does not duplicate them; a 2-process run saves once; `glue_snapshots.py --snapshot_ensemble`."""
 
 import os
 
@@ -125,7 +125,7 @@ def test_two_processes_save_each_snapshot_once(tmp_path, tiny_model_dir, csv_fil
 
 
 @pytest.mark.slow
-def test_glue_saves_snapshots_and_evaluates_their_ensemble_and_resumes_without_losing_them(
+def test_glue_snapshots_saves_snapshots_and_evaluates_their_ensemble_and_resumes_without_losing_them(
     tmp_path, tiny_model_dir, csv_files
 ):
     schedule = [
@@ -144,7 +144,7 @@ def test_glue_saves_snapshots_and_evaluates_their_ensemble_and_resumes_without_l
         "--checkpointing_steps",
         "4",
     ]
-    launch(EXAMPLES / "glue.py", 1, common_args(tiny_model_dir, csv_files, tmp_path / "full") + schedule)
+    launch(EXAMPLES / "glue_snapshots.py", 1, common_args(tiny_model_dir, csv_files, tmp_path / "full") + schedule)
     full = results(tmp_path / "full")
     assert [s["step"] for s in full["snapshots"]] == [3, 6, 9] and snapshots(tmp_path / "full") == [3, 6, 9]
     assert full["snapshots"][-1]["accuracy"] == full["eval_accuracy"]  # the last snapshot is the final model
@@ -154,7 +154,7 @@ def test_glue_saves_snapshots_and_evaluates_their_ensemble_and_resumes_without_l
     assert "eval_ece" in full
     # A resumed run (from step 4: one snapshot behind it) reports the same snapshots and the same ensemble.
     launch(
-        EXAMPLES / "glue.py",
+        EXAMPLES / "glue_snapshots.py",
         1,
         common_args(tiny_model_dir, csv_files, tmp_path / "resumed")
         + schedule
@@ -165,3 +165,42 @@ def test_glue_saves_snapshots_and_evaluates_their_ensemble_and_resumes_without_l
     assert resumed["snapshots"][0]["path"] == full["snapshots"][0]["path"]  # the snapshot from before the resume
     assert snapshots(tmp_path / "resumed") == [6, 9]
     assert resumed["snapshot_ensemble"] == {**full["snapshot_ensemble"]}
+
+
+@pytest.mark.slow
+def test_glue_snapshots_logs_every_steps_loss_and_each_groups_rate_to_tensorboard(tmp_path, tiny_model_dir, csv_files):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    out = tmp_path / "tracked"
+    argv = common_args(tiny_model_dir, csv_files, out) + [
+        "--max_train_steps",
+        "6",
+        "--per_device_train_batch_size",
+        "8",
+        "--num_warmup_steps",
+        "2",
+        "--lr_layer_decay",
+        "0.5",
+        "--save_snapshots",
+        "false",
+        "--with_tracking",
+        "--report_to",
+        "tensorboard",
+    ]
+    launch(EXAMPLES / "glue_snapshots.py", 1, argv)
+    run_dir = out / "hf_lrsched_glue"  # the scalars; the hyperparameters are a run of their own below it
+    found = [run_dir / f for f in os.listdir(run_dir) if "tfevents" in f]
+    assert len(found) == 1, found
+    events = EventAccumulator(str(found[0]))
+    events.Reload()
+    tags = events.Tags()["scalars"]
+    assert [e.step for e in events.Scalars("train_loss")] == [1, 2, 3, 4, 5, 6]
+    # Every param group's rate, under its name, equal to the rate lr_schedule.csv records for the step.
+    with open(out / "lr_schedule.csv") as f:
+        header, *rows = [line.strip().split(",") for line in f]
+    for column, name in enumerate(header):
+        if name.startswith("lr/"):
+            logged = [e.value for e in events.Scalars(name)]
+            assert logged == pytest.approx([float(row[column]) for row in rows], rel=1e-6), name
+    assert {"lr/embeddings", "lr/head"} <= set(tags) and "eval_accuracy" in tags
+    assert not any(name.startswith("snapshot-") for name in os.listdir(out))  # --save_snapshots false
