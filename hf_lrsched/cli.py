@@ -33,13 +33,6 @@ SCAN_LIMIT = 200_000
 MAX_STEPS = 2**53
 #: The largest text plot, in characters and lines.
 MAX_WIDTH, MAX_HEIGHT = 1000, 500
-#: Keys of `--kwargs` that the command line sets itself, with what to use instead.
-RESERVED_KWARGS = {
-    "optimizer": "the curve is drawn on a throw-away optimizer",
-    "num_warmup_steps": "use --num-warmup-steps or --warmup-ratio",
-    "num_training_steps": "use --num-training-steps",
-    "last_epoch": "a curve is drawn from step 0; a resumed run's rates are the same curve's",
-}
 
 
 @dataclass
@@ -239,13 +232,11 @@ def _warmup(args) -> int | str:
 def _curves(args) -> list[ScheduleCurve]:
     if args.state is not None:
         return _state_curves(args.state)
-    from .registry import parse_schedule_kwargs
+    from .registry import check_reserved_schedule_kwargs, parse_schedule_kwargs
 
     kwargs_list = [parse_schedule_kwargs(k, "--kwargs") for k in args.kwargs] if args.kwargs else [{}]
     for kwargs in kwargs_list:
-        for key, instead in RESERVED_KWARGS.items():
-            if key in kwargs:
-                raise ValueError(f"`--kwargs` must not contain {key!r}: {instead}.")
+        check_reserved_schedule_kwargs(kwargs, "--kwargs", command_line=True)
     if not (math.isfinite(args.lr) and args.lr > 0):
         raise ValueError(f"`--lr` must be a finite number > 0, got {args.lr}.")
     if len(kwargs_list) == 1:

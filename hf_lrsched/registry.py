@@ -15,7 +15,7 @@ import json
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 from ._validation import check_int, check_last_epoch, suggest
 from .schedules import (
@@ -191,13 +191,35 @@ def schedule_description(name: str) -> str:
     return get_schedule_entry(name).description
 
 
-#: Keys of `lr_schedule_kwargs` that a training loop supplies itself: a user's value would clash or break a resume.
-RESERVED_SCHEDULE_KWARGS = {
-    "optimizer": "the training loop passes its own optimizer",
-    "num_warmup_steps": "set the warmup steps (`warmup_steps`, `--num_warmup_steps`) or `auto_warmup` instead",
-    "num_training_steps": "set the training length (`max_steps`, `--max_train_steps`, epochs) instead",
-    "last_epoch": "a run resumes its schedule from a checkpoint (`resume_from_checkpoint`)",
-    "new_stage": "set `lr_resume='new_stage'` (`--lr_resume new_stage`) to start the schedule as a new stage",
+class ReservedKwarg(NamedTuple):
+    """Why a key of a schedule's options is the caller's, not the user's: what to set instead in a training loop's
+    arguments (`lr_schedule_kwargs`), and in `hf-lrsched`'s `--kwargs`."""
+
+    loop: str
+    command_line: str
+
+
+#: Keys of a schedule's options that the caller supplies itself: a user's value would clash or break a resume. The
+#: one table for the training loops (`lr_schedule_kwargs`) and the command line (`--kwargs`).
+RESERVED_SCHEDULE_KWARGS: dict[str, ReservedKwarg] = {
+    "optimizer": ReservedKwarg(
+        "the training loop passes its own optimizer", "the curve is drawn on a throw-away optimizer"
+    ),
+    "num_warmup_steps": ReservedKwarg(
+        "set the warmup steps (`warmup_steps`, `--num_warmup_steps`) or `auto_warmup` instead",
+        "use --num-warmup-steps or --warmup-ratio",
+    ),
+    "num_training_steps": ReservedKwarg(
+        "set the training length (`max_steps`, `--max_train_steps`, epochs) instead", "use --num-training-steps"
+    ),
+    "last_epoch": ReservedKwarg(
+        "a run resumes its schedule from a checkpoint (`resume_from_checkpoint`)",
+        "a curve is drawn from step 0; a resumed run's rates are the same curve's",
+    ),
+    "new_stage": ReservedKwarg(
+        "set `lr_resume='new_stage'` (`--lr_resume new_stage`) to start the schedule as a new stage",
+        "a curve is drawn from step 0; use --state to draw the stages a saved run records",
+    ),
 }
 
 
@@ -230,11 +252,15 @@ def parse_schedule_kwargs(value: dict | str | None, option: str = "lr_schedule_k
     return dict(value)
 
 
-def check_reserved_schedule_kwargs(kwargs: dict, option: str = "lr_schedule_kwargs") -> None:
-    """Reject the keys of `RESERVED_SCHEDULE_KWARGS` by name."""
-    for key, why in RESERVED_SCHEDULE_KWARGS.items():
+def check_reserved_schedule_kwargs(
+    kwargs: dict, option: str = "lr_schedule_kwargs", *, command_line: bool = False
+) -> None:
+    """Reject the keys of `RESERVED_SCHEDULE_KWARGS` by name, with what to set instead: in a training loop's
+    arguments, or on `hf-lrsched`'s command line (`command_line=True`)."""
+    for key, reserved in RESERVED_SCHEDULE_KWARGS.items():
         if key in kwargs:
-            raise ValueError(f"`{option}` must not contain {key!r}: {why}.")
+            instead = reserved.command_line if command_line else reserved.loop
+            raise ValueError(f"`{option}` must not contain {key!r}: {instead}.")
 
 
 def check_schedule_kwargs(name: str, kwargs: dict) -> None:

@@ -2,6 +2,9 @@
 `main` in-process (the same code, without a new interpreter each time); the installed script itself runs where only
 a new process can tell: that it is installed, answers `--help` and exits 2 without a traceback."""
 
+import inspect
+import json
+import re
 import shutil
 import subprocess
 import sys
@@ -9,8 +12,15 @@ from pathlib import Path
 
 import pytest
 
-from hf_lrsched import available_schedules, schedule_description, schedule_multipliers
+from hf_lrsched import (
+    LRSchedTrainingArguments,
+    available_schedules,
+    get_warmup_cosine_schedule,
+    schedule_description,
+    schedule_multipliers,
+)
 from hf_lrsched.cli import compute_curve, main
+from hf_lrsched.registry import RESERVED_SCHEDULE_KWARGS
 
 SCRIPT = shutil.which("hf-lrsched", path=str(Path(sys.executable).parent)) or shutil.which("hf-lrsched")
 
@@ -494,3 +504,23 @@ def test_version_and_python_m():
         [sys.executable, "-m", "hf_lrsched", "--version"], capture_output=True, text=True, timeout=60
     )
     assert result.returncode == 0 and result.stdout.strip() == f"hf-lrsched {__version__}"
+
+
+def test_the_reserved_keys_are_the_parameters_a_caller_supplies():
+    # One table for the training loops and the command line: the factory's parameters that are not the schedule's
+    # options (the optimizer, the two lengths, how the scheduler starts).
+    parameters = inspect.signature(get_warmup_cosine_schedule).parameters
+    supplied = [name for name, p in parameters.items() if p.kind is not p.KEYWORD_ONLY] + ["last_epoch", "new_stage"]
+    assert sorted(RESERVED_SCHEDULE_KWARGS) == sorted(supplied)
+
+
+@pytest.mark.parametrize("key", sorted(RESERVED_SCHEDULE_KWARGS))
+def test_the_command_line_and_the_training_arguments_refuse_the_same_reserved_keys(capsys, tmp_path, key):
+    reserved = RESERVED_SCHEDULE_KWARGS[key]
+    kwargs = json.dumps({key: 1})
+    status, _, err = run_in_process(capsys, "show", "warmup_cosine", "--num-training-steps", 10, "--kwargs", kwargs)
+    assert status == 2 and f"`--kwargs` must not contain {key!r}: {reserved.command_line}." in err, err
+    with pytest.raises(
+        ValueError, match=re.escape(f"`lr_schedule_kwargs` must not contain {key!r}: {reserved.loop}.")
+    ):
+        LRSchedTrainingArguments(output_dir=str(tmp_path), lr_schedule="warmup_cosine", lr_schedule_kwargs={key: 1})
