@@ -16,6 +16,7 @@ from hf_lrsched import (
     LRSchedTrainingArguments,
     available_schedules,
     get_warmup_cosine_schedule,
+    resolve_num_warmup_steps,
     schedule_description,
     schedule_multipliers,
 )
@@ -161,7 +162,7 @@ def test_a_billion_steps_are_sampled_with_every_key_step():
         (["show", "warmup_cosine", "--num-training-steps", 10, "--kwargs", "{oops"], "Expecting property name"),
         (
             ["show", "warmup_cosine", "--num-training-steps", 10, "--num-warmup-steps", "soon"],
-            "(--warmup-ratio takes a ratio), got 'soon'",
+            "(--warmup-ratio takes a ratio); got 'soon'",
         ),
         (
             [
@@ -524,3 +525,40 @@ def test_the_command_line_and_the_training_arguments_refuse_the_same_reserved_ke
         ValueError, match=re.escape(f"`lr_schedule_kwargs` must not contain {key!r}: {reserved.loop}.")
     ):
         LRSchedTrainingArguments(output_dir=str(tmp_path), lr_schedule="warmup_cosine", lr_schedule_kwargs={key: 1})
+
+
+LIBRARY_ALLOWS = "a whole number of steps, a ratio in [0, 1), or 'auto'"
+
+
+@pytest.mark.parametrize(
+    ("flag", "kind", "allows"),
+    [
+        ("--warmup-ratio", "ratio", "a ratio in [0, 1) (--num-warmup-steps takes steps or 'auto')"),
+        ("--num-warmup-steps", "steps", "a whole number of steps or 'auto' (--warmup-ratio takes a ratio)"),
+    ],
+)
+@pytest.mark.parametrize("value", ["0", "1", "1.0", "0.999", "-0.1", "1e-1", "nan", "inf", "auto", "10", "soon"])
+def test_the_warmup_flags_read_values_as_the_library_does(capsys, flag, kind, allows, value):
+    # One rule (`resolve_num_warmup_steps`): each flag takes the values that the library reads as its kind (a ratio
+    # below 1, or steps and 'auto') with the same result, and refuses every other value with the library's message,
+    # which names what the flag takes.
+    T = 1000
+    status, out, err = run_in_process(capsys, "show", "warmup_cosine", "--num-training-steps", T, flag, value)
+    try:
+        library = resolve_num_warmup_steps(value, T, option=flag)
+    except ValueError as error:
+        library = error
+    if isinstance(library, ValueError):
+        read_as = None
+    elif library == "auto" or float(value) >= 1:
+        read_as = "steps"
+    else:
+        read_as = "ratio" if float(value) > 0 else kind  # 0 is no warmup, as steps and as a ratio
+    if read_as == kind:
+        assert status == 0, err
+        warmup = 100 if library == "auto" else library  # beta2 0.999: ceil(2 / 0.001) = 2000, capped at 0.1 * T
+        assert f"warmup_cosine: {T} steps, warmup {warmup}," in out
+    else:
+        assert status == 2 and f"`{flag}` must be {allows}; got {value!r}." in err, err
+        if read_as is None:  # the library refuses it too, in the same words
+            assert str(library).replace(LIBRARY_ALLOWS, allows) in err
