@@ -373,3 +373,20 @@ def test_the_epoch_mode_check_uses_the_step_count_of_train(tmp_path, monkeypatch
     assert trainer.state.max_steps == expected and describe(trainer.lr_scheduler).num_training_steps == expected
     if sp_size == 1:
         assert trainer.state.global_step == expected
+
+
+@pytest.mark.parametrize("length", [dict(max_steps=8), dict(num_train_epochs=2)])
+def test_the_capped_auto_warmup_is_logged_once_per_run(tmp_path, caplog, length):
+    # The schedule is built when the arguments are parsed, when the Trainer is built (epoch mode) and when it trains:
+    # the cap is said once. beta2 = 0.9 asks for ceil(2 / 0.1) = 20 warmup steps, capped at 0.1 * 8 = 0.
+    from hf_lrsched import warmup
+
+    warmup._warning_once.cache_clear()  # once per process: other tests may have logged the same message
+    with caplog.at_level("WARNING", logger="hf_lrsched.warmup"):
+        args = make_args(tmp_path, lr_schedule="warmup_cosine", auto_warmup=True, adam_beta2=0.9, **length)
+        trainer = LRSchedTrainer(model=tiny_bert(), args=args, train_dataset=tiny_dataset(16))
+        trainer.train()
+    assert trainer.state.max_steps == 8
+    capped = [r for r in caplog.records if r.name == "hf_lrsched.warmup" and "capped at" in r.getMessage()]
+    assert len(capped) == 1, [r.getMessage() for r in capped]
+    assert "= 0.1 * 8 = 0 steps" in capped[0].getMessage()
