@@ -237,8 +237,10 @@ def _warmup(args) -> int | str:
 def _curves(args) -> list[ScheduleCurve]:
     if args.state is not None:
         return _state_curves(args.state)
-    from .registry import check_reserved_schedule_kwargs, parse_schedule_kwargs
+    from .registry import check_reserved_schedule_kwargs, check_schedule_name, parse_schedule_kwargs
 
+    for name in args.names:  # every name, before any is drawn (a name of transformers' imports torch)
+        check_schedule_name(name)
     kwargs_list = [parse_schedule_kwargs(k, "--kwargs") for k in args.kwargs] if args.kwargs else [{}]
     for kwargs in kwargs_list:
         check_reserved_schedule_kwargs(kwargs, "--kwargs", command_line=True)

@@ -7,11 +7,14 @@ hf_lrsched (or building one of its own schedules) does not import `transformers.
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import enum
 import functools
+import importlib.util
 import inspect
 import json
+import os
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -165,17 +168,38 @@ def get_schedule_entry(name: str) -> ScheduleEntry:
         `TypeError`: when `name` is not a string.
         `ValueError`: for an unknown name, with the closest valid names.
     """
+    name = check_schedule_name(name)
+    if name not in _REGISTRY:
+        _load_transformers_names()
+    if name not in _REGISTRY:
+        raise _unknown_name(name, list(_REGISTRY))
+    return _REGISTRY[name]
+
+
+def check_schedule_name(name: str) -> str:
+    """
+    `name` (a string, or a `transformers.SchedulerType`) as a string if a schedule is registered under it, without
+    importing `transformers`' schedules (nor torch) to find out: an unknown name is refused at once.
+
+    Raises:
+        `TypeError`: when `name` is not a string.
+        `ValueError`: for an unknown name, with the closest valid names.
+    """
     if isinstance(name, enum.Enum):  # transformers' SchedulerType is a str Enum
         name = name.value
     if not isinstance(name, str):
         raise TypeError(f"A schedule name must be a string, got {name!r} ({type(name).__name__}).")
-    if name not in _REGISTRY:
-        _load_transformers_names()
-    if name not in _REGISTRY:
-        raise ValueError(
-            f"Unknown schedule name {name!r}.{suggest(name, _REGISTRY)} Available schedules: {available_schedules()}."
-        )
-    return _REGISTRY[name]
+    if _TRANSFORMERS_LOADED:
+        names = list(_REGISTRY)
+    else:  # in the order loading them gives: ours, then transformers' (sorted)
+        names = list(_REGISTRY) + [n for n in sorted(_transformers_names()) if n not in _REGISTRY]
+    if name not in names:
+        raise _unknown_name(name, names)
+    return name
+
+
+def _unknown_name(name: str, names: list[str]) -> ValueError:
+    return ValueError(f"Unknown schedule name {name!r}.{suggest(name, names)} Available schedules: {sorted(names)}.")
 
 
 def get_schedule_factory(name: str) -> ScheduleFactory:
@@ -400,6 +424,46 @@ _TRANSFORMERS_DESCRIPTIONS = {
     "warmup_stable_decay": "Warmup, a constant stage, then a decay (WSD).",
     "greedy": "Adapt the learning rate to the training loss (not a LambdaLR).",
 }
+
+
+_TRANSFORMERS_NAMES: tuple[str, ...] | None = None
+
+
+def _transformers_names() -> tuple[str, ...]:
+    """The values of `transformers.trainer_utils.SchedulerType`, read from that module's source without importing it
+    (it imports torch, seconds for a name that is not there); from the module itself where the source cannot be
+    read."""
+    global _TRANSFORMERS_NAMES
+    if _TRANSFORMERS_NAMES is None:
+        _TRANSFORMERS_NAMES = _scheduler_type_values_from_source()
+        if _TRANSFORMERS_NAMES is None:
+            from transformers.trainer_utils import SchedulerType
+
+            _TRANSFORMERS_NAMES = tuple(member.value for member in SchedulerType)
+    return _TRANSFORMERS_NAMES
+
+
+def _scheduler_type_values_from_source() -> tuple[str, ...] | None:
+    try:
+        spec = importlib.util.find_spec("transformers")  # finds the package without importing it
+        if spec is None or not spec.submodule_search_locations:
+            return None
+        path = os.path.join(next(iter(spec.submodule_search_locations)), "trainer_utils.py")
+        with open(path, encoding="utf-8") as f:
+            tree = ast.parse(f.read(), path)
+    except (OSError, SyntaxError, ValueError, ImportError):
+        return None
+    for node in tree.body:
+        if isinstance(node, ast.ClassDef) and node.name == "SchedulerType":
+            values = tuple(
+                statement.value.value
+                for statement in node.body
+                if isinstance(statement, ast.Assign)
+                and isinstance(statement.value, ast.Constant)
+                and isinstance(statement.value.value, str)
+            )
+            return values or None
+    return None
 
 
 def _load_transformers_names() -> None:

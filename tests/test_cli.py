@@ -4,6 +4,7 @@ a new process can tell: that it is installed, answers `--help` and exits 2 witho
 
 import inspect
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -21,7 +22,7 @@ from hf_lrsched import (
     schedule_multipliers,
 )
 from hf_lrsched.cli import compute_curve, main
-from hf_lrsched.registry import RESERVED_SCHEDULE_KWARGS
+from hf_lrsched.registry import RESERVED_SCHEDULE_KWARGS, _transformers_names, get_schedule_entry
 
 SCRIPT = shutil.which("hf-lrsched", path=str(Path(sys.executable).parent)) or shutil.which("hf-lrsched")
 
@@ -562,3 +563,45 @@ def test_the_warmup_flags_read_values_as_the_library_does(capsys, flag, kind, al
         assert status == 2 and f"`{flag}` must be {allows}; got {value!r}." in err, err
         if read_as is None:  # the library refuses it too, in the same words
             assert str(library).replace(LIBRARY_ALLOWS, allows) in err
+
+
+BEFORE_TORCH = """
+import json, sys
+from hf_lrsched.cli import main
+status = main(sys.argv[1:])
+print(json.dumps([status, sorted(m for m in ("torch", "transformers") if m in sys.modules)]))
+"""
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["show", "warmup_cosin"], "Unknown schedule name 'warmup_cosin'. Did you mean 'warmup_cosine' or"),
+        (["show", "linear", "nope"], "Unknown schedule name 'nope'. Available schedules: ['constant',"),
+        (["plot", "nope", "-o", "lr.png"], "Unknown schedule name 'nope'."),
+        (["show", "warmup_cosine", "--kwargs", "{oops"], "`--kwargs` is not valid JSON (Expecting property name"),
+        (["show", "linear", "--kwargs", "{oops"], "`--kwargs` is not valid JSON"),
+        (["show", "cosine", "--kwargs", "[1]"], "`--kwargs` must be a JSON object"),
+    ],
+)
+def test_a_bad_name_or_bad_json_is_refused_before_torch_is_imported(tmp_path, args, message):
+    # A typo answers at once: transformers' names are read without importing transformers (which imports torch).
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    argv = [*args, "--num-training-steps", "10"]
+    result = subprocess.run(
+        [sys.executable, "-c", BEFORE_TORCH, *argv], capture_output=True, text=True, timeout=120, cwd=tmp_path, env=env
+    )
+    status, imported = json.loads(result.stdout.strip().splitlines()[-1])
+    assert status == 2 and message in result.stderr, result.stderr
+    assert imported == [], f"imported {imported} before refusing: {result.stderr}"
+    if "Unknown" in message:  # the same words as the library's, with transformers' names loaded
+        name = message.split("'")[1]
+        with pytest.raises(ValueError) as error:
+            get_schedule_entry(name)
+        assert f"hf-lrsched: error: {error.value}" in result.stderr
+
+
+def test_transformers_names_read_without_importing_them_are_its_scheduler_types():
+    from transformers.trainer_utils import SchedulerType
+
+    assert sorted(_transformers_names()) == sorted(member.value for member in SchedulerType)
