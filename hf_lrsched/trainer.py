@@ -80,8 +80,8 @@ class LRSchedMixin(_TrainerBase):
         train dataloader (`get_train_dataloader`, which accelerate shards over the data-parallel processes only:
         tensor- and context-parallel ranks share their batches) and `set_initial_training_values` (which counts the
         sequence-parallel shards, and gradient accumulation). `None` where the count is known only when training
-        starts: no train set, one without a length, an empty one, or a sampler that reads the whole set to be set up
-        (`group_by_length`, `batch_rebalance`), which would be read twice."""
+        starts: no train set, one without a length, an empty one, a sampler that reads the whole set to be set up
+        (`group_by_length`, `batch_rebalance`), which would be read twice, or a loader that cannot be built yet."""
         dataset = getattr(self, "train_dataset", None)
         if dataset is None or not has_length(dataset) or len(dataset) == 0:
             return None
@@ -89,8 +89,11 @@ class LRSchedMixin(_TrainerBase):
             return None
         if not hasattr(self, "set_initial_training_values"):  # pragma: no cover - a transformers without it
             return None
-        with torch.random.fork_rng(devices=[]):  # on several processes, preparing the loader draws a seed
-            dataloader = self.get_train_dataloader()
+        try:
+            with torch.random.fork_rng(devices=[]):  # on several processes, preparing the loader draws a seed
+                dataloader = self.get_train_dataloader()
+        except Exception:  # a subclass's loader that needs what `train()` sets up: `train()` reports and checks it
+            return None
         if not has_length(dataloader) or len(dataloader) == 0:
             return None
         max_steps = self.set_initial_training_values(self.args, dataloader)[-1]

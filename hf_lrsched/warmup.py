@@ -149,7 +149,10 @@ def _resolve_warmup(
         raise TypeError(f"`{option}` must be {allowed}{hint}; got {value!r} ({type(value).__name__}).")
     else:
         number = value
-    if not math.isfinite(number) or number < 0 or (number >= 1 and not float(number).is_integer()):
+    if number < 0 or (
+        not isinstance(number, int)  # an int may be too large for a float: it is a number of steps all the same
+        and (not math.isfinite(number) or (number >= 1 and not number.is_integer()))
+    ):
         raise ValueError(refused)
     if number >= 1:
         if "steps" not in kinds:

@@ -349,6 +349,10 @@ def test_an_interrupted_write_leaves_the_old_file_and_no_temporary_one(tmp_path)
         (["inverse_sqrt", "--num-training-steps", 100, "--kwargs", '{"timescale": -5}'], "`timescale` must be in"),
         (["polynomial", "--num-training-steps", 100, "--kwargs", '{"power": -1}'], "`power` must be in (0, inf)"),
         (["linear", "--num-training-steps", 10, "--num-warmup-steps", 20], "`num_warmup_steps` must be an integer in"),
+        (
+            ["warmup_cosine", "--num-training-steps", 10, "--num-warmup-steps", "9" * 400],  # too large for a float
+            "`num_warmup_steps` must be an integer in [0, 10]",
+        ),
         (["warmup_cosine", "--num-training-steps", 10, "--width", 10**9], "`--width` must be at least 2 and at most"),
         (
             ["warmup_cosine", "--num-training-steps", 10, "--height", 10**8],
