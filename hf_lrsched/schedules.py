@@ -44,9 +44,6 @@ DECAY_TYPES = ("cosine", "linear", "1-sqrt")
 #: floats the formulas are evaluated in).
 MAX_STEPS = 2**63 - 1
 
-# What every factory takes besides its options: how the scheduler starts, not what the schedule is.
-_SCHEDULER_OPTIONS = ("optimizer", "last_epoch", "new_stage")
-
 
 @dataclass(frozen=True, kw_only=True)
 class CommonOptions:
