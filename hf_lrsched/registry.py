@@ -189,6 +189,8 @@ def check_schedule_name(name: str) -> str:
         name = name.value
     if not isinstance(name, str):
         raise TypeError(f"A schedule name must be a string, got {name!r} ({type(name).__name__}).")
+    if name in _REGISTRY:
+        return name
     if _TRANSFORMERS_LOADED:
         names = list(_REGISTRY)
     else:  # in the order loading them gives: ours, then transformers' (sorted)
