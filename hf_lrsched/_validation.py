@@ -5,7 +5,8 @@ from __future__ import annotations
 import difflib
 import math
 import numbers
-from collections.abc import Iterable
+import re
+from collections.abc import Collection, Iterable, Mapping
 from typing import Any
 
 
@@ -93,6 +94,64 @@ def suggest(value, choices: Iterable[str]) -> str:
     if not close:
         return ""
     return " Did you mean " + " or ".join(repr(c) for c in close) + "?"
+
+
+#: What `HfArgumentParser` reads as a boolean on the command line (`transformers.hf_argparser.string_to_bool`), in
+#: any case.
+TRUE_STRINGS = ("yes", "true", "t", "y", "1")
+FALSE_STRINGS = ("no", "false", "f", "n", "0")
+
+
+def check_bool(name: str, value) -> bool:
+    """`value` as `HfArgumentParser` reads a boolean on the command line: a bool, or one of yes/no, true/false, t/f,
+    y/n, 1/0 as a string in any case; anything else (`"maybe"`, `1`, `None`) is refused with the option named. A
+    JSON or YAML config passes its values as they are, and a non-empty string such as `"false"` must not read as
+    true."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        if value.lower() in TRUE_STRINGS:
+            return True
+        if value.lower() in FALSE_STRINGS:
+            return False
+    raise ValueError(
+        f"`{name}` must be a boolean (true/false, yes/no, t/f, y/n, 1/0 as a string), got {value!r} "
+        f"({type(value).__name__})."
+    )
+
+
+_NUMBER = re.compile(r"[+-]?(?:(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?|inf|infinity|nan)", re.IGNORECASE)
+_INTEGER = re.compile(r"[+-]?\d+")
+
+
+def numbers_from_strings(value, *, keep: Collection[str] = (), integers: Collection[str] = ()):
+    """Numbers written as strings read as numbers, in dicts and lists at any depth, as configs give them (PyYAML reads
+    `1e-6`, without a dot, as a string): `"1e-2"` is 0.01, `"3"` is 3, `"inf"` is `inf` (for the check to refuse by
+    value); any other string (`"min"`, a shape) stays a string, for the check to name.
+
+    Args:
+        value: A number, a string, or a dict or list of them.
+        keep (`Collection[str]`, *optional*):
+            Keys of a dict whose values stay as written (a rule's `pattern` and `name`).
+        integers (`Collection[str]`, *optional*):
+            Keys of a dict whose values are counts: a string becomes an `int` only when it is written as one (`"3"`);
+            `"3.0"` stays a string, which the check refuses as not an integer.
+    """
+    if isinstance(value, Mapping):
+        out = {}
+        for key, item in value.items():
+            if key in keep:
+                out[key] = item
+            elif key in integers and isinstance(item, str):
+                out[key] = int(item) if _INTEGER.fullmatch(item.strip()) else item
+            else:
+                out[key] = numbers_from_strings(item, keep=keep, integers=integers)
+        return out
+    if isinstance(value, list):
+        return [numbers_from_strings(item, keep=keep, integers=integers) for item in value]
+    if isinstance(value, str) and _NUMBER.fullmatch(value.strip()):
+        return int(value) if _INTEGER.fullmatch(value.strip()) else float(value)
+    return value
 
 
 def _fmt(x: float) -> str:

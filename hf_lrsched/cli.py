@@ -33,13 +33,6 @@ SCAN_LIMIT = 200_000
 MAX_STEPS = 2**53
 #: The largest text plot, in characters and lines.
 MAX_WIDTH, MAX_HEIGHT = 1000, 500
-#: Keys of `--kwargs` that the command line sets itself, with what to use instead.
-RESERVED_KWARGS = {
-    "optimizer": "the curve is drawn on a throw-away optimizer",
-    "num_warmup_steps": "use --num-warmup-steps or --warmup-ratio",
-    "num_training_steps": "use --num-training-steps",
-    "last_epoch": "a curve is drawn from step 0; a resumed run's rates are the same curve's",
-}
 
 
 @dataclass
@@ -220,32 +213,37 @@ def draw_png(curves: list[ScheduleCurve], path: str, *, title: str | None = None
 
 
 def _warmup(args) -> int | str:
-    from .warmup import resolve_num_warmup_steps
+    """The warmup of `--num-warmup-steps` (steps or 'auto') or `--warmup-ratio` (a ratio), read by the library's
+    one rule (`resolve_num_warmup_steps`), each flag taking its own kind so that the two cannot be confused."""
+    from .warmup import _resolve_warmup
 
     if args.warmup_ratio is not None:
-        if not 0 <= args.warmup_ratio < 1:
-            raise ValueError(f"`--warmup-ratio` must be in [0, 1), got {args.warmup_ratio}.")
-        return resolve_num_warmup_steps(args.warmup_ratio, args.num_training_steps, option="--warmup-ratio")
-    if args.num_warmup_steps == "auto":
-        return "auto"
-    if not args.num_warmup_steps.isdigit():  # a ratio is --warmup-ratio's, so that the two cannot be confused
-        raise ValueError(
-            f"`--num-warmup-steps` must be a number of steps or 'auto' (--warmup-ratio takes a ratio), "
-            f"got {args.num_warmup_steps!r}."
+        return _resolve_warmup(
+            args.warmup_ratio,
+            args.num_training_steps,
+            option="--warmup-ratio",
+            kinds=("ratio",),
+            hint=" (--num-warmup-steps takes steps or 'auto')",
         )
-    return int(args.num_warmup_steps)
+    return _resolve_warmup(
+        args.num_warmup_steps,
+        args.num_training_steps,
+        option="--num-warmup-steps",
+        kinds=("steps", "auto"),
+        hint=" (--warmup-ratio takes a ratio)",
+    )
 
 
 def _curves(args) -> list[ScheduleCurve]:
     if args.state is not None:
         return _state_curves(args.state)
-    from .registry import parse_schedule_kwargs
+    from .registry import check_reserved_schedule_kwargs, check_schedule_name, parse_schedule_kwargs
 
+    for name in args.names:  # every name, before any is drawn (a name of transformers' imports torch)
+        check_schedule_name(name)
     kwargs_list = [parse_schedule_kwargs(k, "--kwargs") for k in args.kwargs] if args.kwargs else [{}]
     for kwargs in kwargs_list:
-        for key, instead in RESERVED_KWARGS.items():
-            if key in kwargs:
-                raise ValueError(f"`--kwargs` must not contain {key!r}: {instead}.")
+        check_reserved_schedule_kwargs(kwargs, "--kwargs", command_line=True)
     if not (math.isfinite(args.lr) and args.lr > 0):
         raise ValueError(f"`--lr` must be a finite number > 0, got {args.lr}.")
     if len(kwargs_list) == 1:
@@ -498,7 +496,7 @@ def _schedule_options(parser: argparse.ArgumentParser) -> None:
         metavar="W",
         help="warmup steps, or 'auto' to derive them from Adam's beta2 (default 0)",
     )
-    warmup.add_argument("--warmup-ratio", type=float, metavar="R", help="warmup as a ratio of T: ceil(R * T) steps")
+    warmup.add_argument("--warmup-ratio", metavar="R", help="warmup as a ratio of T in [0, 1): ceil(R * T) steps")
     parser.add_argument(
         "--kwargs",
         action="append",

@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from transformers.utils import logging
 
-from ._validation import check_float, check_int, suggest
+from ._validation import check_float, check_int, numbers_from_strings, suggest
 
 logger = logging.get_logger(__name__)
 
@@ -153,21 +153,14 @@ def parse_param_group_rules(value, option: str = "lr_param_groups") -> list[dict
                 f"; got {value!r}, which is not valid JSON: {error}."
             ) from None
     if isinstance(value, Sequence) and not isinstance(value, (str, bytes)):
-        value = [_numbers_from_strings(rule) if isinstance(rule, Mapping) else rule for rule in value]
+        value = [
+            numbers_from_strings(rule, keep=("pattern", "name"), integers=("start_step", "warmup_steps"))
+            if isinstance(rule, Mapping)
+            else rule
+            for rule in value
+        ]
     check_param_group_rules(value, option)
     return value
-
-
-def _numbers_from_strings(rule: Mapping[str, Any]) -> dict[str, Any]:
-    out = dict(rule)
-    for key, value in rule.items():
-        if not isinstance(value, str) or key in ("pattern", "name"):
-            continue
-        try:
-            out[key] = int(value) if key in ("start_step", "warmup_steps") else float(value)
-        except ValueError:
-            pass  # left as it is: the check names the key and the value
-    return out
 
 
 def parameter_layer_ids(model: torch.nn.Module, *, layer_pattern: str | None = None) -> tuple[dict[str, int], int]:

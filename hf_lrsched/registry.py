@@ -7,15 +7,18 @@ hf_lrsched (or building one of its own schedules) does not import `transformers.
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import enum
 import functools
+import importlib.util
 import inspect
 import json
+import os
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 from ._validation import check_int, check_last_epoch, suggest
 from .schedules import (
@@ -165,17 +168,40 @@ def get_schedule_entry(name: str) -> ScheduleEntry:
         `TypeError`: when `name` is not a string.
         `ValueError`: for an unknown name, with the closest valid names.
     """
+    name = check_schedule_name(name)
+    if name not in _REGISTRY:
+        _load_transformers_names()
+    if name not in _REGISTRY:
+        raise _unknown_name(name, list(_REGISTRY))
+    return _REGISTRY[name]
+
+
+def check_schedule_name(name: str) -> str:
+    """
+    `name` (a string, or a `transformers.SchedulerType`) as a string if a schedule is registered under it, without
+    importing `transformers`' schedules (nor torch) to find out: an unknown name is refused at once.
+
+    Raises:
+        `TypeError`: when `name` is not a string.
+        `ValueError`: for an unknown name, with the closest valid names.
+    """
     if isinstance(name, enum.Enum):  # transformers' SchedulerType is a str Enum
         name = name.value
     if not isinstance(name, str):
         raise TypeError(f"A schedule name must be a string, got {name!r} ({type(name).__name__}).")
-    if name not in _REGISTRY:
-        _load_transformers_names()
-    if name not in _REGISTRY:
-        raise ValueError(
-            f"Unknown schedule name {name!r}.{suggest(name, _REGISTRY)} Available schedules: {available_schedules()}."
-        )
-    return _REGISTRY[name]
+    if name in _REGISTRY:
+        return name
+    if _TRANSFORMERS_LOADED:
+        names = list(_REGISTRY)
+    else:  # in the order loading them gives: ours, then transformers' (sorted)
+        names = list(_REGISTRY) + [n for n in sorted(_transformers_names()) if n not in _REGISTRY]
+    if name not in names:
+        raise _unknown_name(name, names)
+    return name
+
+
+def _unknown_name(name: str, names: list[str]) -> ValueError:
+    return ValueError(f"Unknown schedule name {name!r}.{suggest(name, names)} Available schedules: {sorted(names)}.")
 
 
 def get_schedule_factory(name: str) -> ScheduleFactory:
@@ -191,13 +217,35 @@ def schedule_description(name: str) -> str:
     return get_schedule_entry(name).description
 
 
-#: Keys of `lr_schedule_kwargs` that a training loop supplies itself: a user's value would clash or break a resume.
-RESERVED_SCHEDULE_KWARGS = {
-    "optimizer": "the training loop passes its own optimizer",
-    "num_warmup_steps": "set the warmup steps (`warmup_steps`, `--num_warmup_steps`) or `auto_warmup` instead",
-    "num_training_steps": "set the training length (`max_steps`, `--max_train_steps`, epochs) instead",
-    "last_epoch": "a run resumes its schedule from a checkpoint (`resume_from_checkpoint`)",
-    "new_stage": "set `lr_resume='new_stage'` (`--lr_resume new_stage`) to start the schedule as a new stage",
+class ReservedKwarg(NamedTuple):
+    """Why a key of a schedule's options is the caller's, not the user's: what to set instead in a training loop's
+    arguments (`lr_schedule_kwargs`), and in `hf-lrsched`'s `--kwargs`."""
+
+    loop: str
+    command_line: str
+
+
+#: Keys of a schedule's options that the caller supplies itself: a user's value would clash or break a resume. The
+#: one table for the training loops (`lr_schedule_kwargs`) and the command line (`--kwargs`).
+RESERVED_SCHEDULE_KWARGS: dict[str, ReservedKwarg] = {
+    "optimizer": ReservedKwarg(
+        "the training loop passes its own optimizer", "the curve is drawn on a throw-away optimizer"
+    ),
+    "num_warmup_steps": ReservedKwarg(
+        "set the warmup steps (`warmup_steps`, `--num_warmup_steps`) or `auto_warmup` instead",
+        "use --num-warmup-steps or --warmup-ratio",
+    ),
+    "num_training_steps": ReservedKwarg(
+        "set the training length (`max_steps`, `--max_train_steps`, epochs) instead", "use --num-training-steps"
+    ),
+    "last_epoch": ReservedKwarg(
+        "a run resumes its schedule from a checkpoint (`resume_from_checkpoint`)",
+        "a curve is drawn from step 0; a resumed run's rates are the same curve's",
+    ),
+    "new_stage": ReservedKwarg(
+        "set `lr_resume='new_stage'` (`--lr_resume new_stage`) to start the schedule as a new stage",
+        "a curve is drawn from step 0; use --state to draw the stages a saved run records",
+    ),
 }
 
 
@@ -230,11 +278,15 @@ def parse_schedule_kwargs(value: dict | str | None, option: str = "lr_schedule_k
     return dict(value)
 
 
-def check_reserved_schedule_kwargs(kwargs: dict, option: str = "lr_schedule_kwargs") -> None:
-    """Reject the keys of `RESERVED_SCHEDULE_KWARGS` by name."""
-    for key, why in RESERVED_SCHEDULE_KWARGS.items():
+def check_reserved_schedule_kwargs(
+    kwargs: dict, option: str = "lr_schedule_kwargs", *, command_line: bool = False
+) -> None:
+    """Reject the keys of `RESERVED_SCHEDULE_KWARGS` by name, with what to set instead: in a training loop's
+    arguments, or on `hf-lrsched`'s command line (`command_line=True`)."""
+    for key, reserved in RESERVED_SCHEDULE_KWARGS.items():
         if key in kwargs:
-            raise ValueError(f"`{option}` must not contain {key!r}: {why}.")
+            instead = reserved.command_line if command_line else reserved.loop
+            raise ValueError(f"`{option}` must not contain {key!r}: {instead}.")
 
 
 def check_schedule_kwargs(name: str, kwargs: dict) -> None:
@@ -374,6 +426,46 @@ _TRANSFORMERS_DESCRIPTIONS = {
     "warmup_stable_decay": "Warmup, a constant stage, then a decay (WSD).",
     "greedy": "Adapt the learning rate to the training loss (not a LambdaLR).",
 }
+
+
+_TRANSFORMERS_NAMES: tuple[str, ...] | None = None
+
+
+def _transformers_names() -> tuple[str, ...]:
+    """The values of `transformers.trainer_utils.SchedulerType`, read from that module's source without importing it
+    (it imports torch, seconds for a name that is not there); from the module itself where the source cannot be
+    read."""
+    global _TRANSFORMERS_NAMES
+    if _TRANSFORMERS_NAMES is None:
+        _TRANSFORMERS_NAMES = _scheduler_type_values_from_source()
+        if _TRANSFORMERS_NAMES is None:
+            from transformers.trainer_utils import SchedulerType
+
+            _TRANSFORMERS_NAMES = tuple(member.value for member in SchedulerType)
+    return _TRANSFORMERS_NAMES
+
+
+def _scheduler_type_values_from_source() -> tuple[str, ...] | None:
+    try:
+        spec = importlib.util.find_spec("transformers")  # finds the package without importing it
+        if spec is None or not spec.submodule_search_locations:
+            return None
+        path = os.path.join(next(iter(spec.submodule_search_locations)), "trainer_utils.py")
+        with open(path, encoding="utf-8") as f:
+            tree = ast.parse(f.read(), path)
+    except (OSError, SyntaxError, ValueError, ImportError):
+        return None
+    for node in tree.body:
+        if isinstance(node, ast.ClassDef) and node.name == "SchedulerType":
+            values = tuple(
+                statement.value.value
+                for statement in node.body
+                if isinstance(statement, ast.Assign)
+                and isinstance(statement.value, ast.Constant)
+                and isinstance(statement.value.value, str)
+            )
+            return values or None
+    return None
 
 
 def _load_transformers_names() -> None:

@@ -8,8 +8,10 @@ new schedule is its factory (a phase list) and its registry record (`hf_lrsched.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from ._exact import decimal_fraction
@@ -42,20 +44,72 @@ DECAY_TYPES = ("cosine", "linear", "1-sqrt")
 #: floats the formulas are evaluated in).
 MAX_STEPS = 2**63 - 1
 
-# The options every factory shares, validated by `_check_common`.
-COMMON_OPTIONS = (
-    "optimizer",
-    "num_warmup_steps",
-    "num_training_steps",
-    "warmup_type",
-    "warmup_start_ratio",
-    "warmup_exp_rate",
-    "min_lr_ratio",
-    "min_lr",
-    "max_auto_warmup_ratio",
-)
-# What every factory takes besides its options: how the scheduler starts, not what the schedule is.
-_SCHEDULER_OPTIONS = ("optimizer", "last_epoch", "new_stage")
+
+@dataclass(frozen=True, kw_only=True)
+class CommonOptions:
+    """The options every factory of hf_lrsched takes, as its caller gave them: the one list of them. A factory passes
+    each by name (its defaults stay in its own signature); `resolve` checks them and `as_kwargs` gives them back, to
+    rebuild the schedule over the steps a new stage has left."""
+
+    num_warmup_steps: Any
+    num_training_steps: Any
+    warmup_type: Any
+    warmup_start_ratio: Any
+    warmup_exp_rate: Any
+    min_lr_ratio: Any
+    min_lr: Any
+    max_auto_warmup_ratio: Any
+
+    def as_kwargs(self) -> dict[str, Any]:
+        """The options as keyword arguments of a factory, as given."""
+        return {option.name: getattr(self, option.name) for option in dataclasses.fields(self)}
+
+    def resolve(self, optimizer: Optimizer) -> dict[str, Any]:
+        """Validate the options, resolve `"auto"` warmup from `optimizer`, and return them as plain values: what a
+        scheduler's state records (see `ScheduleLR`)."""
+        num_training_steps = _check_total(self.num_training_steps)
+        warmup_type = check_choice("warmup_type", self.warmup_type, WARMUP_TYPES)
+        warmup_start_ratio = check_float(
+            "warmup_start_ratio", self.warmup_start_ratio, low=0.0, high=1.0, high_open=True
+        )
+        warmup_exp_rate = check_float("warmup_exp_rate", self.warmup_exp_rate, low=0.0, low_open=True)
+        num_warmup_steps = self.num_warmup_steps
+        if num_warmup_steps == "auto":
+            num_warmup_steps = resolve_auto_warmup_steps(
+                optimizer,
+                num_training_steps,
+                warmup_type=warmup_type,
+                warmup_exp_rate=warmup_exp_rate,
+                max_auto_warmup_ratio=self.max_auto_warmup_ratio,
+            )
+        else:
+            check_float("max_auto_warmup_ratio", self.max_auto_warmup_ratio, low=0.0, high=1.0)
+            num_warmup_steps = check_int(
+                "num_warmup_steps",
+                num_warmup_steps,
+                minimum=0,
+                maximum=num_training_steps,
+                hint=" (at most num_training_steps) or 'auto'",
+            )
+        min_lr_ratio, min_lr = self.min_lr_ratio, self.min_lr
+        if min_lr_ratio is not None and min_lr is not None:
+            raise ValueError(
+                f"Pass either `min_lr_ratio` (a fraction of each base learning rate) or `min_lr` (an absolute learning "
+                f"rate), not both; got min_lr_ratio={min_lr_ratio} and min_lr={min_lr}."
+            )
+        if min_lr_ratio is not None:
+            min_lr_ratio = check_float("min_lr_ratio", min_lr_ratio, low=0.0, high=1.0, high_open=True)
+        if min_lr is not None:
+            min_lr = check_float("min_lr", min_lr, low=0.0)
+        return dict(
+            num_warmup_steps=num_warmup_steps,
+            num_training_steps=num_training_steps,
+            warmup_type=warmup_type,
+            warmup_start_ratio=warmup_start_ratio,
+            warmup_exp_rate=warmup_exp_rate,
+            min_lr_ratio=min_lr_ratio,
+            min_lr=min_lr,
+        )
 
 
 def _check_total(num_training_steps) -> int:
@@ -67,81 +121,29 @@ def _check_total(num_training_steps) -> int:
     return total
 
 
-def _check_common(
-    optimizer: Optimizer,
-    num_warmup_steps,
-    num_training_steps,
-    *,
-    warmup_type,
-    warmup_start_ratio,
-    warmup_exp_rate,
-    min_lr_ratio,
-    min_lr,
-    max_auto_warmup_ratio,
-) -> dict[str, Any]:
-    """Validate the options every schedule shares, resolve `"auto"` warmup, and return them as plain values: what a
-    scheduler's state records (see `ScheduleLR`)."""
-    num_training_steps = _check_total(num_training_steps)
-    warmup_type = check_choice("warmup_type", warmup_type, WARMUP_TYPES)
-    warmup_start_ratio = check_float("warmup_start_ratio", warmup_start_ratio, low=0.0, high=1.0, high_open=True)
-    warmup_exp_rate = check_float("warmup_exp_rate", warmup_exp_rate, low=0.0, low_open=True)
-    if num_warmup_steps == "auto":
-        num_warmup_steps = resolve_auto_warmup_steps(
-            optimizer,
-            num_training_steps,
-            warmup_type=warmup_type,
-            warmup_exp_rate=warmup_exp_rate,
-            max_auto_warmup_ratio=max_auto_warmup_ratio,
-        )
-    else:
-        check_float("max_auto_warmup_ratio", max_auto_warmup_ratio, low=0.0, high=1.0)
-        num_warmup_steps = check_int(
-            "num_warmup_steps",
-            num_warmup_steps,
-            minimum=0,
-            maximum=num_training_steps,
-            hint=" (at most num_training_steps) or 'auto'",
-        )
-    if min_lr_ratio is not None and min_lr is not None:
-        raise ValueError(
-            f"Pass either `min_lr_ratio` (a fraction of each base learning rate) or `min_lr` (an absolute learning "
-            f"rate), not both; got min_lr_ratio={min_lr_ratio} and min_lr={min_lr}."
-        )
-    if min_lr_ratio is not None:
-        min_lr_ratio = check_float("min_lr_ratio", min_lr_ratio, low=0.0, high=1.0, high_open=True)
-    if min_lr is not None:
-        min_lr = check_float("min_lr", min_lr, low=0.0)
-    return dict(
-        num_warmup_steps=num_warmup_steps,
-        num_training_steps=num_training_steps,
-        warmup_type=warmup_type,
-        warmup_start_ratio=warmup_start_ratio,
-        warmup_exp_rate=warmup_exp_rate,
-        min_lr_ratio=min_lr_ratio,
-        min_lr=min_lr,
-    )
-
-
 def _schedule(
     factory: Callable[..., Any],
-    arguments: dict[str, Any],
+    optimizer: Any,
+    common: CommonOptions,
     name: str,
     phases: list[dict[str, Any]],
-    options: dict[str, Any] | None = None,
     *,
+    own: dict[str, Any] | None = None,
+    options: dict[str, Any] | None = None,
+    last_epoch: Any,
+    new_stage: Any,
     preset: bool = True,
 ) -> Any:
-    """The `ScheduleLR` of a phase list (a `PlannedSchedule` for a `PreviewOptimizer`): `arguments` are the factory's
-    own (its `locals()` on entry), `options` the schedule's own resolved options, recorded beside the common ones."""
-    common = _check_common(**{key: arguments[key] for key in COMMON_OPTIONS})
+    """The `ScheduleLR` of a phase list (a `PlannedSchedule` for a `PreviewOptimizer`): `common` the options every
+    factory takes, `own` the factory's other options as given (both rebuild it over a new stage's steps), `options`
+    the schedule's own resolved options, recorded beside the common ones."""
+    resolved_common = common.resolve(optimizer)
     resolved = resolve_phases(
         phases,
-        num_training_steps=common["num_training_steps"],
-        num_warmup_steps=common["num_warmup_steps"],
+        num_training_steps=resolved_common["num_training_steps"],
+        num_warmup_steps=resolved_common["num_warmup_steps"],
         preset=preset,
     )
-    rebuild_with = {key: value for key, value in arguments.items() if key not in _SCHEDULER_OPTIONS}
-    optimizer = arguments["optimizer"]
     if isinstance(optimizer, PreviewOptimizer):  # laid out without torch, for a preview
         build: type[StagedSchedule] = PlannedSchedule
     else:
@@ -151,12 +153,12 @@ def _schedule(
     return build(  # type: ignore[call-arg]
         optimizer,
         name=name,
-        options={**common, **(options or {})},
+        options={**resolved_common, **(options or {})},
         phases=resolved,
-        last_epoch=arguments["last_epoch"],
-        new_stage=arguments["new_stage"],
-        rebuild=_Rebuild(factory, rebuild_with),
-        explicit_start=arguments["warmup_start_ratio"] != 0.0,
+        last_epoch=last_epoch,
+        new_stage=new_stage,
+        rebuild=_Rebuild(factory, {**common.as_kwargs(), **(own or {})}),
+        explicit_start=common.warmup_start_ratio != 0.0,
     )
 
 
@@ -240,8 +242,25 @@ def get_warmup_cosine_schedule(
     Returns:
         [`ScheduleLR`]: a `torch.optim.lr_scheduler.LambdaLR` with the appropriate schedule.
     """
-    arguments = dict(locals())  # the options, before any local variable is added
-    return _schedule(get_warmup_cosine_schedule, arguments, "warmup_cosine", [{"shape": "cosine", "to": "min"}])
+    common = CommonOptions(
+        num_warmup_steps=num_warmup_steps,
+        num_training_steps=num_training_steps,
+        warmup_type=warmup_type,
+        warmup_start_ratio=warmup_start_ratio,
+        warmup_exp_rate=warmup_exp_rate,
+        min_lr_ratio=min_lr_ratio,
+        min_lr=min_lr,
+        max_auto_warmup_ratio=max_auto_warmup_ratio,
+    )
+    return _schedule(
+        get_warmup_cosine_schedule,
+        optimizer,
+        common,
+        "warmup_cosine",
+        [{"shape": "cosine", "to": "min"}],
+        last_epoch=last_epoch,
+        new_stage=new_stage,
+    )
 
 
 def get_exponential_warmup_cosine_schedule(
@@ -272,9 +291,24 @@ def get_exponential_warmup_cosine_schedule(
     Returns:
         [`ScheduleLR`]: a `torch.optim.lr_scheduler.LambdaLR` with the appropriate schedule.
     """
-    arguments = dict(locals())  # the options, before any local variable is added
+    common = CommonOptions(
+        num_warmup_steps=num_warmup_steps,
+        num_training_steps=num_training_steps,
+        warmup_type=warmup_type,
+        warmup_start_ratio=warmup_start_ratio,
+        warmup_exp_rate=warmup_exp_rate,
+        min_lr_ratio=min_lr_ratio,
+        min_lr=min_lr,
+        max_auto_warmup_ratio=max_auto_warmup_ratio,
+    )
     return _schedule(
-        get_exponential_warmup_cosine_schedule, arguments, "warmup_cosine", [{"shape": "cosine", "to": "min"}]
+        get_exponential_warmup_cosine_schedule,
+        optimizer,
+        common,
+        "warmup_cosine",
+        [{"shape": "cosine", "to": "min"}],
+        last_epoch=last_epoch,
+        new_stage=new_stage,
     )
 
 
@@ -346,10 +380,17 @@ def get_cosine_with_growing_restarts_schedule(
     Returns:
         [`ScheduleLR`]: a `torch.optim.lr_scheduler.LambdaLR` with the appropriate schedule.
     """
-    arguments = dict(locals())  # the options, before any local variable is added
-    restarts = dict(
-        shape="restarts",
-        to="min",
+    common = CommonOptions(
+        num_warmup_steps=num_warmup_steps,
+        num_training_steps=num_training_steps,
+        warmup_type=warmup_type,
+        warmup_start_ratio=warmup_start_ratio,
+        warmup_exp_rate=warmup_exp_rate,
+        min_lr_ratio=min_lr_ratio,
+        min_lr=min_lr,
+        max_auto_warmup_ratio=max_auto_warmup_ratio,
+    )
+    own = dict(
         num_cycles=num_cycles,
         first_cycle_steps=first_cycle_steps,
         cycle_mult=cycle_mult,
@@ -357,10 +398,17 @@ def get_cosine_with_growing_restarts_schedule(
         restart_warmup_steps=restart_warmup_steps,
     )
     scheduler = _schedule(
-        get_cosine_with_growing_restarts_schedule, arguments, "cosine_with_growing_restarts", [restarts]
+        get_cosine_with_growing_restarts_schedule,
+        optimizer,
+        common,
+        "cosine_with_growing_restarts",
+        [dict(shape="restarts", to="min", **own)],
+        own=own,
+        last_epoch=last_epoch,
+        new_stage=new_stage,
     )
     resolved = scheduler._own["phases"][0]
-    scheduler._own["options"].update({key: resolved[key] for key in restarts if key not in ("shape", "to")})
+    scheduler._own["options"].update({key: resolved[key] for key in own})
     return scheduler
 
 
@@ -419,7 +467,17 @@ def get_wsd_schedule(
     Returns:
         [`ScheduleLR`]: a `torch.optim.lr_scheduler.LambdaLR` with the appropriate schedule.
     """
-    arguments = dict(locals())  # the options, before any local variable is added
+    common = CommonOptions(
+        num_warmup_steps=num_warmup_steps,
+        num_training_steps=num_training_steps,
+        warmup_type=warmup_type,
+        warmup_start_ratio=warmup_start_ratio,
+        warmup_exp_rate=warmup_exp_rate,
+        min_lr_ratio=min_lr_ratio,
+        min_lr=min_lr,
+        max_auto_warmup_ratio=max_auto_warmup_ratio,
+    )
+    own = dict(decay_ratio=decay_ratio, num_decay_steps=num_decay_steps, decay_type=decay_type)
     decay_type = check_choice("decay_type", decay_type, DECAY_TYPES)
     total = _check_total(num_training_steps)
     if decay_ratio is not None and num_decay_steps is not None:
@@ -435,8 +493,7 @@ def get_wsd_schedule(
         decay_ratio = None if decay_ratio is None else ratio
         decay_steps = math.ceil(decimal_fraction(ratio) * total)
         source = f"decay_ratio={ratio} of num_training_steps={total}, {decay_steps} steps"
-    common = _check_common(**{key: arguments[key] for key in COMMON_OPTIONS})
-    warmup = common["num_warmup_steps"]
+    warmup = common.resolve(optimizer)["num_warmup_steps"]
     if decay_steps > total - warmup:
         raise ValueError(
             f"The decay ({source}) is longer than the {total - warmup} steps after warmup (num_training_steps={total} "
@@ -448,7 +505,17 @@ def get_wsd_schedule(
         {"shape": decay_type, "steps": decay_steps, "to": "min"},
     ]
     wsd_options = dict(decay_ratio=decay_ratio, num_decay_steps=num_decay_steps, decay_type=decay_type)
-    return _schedule(get_wsd_schedule, arguments, "wsd", phases, wsd_options)
+    return _schedule(
+        get_wsd_schedule,
+        optimizer,
+        common,
+        "wsd",
+        phases,
+        own=own,
+        options=wsd_options,
+        last_epoch=last_epoch,
+        new_stage=new_stage,
+    )
 
 
 def get_phases_schedule(
@@ -519,8 +586,27 @@ def get_phases_schedule(
     Returns:
         [`ScheduleLR`]: a `torch.optim.lr_scheduler.LambdaLR` with the appropriate schedule.
     """
-    arguments = dict(locals())  # the options, before any local variable is added
-    scheduler = _schedule(get_phases_schedule, arguments, "phases", phases, preset=False)
+    common = CommonOptions(
+        num_warmup_steps=num_warmup_steps,
+        num_training_steps=num_training_steps,
+        warmup_type=warmup_type,
+        warmup_start_ratio=warmup_start_ratio,
+        warmup_exp_rate=warmup_exp_rate,
+        min_lr_ratio=min_lr_ratio,
+        min_lr=min_lr,
+        max_auto_warmup_ratio=max_auto_warmup_ratio,
+    )
+    scheduler = _schedule(
+        get_phases_schedule,
+        optimizer,
+        common,
+        "phases",
+        phases,
+        own=dict(phases=phases),
+        last_epoch=last_epoch,
+        new_stage=new_stage,
+        preset=False,
+    )
     scheduler._own["options"]["phases"] = scheduler._own["phases"]
     return scheduler
 

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import math
 from typing import TYPE_CHECKING, cast
 
 import torch
 from transformers import Trainer
+from transformers.trainer_utils import has_length
 from transformers.utils import is_sagemaker_mp_enabled
 
 from .callbacks import LRCurveCallback
@@ -65,26 +65,39 @@ class LRSchedMixin(_TrainerBase):
 
     def _check_schedule_for_epochs(self) -> None:
         """In epoch mode (no `max_steps`), check the schedule against the real step count as soon as the train set's
-        length gives it, rather than inside `train()`: the count is computed as `Trainer` computes it."""
+        length gives it, rather than inside `train()`: the count is the one `train()` will use (see
+        `_epoch_mode_max_steps`)."""
         args = self.args
         if not uses_lrsched(args) or args.max_steps > 0 or self.lr_scheduler is not None:
             return
         check_training_length(args)  # the arguments may have changed since they were parsed
-        if getattr(getattr(args, "accelerator_config", None), "split_batches", False):
-            return  # each process gets a slice of every batch: the count is checked when training starts
+        num_training_steps = self._epoch_mode_max_steps()
+        if num_training_steps is not None:
+            check_lr_schedule(args, num_training_steps)
+
+    def _epoch_mode_max_steps(self) -> int | None:
+        """The number of optimizer steps that `train()` will take, asked of the Trainer as `train()` asks it: its
+        train dataloader (`get_train_dataloader`, which accelerate shards over the data-parallel processes only:
+        tensor- and context-parallel ranks share their batches) and `set_initial_training_values` (which counts the
+        sequence-parallel shards, and gradient accumulation). `None` where the count is known only when training
+        starts: no train set, one without a length, an empty one, a sampler that reads the whole set to be set up
+        (`group_by_length`, `batch_rebalance`), which would be read twice, or a loader that cannot be built yet."""
         dataset = getattr(self, "train_dataset", None)
+        if dataset is None or not has_length(dataset) or len(dataset) == 0:
+            return None
+        if getattr(self.args, "train_sampling_strategy", "random") in ("group_by_length", "batch_rebalance"):
+            return None
+        if not hasattr(self, "set_initial_training_values"):  # pragma: no cover - a transformers without it
+            return None
         try:
-            num_rows = len(dataset)  # type: ignore[arg-type]
-        except TypeError:  # no dataset yet, or an iterable one: checked when training starts
-            return
-        batch_size = self._train_batch_size
-        batches = num_rows // batch_size if args.dataloader_drop_last else math.ceil(num_rows / batch_size)
-        batches = math.ceil(batches / max(1, args.world_size))  # each process gets its share of the batches
-        steps_per_epoch = max(math.ceil(batches / args.gradient_accumulation_steps), 1)
-        num_training_steps = math.ceil(args.num_train_epochs * steps_per_epoch)
-        if num_training_steps < 1:
-            return
-        check_lr_schedule(args, num_training_steps)
+            with torch.random.fork_rng(devices=[]):  # on several processes, preparing the loader draws a seed
+                dataloader = self.get_train_dataloader()
+        except Exception:  # a subclass's loader that needs what `train()` sets up: `train()` reports and checks it
+            return None
+        if not has_length(dataloader) or len(dataloader) == 0:
+            return None
+        max_steps = self.set_initial_training_values(self.args, dataloader)[-1]
+        return max_steps if max_steps >= 1 else None
 
     def _get_learning_rate(self) -> float:
         # Called right after the optimizer step, before the scheduler moves on: the rates this step used.

@@ -6,14 +6,13 @@ from __future__ import annotations
 import json
 import math
 import os
-import re
-from argparse import ArgumentTypeError
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, TypeGuard
 
 import torch
 from transformers import TrainingArguments
 
+from ._validation import check_bool, numbers_from_strings
 from .param_groups import SCHEDULE_PLAN_KEYS, check_layer_decay, has_param_group_plan, parse_param_group_rules
 from .preview import PROBE_TRAINING_STEPS, check_schedule
 from .registry import check_reserved_schedule_kwargs, get_schedule, parse_schedule_kwargs
@@ -164,7 +163,7 @@ class LRSchedArguments(_ArgumentsBase):
         # Before the parent's checks: it would parse our JSON with a bare JSONDecodeError, and with DeepSpeed it loads
         # the DeepSpeed config (and needs DeepSpeed installed).
         for option in ("auto_warmup", "save_lr_curve"):  # JSON and YAML configs skip the command line's conversion
-            setattr(self, option, _as_bool(option, getattr(self, option)))
+            setattr(self, option, check_bool(option, getattr(self, option)))
         self.lr_schedule_kwargs = _convert_str_values(parse_schedule_kwargs(self.lr_schedule_kwargs))
         self._check_deepspeed_scheduler()
         if self.lr_schedule in METRIC_DRIVEN_SCHEDULES and self.metric_for_best_model is None:
@@ -387,29 +386,6 @@ def _check_base_order(cls: type) -> None:
                 )
 
 
-def _as_bool(option: str, value) -> bool:
-    """`value` as `HfArgumentParser` reads a boolean on the command line (`string_to_bool`): a bool, or one of
-    yes/no, true/false, t/f, y/n, 1/0 in any case; anything else is refused with the option named. A JSON or YAML
-    config passes its values as they are, and a non-empty string such as `"false"` must not read as true."""
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str):
-        from transformers.hf_argparser import string_to_bool
-
-        try:
-            return string_to_bool(value.strip())
-        except ArgumentTypeError:
-            pass
-    raise ValueError(
-        f"`{option}` must be a boolean (true/false, yes/no, t/f, y/n, 1/0 as a string), got {value!r} "
-        f"({type(value).__name__})."
-    )
-
-
-_NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
-_INTEGER = re.compile(r"[+-]?\d+")
-
-
 def _convert_str_values(kwargs: dict) -> dict:
     """Numbers and booleans given as strings as `TrainingArguments` converts them (`_convert_str_dict`), and numbers
     written as strings at any depth (PyYAML reads `1e-6` as a string; a `phases` list holds dicts): `"1e-2"` is
@@ -420,17 +396,7 @@ def _convert_str_values(kwargs: dict) -> dict:
         converted = dict(kwargs)
     else:
         converted = _convert_str_dict(dict(kwargs))
-    return {key: _numbers_from_strings(value) for key, value in converted.items()}
-
-
-def _numbers_from_strings(value):
-    if isinstance(value, dict):
-        return {key: _numbers_from_strings(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_numbers_from_strings(item) for item in value]
-    if isinstance(value, str) and _NUMBER.fullmatch(value.strip()):
-        return int(value) if _INTEGER.fullmatch(value.strip()) else float(value)
-    return value
+    return numbers_from_strings(converted)
 
 
 @dataclass

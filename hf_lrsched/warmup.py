@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import logging
 import math
+import re
 from fractions import Fraction
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -110,24 +111,55 @@ def resolve_num_warmup_steps(
     Returns:
         `int` or `"auto"`: the number of warmup steps.
     """
-    allowed = "a whole number of steps, a ratio in [0, 1), or 'auto'"
+    return _resolve_warmup(value, num_training_steps, option=option)
+
+
+#: What a warmup may be given as, in the words of the messages.
+_WARMUP_KINDS = {"steps": "a whole number of steps", "ratio": "a ratio in [0, 1)", "auto": "'auto'"}
+_INTEGER = re.compile(r"[+-]?\d+")
+
+
+def _resolve_warmup(
+    value: Any,
+    num_training_steps: int,
+    *,
+    option: str,
+    kinds: tuple[str, ...] = ("steps", "ratio", "auto"),
+    hint: str = "",
+) -> int | Literal["auto"]:
+    """The one reading of a warmup (see [`resolve_num_warmup_steps`]), for an option that takes only some `kinds` of
+    it: the command line's `--warmup-ratio` takes a ratio, its `--num-warmup-steps` steps or `"auto"`. A value of
+    another kind is refused with the same message as an invalid one, saying what `option` takes, and `hint`."""
+    words = [_WARMUP_KINDS[kind] for kind in kinds]
+    allowed = words[0] if len(words) == 1 else f"{', '.join(words[:-1])}{',' if len(words) > 2 else ''} or {words[-1]}"
+    refused = f"`{option}` must be {allowed}{hint}; got {value!r}."
     if value is None:
         return 0
     if isinstance(value, str):
-        if value.strip() == "auto":
+        text = value.strip()
+        if text == "auto":
+            if "auto" not in kinds:
+                raise ValueError(refused)
             return "auto"
         try:
-            number = float(value)
+            number = int(text) if _INTEGER.fullmatch(text) else float(text)  # a long integer stays exact
         except ValueError:
-            raise ValueError(f"`{option}` must be {allowed}; got {value!r}.") from None
+            raise ValueError(refused) from None
     elif isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"`{option}` must be {allowed}; got {value!r} ({type(value).__name__}).")
+        raise TypeError(f"`{option}` must be {allowed}{hint}; got {value!r} ({type(value).__name__}).")
     else:
         number = value
-    if not math.isfinite(number) or number < 0 or (number >= 1 and not float(number).is_integer()):
-        raise ValueError(f"`{option}` must be {allowed}; got {value!r}.")
+    if number < 0 or (
+        not isinstance(number, int)  # an int may be too large for a float: it is a number of steps all the same
+        and (not math.isfinite(number) or (number >= 1 and not number.is_integer()))
+    ):
+        raise ValueError(refused)
     if number >= 1:
+        if "steps" not in kinds:
+            raise ValueError(refused)
         return int(number)
+    if number > 0 and "ratio" not in kinds:
+        raise ValueError(refused)
     return math.ceil(check_int("num_training_steps", num_training_steps, minimum=1) * number)
 
 

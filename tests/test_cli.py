@@ -2,6 +2,10 @@
 `main` in-process (the same code, without a new interpreter each time); the installed script itself runs where only
 a new process can tell: that it is installed, answers `--help` and exits 2 without a traceback."""
 
+import inspect
+import json
+import os
+import re
 import shutil
 import subprocess
 import sys
@@ -9,8 +13,16 @@ from pathlib import Path
 
 import pytest
 
-from hf_lrsched import available_schedules, schedule_description, schedule_multipliers
+from hf_lrsched import (
+    LRSchedTrainingArguments,
+    available_schedules,
+    get_warmup_cosine_schedule,
+    resolve_num_warmup_steps,
+    schedule_description,
+    schedule_multipliers,
+)
 from hf_lrsched.cli import compute_curve, main
+from hf_lrsched.registry import RESERVED_SCHEDULE_KWARGS, _transformers_names, get_schedule_entry
 
 SCRIPT = shutil.which("hf-lrsched", path=str(Path(sys.executable).parent)) or shutil.which("hf-lrsched")
 
@@ -151,7 +163,7 @@ def test_a_billion_steps_are_sampled_with_every_key_step():
         (["show", "warmup_cosine", "--num-training-steps", 10, "--kwargs", "{oops"], "Expecting property name"),
         (
             ["show", "warmup_cosine", "--num-training-steps", 10, "--num-warmup-steps", "soon"],
-            "(--warmup-ratio takes a ratio), got 'soon'",
+            "(--warmup-ratio takes a ratio); got 'soon'",
         ),
         (
             [
@@ -337,6 +349,10 @@ def test_an_interrupted_write_leaves_the_old_file_and_no_temporary_one(tmp_path)
         (["inverse_sqrt", "--num-training-steps", 100, "--kwargs", '{"timescale": -5}'], "`timescale` must be in"),
         (["polynomial", "--num-training-steps", 100, "--kwargs", '{"power": -1}'], "`power` must be in (0, inf)"),
         (["linear", "--num-training-steps", 10, "--num-warmup-steps", 20], "`num_warmup_steps` must be an integer in"),
+        (
+            ["warmup_cosine", "--num-training-steps", 10, "--num-warmup-steps", "9" * 400],  # too large for a float
+            "`num_warmup_steps` must be an integer in [0, 10]",
+        ),
         (["warmup_cosine", "--num-training-steps", 10, "--width", 10**9], "`--width` must be at least 2 and at most"),
         (
             ["warmup_cosine", "--num-training-steps", 10, "--height", 10**8],
@@ -494,3 +510,102 @@ def test_version_and_python_m():
         [sys.executable, "-m", "hf_lrsched", "--version"], capture_output=True, text=True, timeout=60
     )
     assert result.returncode == 0 and result.stdout.strip() == f"hf-lrsched {__version__}"
+
+
+def test_the_reserved_keys_are_the_parameters_a_caller_supplies():
+    # One table for the training loops and the command line: the factory's parameters that are not the schedule's
+    # options (the optimizer, the two lengths, how the scheduler starts).
+    parameters = inspect.signature(get_warmup_cosine_schedule).parameters
+    supplied = [name for name, p in parameters.items() if p.kind is not p.KEYWORD_ONLY] + ["last_epoch", "new_stage"]
+    assert sorted(RESERVED_SCHEDULE_KWARGS) == sorted(supplied)
+
+
+@pytest.mark.parametrize("key", sorted(RESERVED_SCHEDULE_KWARGS))
+def test_the_command_line_and_the_training_arguments_refuse_the_same_reserved_keys(capsys, tmp_path, key):
+    reserved = RESERVED_SCHEDULE_KWARGS[key]
+    kwargs = json.dumps({key: 1})
+    status, _, err = run_in_process(capsys, "show", "warmup_cosine", "--num-training-steps", 10, "--kwargs", kwargs)
+    assert status == 2 and f"`--kwargs` must not contain {key!r}: {reserved.command_line}." in err, err
+    with pytest.raises(
+        ValueError, match=re.escape(f"`lr_schedule_kwargs` must not contain {key!r}: {reserved.loop}.")
+    ):
+        LRSchedTrainingArguments(output_dir=str(tmp_path), lr_schedule="warmup_cosine", lr_schedule_kwargs={key: 1})
+
+
+LIBRARY_ALLOWS = "a whole number of steps, a ratio in [0, 1), or 'auto'"
+
+
+@pytest.mark.parametrize(
+    ("flag", "kind", "allows"),
+    [
+        ("--warmup-ratio", "ratio", "a ratio in [0, 1) (--num-warmup-steps takes steps or 'auto')"),
+        ("--num-warmup-steps", "steps", "a whole number of steps or 'auto' (--warmup-ratio takes a ratio)"),
+    ],
+)
+@pytest.mark.parametrize("value", ["0", "1", "1.0", "0.999", "-0.1", "1e-1", "nan", "inf", "auto", "10", "soon"])
+def test_the_warmup_flags_read_values_as_the_library_does(capsys, flag, kind, allows, value):
+    # One rule (`resolve_num_warmup_steps`): each flag takes the values that the library reads as its kind (a ratio
+    # below 1, or steps and 'auto') with the same result, and refuses every other value with the library's message,
+    # which names what the flag takes.
+    T = 1000
+    status, out, err = run_in_process(capsys, "show", "warmup_cosine", "--num-training-steps", T, flag, value)
+    try:
+        library = resolve_num_warmup_steps(value, T, option=flag)
+    except ValueError as error:
+        library = error
+    if isinstance(library, ValueError):
+        read_as = None
+    elif library == "auto" or float(value) >= 1:
+        read_as = "steps"
+    else:
+        read_as = "ratio" if float(value) > 0 else kind  # 0 is no warmup, as steps and as a ratio
+    if read_as == kind:
+        assert status == 0, err
+        warmup = 100 if library == "auto" else library  # beta2 0.999: ceil(2 / 0.001) = 2000, capped at 0.1 * T
+        assert f"warmup_cosine: {T} steps, warmup {warmup}," in out
+    else:
+        assert status == 2 and f"`{flag}` must be {allows}; got {value!r}." in err, err
+        if read_as is None:  # the library refuses it too, in the same words
+            assert str(library).replace(LIBRARY_ALLOWS, allows) in err
+
+
+BEFORE_TORCH = """
+import json, sys
+from hf_lrsched.cli import main
+status = main(sys.argv[1:])
+print(json.dumps([status, sorted(m for m in ("torch", "transformers") if m in sys.modules)]))
+"""
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["show", "warmup_cosin"], "Unknown schedule name 'warmup_cosin'. Did you mean 'warmup_cosine' or"),
+        (["show", "linear", "nope"], "Unknown schedule name 'nope'. Available schedules: ['constant',"),
+        (["plot", "nope", "-o", "lr.png"], "Unknown schedule name 'nope'."),
+        (["show", "warmup_cosine", "--kwargs", "{oops"], "`--kwargs` is not valid JSON (Expecting property name"),
+        (["show", "linear", "--kwargs", "{oops"], "`--kwargs` is not valid JSON"),
+        (["show", "cosine", "--kwargs", "[1]"], "`--kwargs` must be a JSON object"),
+    ],
+)
+def test_a_bad_name_or_bad_json_is_refused_before_torch_is_imported(tmp_path, args, message):
+    # A typo answers at once: transformers' names are read without importing transformers (which imports torch).
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    argv = [*args, "--num-training-steps", "10"]
+    result = subprocess.run(
+        [sys.executable, "-c", BEFORE_TORCH, *argv], capture_output=True, text=True, timeout=120, cwd=tmp_path, env=env
+    )
+    status, imported = json.loads(result.stdout.strip().splitlines()[-1])
+    assert status == 2 and message in result.stderr, result.stderr
+    assert imported == [], f"imported {imported} before refusing: {result.stderr}"
+    if "Unknown" in message:  # the same words as the library's, with transformers' names loaded
+        name = message.split("'")[1]
+        with pytest.raises(ValueError) as error:
+            get_schedule_entry(name)
+        assert f"hf-lrsched: error: {error.value}" in result.stderr
+
+
+def test_transformers_names_read_without_importing_them_are_its_scheduler_types():
+    from transformers.trainer_utils import SchedulerType
+
+    assert sorted(_transformers_names()) == sorted(member.value for member in SchedulerType)

@@ -1,5 +1,7 @@
 """The formulas of the math page (docs/schedules/math.md), value by value, and agreement with transformers and torch where the math coincides."""
 
+import dataclasses
+import inspect
 import math
 
 import pytest
@@ -9,9 +11,12 @@ from transformers import get_cosine_schedule_with_warmup, get_cosine_with_min_lr
 from hf_lrsched import (
     get_cosine_with_growing_restarts_schedule,
     get_exponential_warmup_cosine_schedule,
+    get_phases_schedule,
     get_warmup_cosine_schedule,
+    get_wsd_schedule,
     resolve_auto_warmup_steps,
 )
+from hf_lrsched.schedules import CommonOptions
 
 from .helpers import assert_list_close, make_optimizer, unwrap_schedule
 
@@ -282,3 +287,48 @@ class TestGrowingRestarts:
         lam = scheduler.lr_lambdas[0]
         assert lam(4) == 1.0  # the peak right after the main warmup
         assert lam(4 + 48) == 0.0 and lam(4 + 48 + 5) == 1.0  # cycle 1: 5 steps up from the floor to the peak
+
+
+# Every factory of ours with a value other than the default for each of its own options.
+OWN_OPTIONS = {
+    get_warmup_cosine_schedule: {},
+    get_exponential_warmup_cosine_schedule: {},
+    get_cosine_with_growing_restarts_schedule: dict(
+        first_cycle_steps=5, cycle_mult=1.5, cycle_decay=0.5, restart_warmup_steps=1
+    ),
+    get_wsd_schedule: dict(num_decay_steps=7, decay_type="1-sqrt"),
+    get_phases_schedule: dict(phases=[{"shape": "constant", "ratio": 0.5}, {"shape": "linear", "to": 0.5}]),
+}
+SCHEDULER_OPTIONS = ("optimizer", "last_epoch", "new_stage")
+
+
+@pytest.mark.parametrize("factory", OWN_OPTIONS, ids=lambda f: f.__name__)
+def test_every_option_a_factory_takes_is_kept_to_rebuild_it(factory):
+    # The common options are defined once (`CommonOptions`) and each factory passes them, and its own, by name: a
+    # parameter that a factory takes but does not pass on (or a common option it lacks) would be lost when a new
+    # stage lays the schedule over the steps left, and the new stage would silently use the default.
+    common = dict(warmup_type="cosine", warmup_start_ratio=0.25, warmup_exp_rate=3.0, min_lr=1e-4)
+    given = dict(
+        num_warmup_steps=3, num_training_steps=40, max_auto_warmup_ratio=0.2, **common, **OWN_OPTIONS[factory]
+    )
+    scheduler = factory(make_optimizer(lr=1e-2), **given)
+    parameters = inspect.signature(factory).parameters
+    assert {option.name for option in dataclasses.fields(CommonOptions)} <= set(parameters)
+    expected = {name: given.get(name, p.default) for name, p in parameters.items() if name not in SCHEDULER_OPTIONS}
+    assert scheduler._rebuild.arguments == expected
+    rebuilt = scheduler._rebuild(make_optimizer(lr=1e-2))
+    assert [rebuilt.lr_lambdas[0](t) for t in range(42)] == [scheduler.lr_lambdas[0](t) for t in range(42)]
+
+
+@pytest.mark.parametrize("factory", OWN_OPTIONS, ids=lambda f: f.__name__)
+def test_the_common_options_have_one_default_in_every_factory(factory):
+    # The defaults live in the public signatures; they are the same everywhere (one row each in the docs' table of
+    # common options), but for the warmup shape that names `exponential_warmup_cosine`.
+    reference = inspect.signature(get_warmup_cosine_schedule).parameters
+    parameters = inspect.signature(factory).parameters
+    for option in dataclasses.fields(CommonOptions):
+        expected = reference[option.name].default
+        if factory is get_exponential_warmup_cosine_schedule and option.name == "warmup_type":
+            expected = "exponential"
+        assert parameters[option.name].default == expected, option.name
+        assert parameters[option.name].kind == reference[option.name].kind, option.name

@@ -8,7 +8,15 @@ import pytest
 import torch
 from transformers import Trainer, TrainerCallback, TrainingArguments
 
-from hf_lrsched import LRCurveCallback, LRSchedMixin, LRSchedTrainer, LRSchedTrainingArguments, schedule_multipliers
+import hf_lrsched.trainer
+from hf_lrsched import (
+    LRCurveCallback,
+    LRSchedMixin,
+    LRSchedTrainer,
+    LRSchedTrainingArguments,
+    describe,
+    schedule_multipliers,
+)
 
 from .helpers import LR, expected_rates, logged_learning_rates, make_args, read_curve, tiny_bert, tiny_dataset
 
@@ -326,3 +334,59 @@ def test_no_curve_when_disabled(tmp_path):
     trainer = LRSchedTrainer(model=tiny_bert(), args=args, train_dataset=tiny_dataset())
     trainer.train()
     assert not os.path.exists(os.path.join(args.output_dir, "lr_schedule.csv"))
+
+
+class _StopAfterFirstStep(TrainerCallback):
+    def on_step_end(self, args, state, control, **kwargs):
+        control.should_training_stop = True
+
+
+@pytest.mark.parametrize("sp_size", [1, 2])
+def test_the_epoch_mode_check_uses_the_step_count_of_train(tmp_path, monkeypatch, sp_size):
+    # The construction-time check asks the Trainer for the step count (its train dataloader and
+    # `set_initial_training_values`) instead of a formula of its own. 18 rows / batch 4 = 5 batches (the last short),
+    # accumulated by 2: 3 optimizer steps an epoch, ceil(1.5 * 3) = 5 in all. With sequence parallelism (a Trainer
+    # whose `get_sp_size` says 2, as accelerate's parallelism config would) the Trainer counts every batch twice:
+    # 10, 5 steps an epoch, 8 in all, where dividing the batches by `world_size` (1) gave 5 and refused 8 cycles.
+    counts = []
+    check = hf_lrsched.trainer.check_lr_schedule
+    monkeypatch.setattr(hf_lrsched.trainer, "check_lr_schedule", lambda args, n: (counts.append(n), check(args, n))[1])
+
+    class SequenceParallelTrainer(LRSchedTrainer):
+        def get_sp_size(self):
+            return sp_size
+
+    args = make_args(
+        tmp_path,
+        num_train_epochs=1.5,
+        gradient_accumulation_steps=2,
+        lr_schedule="cosine_with_growing_restarts",
+        lr_schedule_kwargs={"num_cycles": 8 if sp_size == 2 else 5, "cycle_mult": 1.0},
+    )
+    callbacks = [_StopAfterFirstStep()] if sp_size > 1 else []  # no real sequence-parallel loader to run through
+    trainer = SequenceParallelTrainer(
+        model=tiny_bert(), args=args, train_dataset=tiny_dataset(18), callbacks=callbacks
+    )
+    expected = 8 if sp_size == 2 else 5
+    assert counts == [expected]  # checked once, at construction
+    trainer.train()
+    assert trainer.state.max_steps == expected and describe(trainer.lr_scheduler).num_training_steps == expected
+    if sp_size == 1:
+        assert trainer.state.global_step == expected
+
+
+@pytest.mark.parametrize("length", [dict(max_steps=8), dict(num_train_epochs=2)])
+def test_the_capped_auto_warmup_is_logged_once_per_run(tmp_path, caplog, length):
+    # The schedule is built when the arguments are parsed, when the Trainer is built (epoch mode) and when it trains:
+    # the cap is said once. beta2 = 0.9 asks for ceil(2 / 0.1) = 20 warmup steps, capped at 0.1 * 8 = 0.
+    from hf_lrsched import warmup
+
+    warmup._warning_once.cache_clear()  # once per process: other tests may have logged the same message
+    with caplog.at_level("WARNING", logger="hf_lrsched.warmup"):
+        args = make_args(tmp_path, lr_schedule="warmup_cosine", auto_warmup=True, adam_beta2=0.9, **length)
+        trainer = LRSchedTrainer(model=tiny_bert(), args=args, train_dataset=tiny_dataset(16))
+        trainer.train()
+    assert trainer.state.max_steps == 8
+    capped = [r for r in caplog.records if r.name == "hf_lrsched.warmup" and "capped at" in r.getMessage()]
+    assert len(capped) == 1, [r.getMessage() for r in capped]
+    assert "= 0.1 * 8 = 0 steps" in capped[0].getMessage()

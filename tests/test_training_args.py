@@ -256,7 +256,7 @@ def test_booleans_written_as_strings_read_as_the_command_line_reads_them(tmp_pat
 
 
 @pytest.mark.parametrize("option", ["auto_warmup", "save_lr_curve"])
-@pytest.mark.parametrize("written", ["maybe", "", 1, None, [True]])
+@pytest.mark.parametrize("written", ["maybe", "", " true", 1, None, [True]])
 def test_a_value_that_is_no_boolean_is_refused_by_name(tmp_path, option, written):
     with pytest.raises(ValueError, match=rf"`{option}` must be a boolean .*got {re.escape(repr(written))}"):
         HfArgumentParser(LRSchedTrainingArguments).parse_dict(

@@ -2,15 +2,20 @@
 
 import math
 import re
+from argparse import ArgumentTypeError
 
 import pytest
 import torch
+from transformers.hf_argparser import string_to_bool
 
 from hf_lrsched import (
     get_cosine_with_growing_restarts_schedule,
     get_schedule,
     get_warmup_cosine_schedule,
 )
+from hf_lrsched._validation import check_bool, numbers_from_strings
+from hf_lrsched.param_groups import parse_param_group_rules
+from hf_lrsched.training_args import _convert_str_values
 
 from .helpers import make_optimizer
 
@@ -223,3 +228,75 @@ def test_schedule_options_of_the_wrong_type_are_type_errors():
         parse_schedule_kwargs("[1]")
     with pytest.raises(TypeError, match="A schedule name must be a string, got None"):
         get_schedule(None, make_optimizer(), 0, 10)
+
+
+# ---- one reading of booleans and of numbers written as strings, for every option that takes them -------------------
+
+WORDS = ["yes", "no", "true", "false", "t", "f", "y", "n", "1", "0"]
+
+
+@pytest.mark.parametrize(
+    "written",
+    [case(w) for w in WORDS for case in (str.lower, str.upper, str.title)]
+    + ["maybe", "", " true", "false ", "on", "off", "2", "none", "truee", "yes!"],
+)
+def test_a_boolean_written_as_a_string_reads_as_hfargumentparser_reads_it(written):
+    # What `HfArgumentParser` accepts on the command line (`string_to_bool`), and nothing else: a JSON or YAML config
+    # (which skips the command line's conversion) may not read " true" as true where the command line refuses it.
+    try:
+        expected = string_to_bool(written)
+    except ArgumentTypeError:
+        with pytest.raises(ValueError, match=rf"`save_lr_curve` must be a boolean .*got {re.escape(repr(written))}"):
+            check_bool("save_lr_curve", written)
+    else:
+        assert check_bool("save_lr_curve", written) is expected
+
+
+@pytest.mark.parametrize("written", [1, 0, None, 1.0, [True]])
+def test_a_boolean_is_never_read_from_another_type(written):
+    with pytest.raises(ValueError, match=rf"`auto_warmup` must be a boolean .*got {re.escape(repr(written))}"):
+        check_bool("auto_warmup", written)
+
+
+NUMBERS = {
+    "1e-2": 0.01,
+    "3": 3,
+    "+3": 3,
+    "-0.5": -0.5,
+    ".5": 0.5,
+    "2.": 2.0,
+    " 4 ": 4,
+    "1E3": 1000.0,
+    "inf": math.inf,
+    "-Infinity": -math.inf,
+}
+NOT_NUMBERS = ["min", "", "1_000", "0x10", "1e", "3 4", "e5", "nanx"]
+
+
+@pytest.mark.parametrize("written", [*NUMBERS, *NOT_NUMBERS])
+def test_a_number_written_as_a_string_reads_alike_in_schedule_options_and_the_lr_plan(written):
+    # One converter: `lr_schedule_kwargs` (at any depth: a `phases` list holds dicts) and the LR plan's rules read a
+    # string as the same number, or leave it as written for the check to name.
+    in_options = _convert_str_values({"phases": [{"shape": "linear", "to": written}]})["phases"][0]["to"]
+    in_rule = numbers_from_strings({"lr_mult": written}, keep=("pattern", "name"))["lr_mult"]
+    expected = NUMBERS.get(written, written)
+    for value in (in_options, in_rule):
+        assert value == expected and type(value) is type(expected), (written, value)
+
+
+def test_the_lr_plan_keeps_its_names_and_reads_its_counts_as_integers():
+    rules = parse_param_group_rules(
+        [{"pattern": "1", "name": "10", "lr_mult": "1e1", "min_lr": "1e-6", "start_step": "3", "warmup_steps": "+2"}]
+    )
+    assert rules == [
+        {"pattern": "1", "name": "10", "lr_mult": 10.0, "min_lr": 1e-6, "start_step": 3, "warmup_steps": 2}
+    ]
+    assert type(rules[0]["start_step"]) is int and type(rules[0]["warmup_steps"]) is int
+    with pytest.raises(
+        TypeError, match=re.escape("`lr_param_groups[0]['start_step']` must be an integer >= 0, got '3.0'")
+    ):
+        parse_param_group_rules([{"pattern": "a", "start_step": "3.0"}])
+    with pytest.raises(
+        ValueError, match=re.escape("`lr_param_groups[0]['lr_mult']` must be a finite number in (0, inf), got inf")
+    ):
+        parse_param_group_rules([{"pattern": "a", "lr_mult": "inf"}])
