@@ -128,10 +128,52 @@ def _sample(name, scheduler, total: int, lr: float, samples: int, num_warmup_ste
     sampled = set(range(0, total + 1, stride)) | {total}
     for key in [warmup or 0, *restarts, *(start for start, _ in stages), *([decay_start] if decay_start else [])]:
         sampled |= {key - 1, key}
+    # Cycles shorter than the stride would alias (a few points per cycle, at drifting phases): with every sample,
+    # the ends and peaks of its own cycle and of the next, so that between two samples the lowest and the highest
+    # rate are sampled too, however many cycles there are (a plot then draws their envelope: `hf_lrsched.plot`).
+    if isinstance(scheduler, StagedSchedule):
+        sampled |= _cycle_extremes_of_ours(info, sorted(sampled))
+    elif name == "cosine_with_restarts" and num_restarts:
+        sampled |= _cycle_extremes_equal(sorted(sampled), warmup or 0, total, num_restarts + 1)
     steps = sorted(s for s in sampled if 0 <= s <= total)
     curve = ScheduleCurve(name, steps, [lr * lr_lambda(s) for s in steps], total, warmup, restarts, num_restarts)
     curve.stages, curve.decay_start, curve.phases = stages, decay_start, phases
     return curve
+
+
+def _cycle_extremes_of_ours(info, steps: list[int]) -> set[int]:
+    """For each step in a `restarts` phase: the last step, the first step and the peak (after the restart's warmup)
+    of its cycle and of the next one. Peaks only fall and cycles only grow (`cycle_decay <= 1`, `cycle_mult >= 1`),
+    so between two such steps the highest rate is the first peak after the first and the lowest the last trough
+    before the second: both are in the set."""
+    extra: set[int] = set()
+    for offset, cycles in info._cycles:
+        rise = cycles.restart_warmup_steps
+        for step in steps:
+            tau = step - offset
+            if not 0 <= tau < cycles.decay_steps:
+                continue
+            index, start, end = cycles.locate(tau)
+            extra |= {offset + start - 1, offset + start, offset + start + (rise if index else 0)}
+            extra |= {offset + end - 1, offset + end, offset + end + rise}
+    return extra
+
+
+def _cycle_extremes_equal(steps: list[int], warmup: int, total: int, cycles: int) -> set[int]:
+    """`_cycle_extremes_of_ours` for `transformers`' `cosine_with_restarts`: `cycles` equal cycles after the warmup,
+    cycle `i` starting at `warmup + ceil(i * (total - warmup) / cycles)`."""
+    decay = total - warmup
+    if decay <= 0:
+        return set()
+    extra: set[int] = set()
+    for step in steps:
+        if step < warmup:
+            continue
+        index = min((step - warmup) * cycles // decay, cycles - 1)
+        for i in (index, index + 1):
+            start = warmup - (-i * decay // cycles)
+            extra |= {start - 1, start}
+    return extra
 
 
 def _find_restarts(name: str, lr_lambda, total: int, warmup: int, kwargs: dict) -> tuple[list[int], int]:
@@ -213,8 +255,17 @@ def draw_png(curves: list[ScheduleCurve], path: str, *, title: str | None = None
             lines.append(Curve(curve.name, curve.steps[start:], curve.lrs[start:], dashed=True))
         else:
             stages = [step for step, _ in curve.stages]
+            cycles = curve.num_restarts + 1 if curve.num_restarts else None
             lines.append(
-                Curve(curve.name, curve.steps, curve.lrs, curve.num_warmup_steps, curve.restarts, stages=stages)
+                Curve(
+                    curve.name,
+                    curve.steps,
+                    curve.lrs,
+                    curve.num_warmup_steps,
+                    curve.restarts,
+                    stages=stages,
+                    num_cycles=cycles,
+                )
             )
     plot_lr_curves(lines, path, title=title)
 
