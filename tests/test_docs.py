@@ -85,6 +85,9 @@ def test_readme_figure_is_the_scripts_overview(tmp_path):
     readme = (ROOT / "README.md").read_text()
     assert "docs/assets/schedules.png" in readme and (ROOT / "docs/assets/schedules.png").is_file()
     assert "python docs/make_figures.py --readme docs/assets/schedules.png" in readme
+    # the committed figure is the script's, in today's style: the same size in pixels (an older style had another)
+    committed = (ROOT / "docs/assets/schedules.png").read_bytes()
+    assert committed[16:24] == path.read_bytes()[16:24], "re-draw it: python docs/make_figures.py --readme ..."
 
 
 def test_configuration_reference_names_every_field_and_option():
