@@ -208,17 +208,31 @@ def _find_restarts(name: str, lr_lambda, total: int, warmup: int, kwargs: dict) 
 
 def draw_text(curve: ScheduleCurve, width: int = 64, height: int = 12) -> str:
     """The curve drawn in characters, with `^` under the end of warmup, `R` under each restart, `D` under a `wsd`
-    decay's start and `S` under the first step of each new stage."""
+    decay's start and `S` under the first step of each new stage. A curve with more cycles than a fifth of the
+    columns is drawn as its envelope: each column from its lowest to its highest rate, its restarts unmarked (one
+    point per column would draw a pattern the schedule does not have)."""
     T, top = curve.num_training_steps, max(curve.lrs) or 1.0
     grid = [[" "] * width for _ in range(height)]
+    dense = curve.num_restarts + 1 > width / 5
+    low, high = [math.inf] * width, [-math.inf] * width  # each column's lowest and highest sampled rate
+    if dense:
+        for step, lr in zip(curve.steps, curve.lrs):
+            c = round(step * (width - 1) / T)
+            low[c], high[c] = min(low[c], lr), max(high[c], lr)
     for column in range(width):
+        if low[column] <= high[column]:
+            first = round((1 - high[column] / top) * (height - 1))
+            last = round((1 - low[column] / top) * (height - 1))
+            for row in range(first, last + 1):
+                grid[row][column] = "*"
+            continue
         step = round(column * T / (width - 1))
         row = round((1 - curve.lr_at(step) / top) * (height - 1))
         grid[row][column] = "*"
     axis = [" "] * width
     if curve.num_warmup_steps:
         axis[round(curve.num_warmup_steps * (width - 1) / T)] = "^"
-    for step in curve.restarts:
+    for step in [] if dense else curve.restarts:
         axis[round(step * (width - 1) / T)] = "R"
     if curve.decay_start is not None and curve.decay_start < T:
         axis[round(curve.decay_start * (width - 1) / T)] = "D"
@@ -233,6 +247,11 @@ def draw_text(curve: ScheduleCurve, width: int = 64, height: int = 12) -> str:
     lines.append(f"{'':>{pad}} +{'-' * width}")
     lines.append(f"{'':>{pad}}  {''.join(axis)}")
     lines.append(f"{'':>{pad}}  0{T!s:>{width - 1}}")
+    if dense:
+        lines.append(
+            f"{curve.num_restarts + 1:,} cycles: too many to draw at this width; each column spans its lowest to "
+            "highest rate."
+        )
     return "\n".join(lines)
 
 

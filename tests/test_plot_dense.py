@@ -73,3 +73,13 @@ def test_hf_lrsched_plot_of_a_thousand_cycles_at_a_billion_steps(tmp_path, capsy
     args = ["plot", "cosine_with_restarts", "--kwargs", '{"num_cycles": 1000}', "--num-training-steps", str(T)]
     assert main([*args, "--num-warmup-steps", "0", "-o", str(path)]) == 0
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_hf_lrsched_show_of_a_thousand_cycles_draws_each_columns_range(capsys):
+    args = ["show", "cosine_with_growing_restarts", "--kwargs", '{"num_cycles": 1000, "cycle_mult": 1.0}']
+    assert main([*args, "--num-training-steps", str(T), "--num-warmup-steps", "0", "--height", "6"]) == 0
+    out = capsys.readouterr().out
+    assert "1,000 cycles: too many to draw at this width" in out
+    grid = [line.split("|", 1)[1] for line in out.splitlines() if "|" in line][:6]
+    # every column spans the peak (top row) to the floor (bottom row): no moiré of single points
+    assert grid[0].strip("*") == "" and grid[-1].strip("*") == "" and len(grid[0]) == 64, grid
