@@ -17,7 +17,9 @@ benchmark resumes where it stopped. Writes `benchmarks/results/quality.{md,json}
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
+import sys
 import time
 from pathlib import Path
 
@@ -85,6 +87,30 @@ def loss_plot(curves: dict[str, list[list[tuple[int, float]]]], path: Path, titl
     save_figure(fig, ax, path, title=title)
 
 
+def loss_title(budget: str, steps: int) -> str:
+    """ "Training loss, 30 steps, ..." (the budget names its steps) or "Training loss, 1 epoch (107 steps), ..."."""
+    return (
+        f"Training loss, {budget}"
+        + ("" if budget == f"{steps} steps" else f" ({steps} steps)")
+        + (", MiniLM on BBC News")
+    )
+
+
+def replot(out_dir: Path) -> dict:
+    """The loss plots again, from `quality.json` alone (a run since they were stored there)."""
+    data = json.loads((out_dir / "quality.json").read_text())
+    for budget, rows in data["results"].items():
+        if any("loss_curves" not in row for row in rows.values()):
+            sys.exit(
+                f"{out_dir / 'quality.json'} holds no loss curves (written before they were stored there): run the "
+                "benchmark again to draw them."
+            )
+        steps = next(iter(rows.values()))["optimizer_steps"]
+        png = out_dir / f"quality_loss_{budget.replace(' ', '_')}.png"
+        loss_plot({label: row["loss_curves"] for label, row in rows.items()}, png, loss_title(budget, steps))
+    return data
+
+
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="one seed, one short budget of 20 steps")
@@ -95,7 +121,10 @@ def main(argv=None) -> dict:
     add_task_arguments(parser)
     parser.add_argument("--out-dir", type=Path, default=RESULTS)
     parser.add_argument("--work-dir", type=Path, default=None)
+    parser.add_argument("--replot", action="store_true", help="redraw the loss plots from quality.json; run nothing")
     args = parser.parse_args(argv)
+    if args.replot:
+        return replot(args.out_dir)
     work = args.work_dir or args.out_dir / "quality_runs"
     budgets = {
         f"{args.short_steps} steps": ["--max_train_steps", args.short_steps],
@@ -154,6 +183,7 @@ def main(argv=None) -> dict:
                 "steps_to_95": [steps_to_target(r) for r in results],
                 "warmup_steps": results[0]["num_warmup_steps"],
                 "optimizer_steps": results[0]["completed_steps"],
+                "loss_curves": [r["loss_curve"] for r in results],  # what the loss plot draws: --replot redraws it
             }
             reach = (
                 f"{statistics.mean(reached):.0f} ({len(reached)}/{len(results)} seeds)"
@@ -180,7 +210,7 @@ def main(argv=None) -> dict:
         loss_plot(
             {label: [r["loss_curve"] for r in results] for label, results in by_label.items()},
             png,
-            f"Training loss, {budget} ({steps} steps), MiniLM on BBC News",
+            loss_title(budget, steps),
         )
         sections.append(f"![training loss, {budget}]({png.name})")
     write("quality", data, "\n\n".join(sections), args.out_dir)

@@ -16,6 +16,8 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 START = "<!-- benchmarks:start: written by `python benchmarks/summarize.py` from benchmarks/results/ -->"
 END = "<!-- benchmarks:end -->"
+# The README is the package's description on an index, where a relative link leads nowhere: its links are absolute.
+REPO = "https://github.com/hf-lrsched/hf_lrsched"
 
 
 def load(name: str) -> dict | None:
@@ -155,8 +157,8 @@ def summary() -> str:
     if not lines:
         lines.append("- No benchmark has been run yet.")
     lines.append(
-        "- Full tables, plots, commands and the machine: [docs/benchmarks.md](docs/benchmarks.md) and "
-        "`benchmarks/results/`."
+        f"- Full tables, plots, commands and the machine: [docs/benchmarks.md]({REPO}/blob/main/docs/benchmarks.md) "
+        f"and [benchmarks/results/]({REPO}/tree/main/benchmarks/results)."
     )
     return "\n".join([START, *lines, END])
 

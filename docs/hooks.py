@@ -30,6 +30,9 @@ def on_page_markdown(markdown, page, **kwargs):
         path = RESULTS / f"{match.group(1)}.md"
         if not path.is_file():
             return f"*`benchmarks/{match.group(1)}.py` has not been run yet: no results to show.*"
-        return re.sub(r"\]\(([\w.-]+\.png)\)", r"](figures/benchmark_\1)", path.read_text())
+        # The page's own heading names the section: the file's title (for readers of benchmarks/results/) would
+        # repeat it one level down.
+        text = re.sub(r"\A#+ [^\n]*\n+", "", path.read_text())
+        return re.sub(r"\]\(([\w.-]+\.png)\)", r"](figures/benchmark_\1)", text)
 
     return MARKER.sub(results, markdown)

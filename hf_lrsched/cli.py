@@ -121,10 +121,52 @@ def _sample(name, scheduler, total: int, lr: float, samples: int, num_warmup_ste
     sampled = set(range(0, total + 1, stride)) | {total}
     for key in [warmup or 0, *restarts, *(start for start, _ in stages), *([decay_start] if decay_start else [])]:
         sampled |= {key - 1, key}
+    # Cycles shorter than the stride would alias (a few points per cycle, at drifting phases): with every sample,
+    # the ends and peaks of its own cycle and of the next, so that between two samples the lowest and the highest
+    # rate are sampled too, however many cycles there are (a plot then draws their envelope: `hf_lrsched.plot`).
+    if isinstance(scheduler, StagedSchedule):
+        sampled |= _cycle_extremes_of_ours(info, sorted(sampled))
+    elif name == "cosine_with_restarts" and num_restarts:
+        sampled |= _cycle_extremes_equal(sorted(sampled), warmup or 0, total, num_restarts + 1)
     steps = sorted(s for s in sampled if 0 <= s <= total)
     curve = ScheduleCurve(name, steps, [lr * lr_lambda(s) for s in steps], total, warmup, restarts, num_restarts)
     curve.stages, curve.decay_start, curve.phases = stages, decay_start, phases
     return curve
+
+
+def _cycle_extremes_of_ours(info, steps: list[int]) -> set[int]:
+    """For each step in a `restarts` phase: the last step, the first step and the peak (after the restart's warmup)
+    of its cycle and of the next one. Peaks only fall and cycles only grow (`cycle_decay <= 1`, `cycle_mult >= 1`),
+    so between two such steps the highest rate is the first peak after the first and the lowest the last trough
+    before the second: both are in the set."""
+    extra: set[int] = set()
+    for offset, cycles in info._cycles:
+        rise = cycles.restart_warmup_steps
+        for step in steps:
+            tau = step - offset
+            if not 0 <= tau < cycles.decay_steps:
+                continue
+            index, start, end = cycles.locate(tau)
+            extra |= {offset + start - 1, offset + start, offset + start + (rise if index else 0)}
+            extra |= {offset + end - 1, offset + end, offset + end + rise}
+    return extra
+
+
+def _cycle_extremes_equal(steps: list[int], warmup: int, total: int, cycles: int) -> set[int]:
+    """`_cycle_extremes_of_ours` for `transformers`' `cosine_with_restarts`: `cycles` equal cycles after the warmup,
+    cycle `i` starting at `warmup + ceil(i * (total - warmup) / cycles)`."""
+    decay = total - warmup
+    if decay <= 0:
+        return set()
+    extra: set[int] = set()
+    for step in steps:
+        if step < warmup:
+            continue
+        index = min((step - warmup) * cycles // decay, cycles - 1)
+        for i in (index, index + 1):
+            start = warmup - (-i * decay // cycles)
+            extra |= {start - 1, start}
+    return extra
 
 
 def _find_restarts(name: str, lr_lambda, total: int, warmup: int, kwargs: dict) -> tuple[list[int], int]:
@@ -159,17 +201,31 @@ def _find_restarts(name: str, lr_lambda, total: int, warmup: int, kwargs: dict) 
 
 def draw_text(curve: ScheduleCurve, width: int = 64, height: int = 12) -> str:
     """The curve drawn in characters, with `^` under the end of warmup, `R` under each restart, `D` under a `wsd`
-    decay's start and `S` under the first step of each new stage."""
+    decay's start and `S` under the first step of each new stage. A curve with more cycles than a fifth of the
+    columns is drawn as its envelope: each column from its lowest to its highest rate, its restarts unmarked (one
+    point per column would draw a pattern the schedule does not have)."""
     T, top = curve.num_training_steps, max(curve.lrs) or 1.0
     grid = [[" "] * width for _ in range(height)]
+    dense = curve.num_restarts + 1 > width / 5
+    low, high = [math.inf] * width, [-math.inf] * width  # each column's lowest and highest sampled rate
+    if dense:
+        for step, lr in zip(curve.steps, curve.lrs):
+            c = round(step * (width - 1) / T)
+            low[c], high[c] = min(low[c], lr), max(high[c], lr)
     for column in range(width):
+        if low[column] <= high[column]:
+            first = round((1 - high[column] / top) * (height - 1))
+            last = round((1 - low[column] / top) * (height - 1))
+            for row in range(first, last + 1):
+                grid[row][column] = "*"
+            continue
         step = round(column * T / (width - 1))
         row = round((1 - curve.lr_at(step) / top) * (height - 1))
         grid[row][column] = "*"
     axis = [" "] * width
     if curve.num_warmup_steps:
         axis[round(curve.num_warmup_steps * (width - 1) / T)] = "^"
-    for step in curve.restarts:
+    for step in [] if dense else curve.restarts:
         axis[round(step * (width - 1) / T)] = "R"
     if curve.decay_start is not None and curve.decay_start < T:
         axis[round(curve.decay_start * (width - 1) / T)] = "D"
@@ -184,6 +240,11 @@ def draw_text(curve: ScheduleCurve, width: int = 64, height: int = 12) -> str:
     lines.append(f"{'':>{pad}} +{'-' * width}")
     lines.append(f"{'':>{pad}}  {''.join(axis)}")
     lines.append(f"{'':>{pad}}  0{T!s:>{width - 1}}")
+    if dense:
+        lines.append(
+            f"{curve.num_restarts + 1:,} cycles: too many to draw at this width; each column spans its lowest to "
+            "highest rate."
+        )
     return "\n".join(lines)
 
 
@@ -206,8 +267,17 @@ def draw_png(curves: list[ScheduleCurve], path: str, *, title: str | None = None
             lines.append(Curve(curve.name, curve.steps[start:], curve.lrs[start:], dashed=True))
         else:
             stages = [step for step, _ in curve.stages]
+            cycles = curve.num_restarts + 1 if curve.num_restarts else None
             lines.append(
-                Curve(curve.name, curve.steps, curve.lrs, curve.num_warmup_steps, curve.restarts, stages=stages)
+                Curve(
+                    curve.name,
+                    curve.steps,
+                    curve.lrs,
+                    curve.num_warmup_steps,
+                    curve.restarts,
+                    stages=stages,
+                    num_cycles=cycles,
+                )
             )
     plot_lr_curves(lines, path, title=title)
 

@@ -270,7 +270,7 @@ def resolve_phases(
     phases of 0 steps and names the schedule's options, not phase indices, in errors.
 
     Raises:
-        `ValueError` or `TypeError` naming the phase (its index and shape), the key and the value.
+        `ValueError` or `TypeError`: naming the phase (its index and shape), the key and the value.
     """
     if isinstance(phases, (str, bytes, dict)) or not isinstance(phases, Sequence):
         raise TypeError(

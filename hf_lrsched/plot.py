@@ -26,7 +26,8 @@ class Curve:
 
     `warmup_end` is drawn as a dashed and each of `restarts` as a dotted vertical line, in the curve's colour, each
     of `stages` (the first step of a new stage of the run) as a solid grey one. `dashed` draws the line itself
-    dashed (a branch beside its trunk).
+    dashed (a branch beside its trunk). `num_cycles`, where known, names the number of cycles in the legend of a
+    curve too dense to draw as a line (see `plot_lr_curves`).
     """
 
     label: str
@@ -36,12 +37,22 @@ class Curve:
     restarts: Sequence[int] = field(default_factory=list)
     dashed: bool = False
     stages: Sequence[int] = field(default_factory=list)
+    num_cycles: int | None = None
 
 
-def plot_lr_curves(curves: Sequence[Curve], path: str, *, title: str | None = None) -> None:
+def plot_lr_curves(curves: Sequence[Curve], path: str, *, title: str | None = None):
     """
     Draw `curves` into one PNG at `path`, legible at phone width. Curves identical to an earlier one are drawn
     once, with one legend entry naming them all and saying that they coincide.
+
+    A curve that turns more often than every other pixel column of the plot (a thousand restarts over a billion
+    steps) cannot be drawn as a line: its points would fill a block, and where its samples miss the cycles' peaks
+    and troughs it would show changes that are not there. Such a curve is drawn as its envelope instead, the
+    lowest and the highest rate of each pixel column, with the legend saying so; its restarts are not marked one
+    by one. The envelope is as exact as the points given: `hf-lrsched plot` samples every column's extremes.
+
+    Returns:
+        The matplotlib `Figure` drawn (already written to `path`).
 
     Raises:
         `RuntimeError`: when matplotlib is not installed.
@@ -55,38 +66,67 @@ def plot_lr_curves(curves: Sequence[Curve], path: str, *, title: str | None = No
             same.append(curve)
     fig = new_figure()
     ax = fig.add_subplot()
-    marks = stage_marks = False
-    for group in groups:
+    end = max((max(c.steps) for c in curves if len(c.steps)), default=1)
+    columns = max(1, round(ax.get_position().width * fig.get_figwidth() * fig.dpi))  # the axes' width in pixels
+    warmup_marks = restart_marks = stage_marks = False
+    for index, group in enumerate(groups):
         first = group[0]
+        color = f"C{index % 10}"  # matplotlib's colour cycle, shared by lines and envelopes
         label = first.label if len(group) == 1 else " = ".join(c.label for c in group) + " (identical)"
-        (line,) = ax.plot(first.steps, first.lrs, label=label, linewidth=2.0, linestyle="--" if first.dashed else "-")
+        envelope = _envelope(first.steps, first.lrs, 0, end, columns) if _turns(first.lrs) > columns / 2 else None
+        if envelope is None:
+            ax.plot(
+                first.steps,
+                first.lrs,
+                label=label,
+                color=color,
+                linewidth=2.0,
+                linestyle="--" if first.dashed else "-",
+            )
+        else:
+            edges, low, high = envelope
+            cycles = f"{first.num_cycles:,} cycles" if first.num_cycles else "it turns too often"
+            ax.fill_between(
+                edges,
+                low,
+                high,
+                step="post",
+                color=color,
+                alpha=0.35,
+                linewidth=0,
+                label=f"{label}: {cycles}, too many to draw at this width; the band spans each pixel column's lowest "
+                "to highest rate",
+            )
+            ax.step(edges, high, where="post", color=color, linewidth=1.2)
+            ax.step(edges, low, where="post", color=color, linewidth=1.2)
         if first.warmup_end:
-            ax.axvline(first.warmup_end, color=line.get_color(), linestyle="--", linewidth=1.0, alpha=0.7)
-            marks = True
-        for step in first.restarts:
-            ax.axvline(step, color=line.get_color(), linestyle=":", linewidth=1.0, alpha=0.7)
-            marks = True
+            ax.axvline(first.warmup_end, color=color, linestyle="--", linewidth=1.0, alpha=0.7)
+            warmup_marks = True
+        if envelope is None:
+            for step in first.restarts:
+                ax.axvline(step, color=color, linestyle=":", linewidth=1.0, alpha=0.7)
+                restart_marks = True
         for step in first.stages:
             ax.axvline(step, color="0.35", linestyle="-", linewidth=1.2, alpha=0.8)
             stage_marks = True
     ax.set_xlabel("optimizer step")
     ax.set_ylabel("learning rate")
-    ax.set_xlim(0, max((max(c.steps) for c in curves if len(c.steps)), default=1))
+    ax.set_xlim(0, end)
     ax.set_ylim(bottom=0)
+    marks = [
+        *(["dashed: end of warmup"] if warmup_marks else []),
+        *(["dotted: restarts"] if restart_marks else []),
+        *(["grey: a new stage"] if stage_marks else []),
+    ]
     save_figure(
         fig,
         ax,
         path,
         title=title or "Learning-rate schedule",
-        legend=len(groups) > 1 or marks or stage_marks or len(groups[0]) > 1,
-        legend_title=", ".join(
-            [
-                *(["dashed: end of warmup, dotted: restarts"] if marks else []),
-                *(["grey: a new stage"] if stage_marks else []),
-            ]
-        )
-        or None,
+        legend=len(groups) > 1 or bool(marks) or len(groups[0]) > 1 or len(ax.collections) > 0,
+        legend_title=", ".join(marks) or None,
     )
+    return fig
 
 
 def new_figure(width: float = 6.4, height: float = 4.6):
@@ -169,3 +209,36 @@ def _same_line(a: Curve, b: Curve) -> bool:
         and a.warmup_end == b.warmup_end
         and list(a.restarts) == list(b.restarts)
     )
+
+
+def _turns(lrs: Sequence[float]) -> int:
+    """How many times the curve changes direction (a rise after a fall, or the reverse)."""
+    turns, direction = 0, 0
+    for a, b in zip(lrs, lrs[1:]):
+        if b != a:
+            now = 1 if b > a else -1
+            turns += direction == -now
+            direction = now
+    return turns
+
+
+def _envelope(steps: Sequence[int], lrs: Sequence[float], start: float, end: float, columns: int):
+    """The lowest and the highest of `lrs` (at increasing `steps`) in each of `columns` equal columns of
+    `[start, end]`: `(edges, low, high)`, one more edge than columns and the last values repeated, for a step plot.
+    A column without a point takes the rate of the last point before it."""
+    width = (end - start) / columns or 1.0
+    low: list[float] = []
+    high: list[float] = []
+    i, last = 0, lrs[0] if len(lrs) else 0.0
+    for column in range(columns):
+        right = start + (column + 1) * width
+        points = []
+        while i < len(steps) and (steps[i] < right or column == columns - 1):
+            points.append(lrs[i])
+            i += 1
+        if points:
+            last = points[-1]
+        low.append(min(points, default=last))
+        high.append(max(points, default=last))
+    edges = [start + column * width for column in range(columns + 1)]
+    return edges, [*low, low[-1]], [*high, high[-1]]

@@ -354,8 +354,8 @@ def get_schedule(
         `torch.optim.lr_scheduler.LRScheduler`: a [`ScheduleLR`][hf_lrsched.ScheduleLR] for every schedule of ours.
 
     Raises:
-        `ValueError`: for an unknown name or an invalid option value. `TypeError`: for an option the schedule does
-            not take, or a value of the wrong type.
+        `ValueError`: for an unknown name or an invalid option value.
+        `TypeError`: for an option the schedule does not take, or a value of the wrong type.
     """
     entry = get_schedule_entry(name)
     if entry.transformers_name is not None and "new_stage" in kwargs:

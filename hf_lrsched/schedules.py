@@ -284,8 +284,8 @@ def get_exponential_warmup_cosine_schedule(
     \lambda(t) = s + (1 - s)\,\bigl(1 - e^{-k t / W}\bigr) \qquad t < W
     $$
 
-    With `k = 5` (the default) and `s = 0` this is the classic `eta_base * (1 - e^{-5 t / T_warmup})`; the
-    multiplier reaches `1 - e^{-5} = 0.9933` at the last warmup step and 1 at step `W`. The arguments are those of
+    With \(k = 5\) (the default) and \(s = 0\) this is the classic \(\eta_\text{base}\,(1 - e^{-5 t / W})\); the
+    multiplier reaches \(1 - e^{-5} = 0.9933\) at the last warmup step and 1 at step \(W\). The arguments are those of
     [`get_warmup_cosine_schedule`].
 
     Returns:
@@ -336,9 +336,10 @@ def get_cosine_with_growing_restarts_schedule(
     whose cycles grow by `cycle_mult` (SGDR, Loshchilov & Hutter 2017), optionally with decaying peaks and a short
     linear warmup after each restart.
 
-    The `D = T - W` decay steps are split into cycles of length `L_i = L_0 * r^i` starting at
-    `B_i = round(L_0 (r^i - 1) / (r - 1))`. Inside cycle `i`, with local step `j = t - W - B_i`, cycle length
-    `L = B_{i+1} - B_i`, peak `P = m + (1 - m) * gamma^i` and `R_i = R` for `i >= 1` (0 for `i = 0`):
+    The \(D = T - W\) decay steps are split into cycles of length \(L_i = L_0\, r^i\) starting at
+    \(B_i = \operatorname{round}\bigl(L_0 (r^i - 1) / (r - 1)\bigr)\). Inside cycle \(i\), with local step
+    \(j = t - W - B_i\), cycle length \(L = B_{i+1} - B_i\), peak \(P = m + (1 - m)\,\gamma^i\) and \(R_i = R\) for
+    \(i \ge 1\) (0 for \(i = 0\)):
 
     $$
     \lambda(t) = \begin{cases}
@@ -347,12 +348,13 @@ def get_cosine_with_growing_restarts_schedule(
     \end{cases}
     $$
 
-    with `q = (j - R_i) / (L - R_i)`, and `lambda(t) = m` for `t >= T`. The cycle index is found in closed form and is exact at every `B_i`.
+    with \(q = (j - R_i) / (L - R_i)\), and \(\lambda(t) = m\) for \(t \ge T\). The cycle index is found in closed
+    form and is exact at every \(B_i\).
 
     Two modes:
 
-    - fit (the default, `num_cycles=n`, 3 when neither option is given): `L_0 = D (r - 1) / (r^n - 1)`
-      (`D / n` when `r = 1`) and `B_n = D`, so the last cycle ends exactly at `T` on the floor;
+    - fit (the default, `num_cycles=n`, 3 when neither option is given): \(L_0 = D (r - 1) / (r^n - 1)\)
+      (\(D / n\) when \(r = 1\)) and \(B_n = D\), so the last cycle ends exactly at \(T\) on the floor;
     - free (`first_cycle_steps=L_0`): cycles of the given first length run on until `T`, the last one may be cut.
 
     Args:

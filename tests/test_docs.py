@@ -3,6 +3,7 @@
 import dataclasses
 import importlib.util
 import inspect
+import json
 import os
 import re
 import subprocess
@@ -74,6 +75,25 @@ def test_mkdocs_build_strict(tmp_path):
     assert "toy_model_and_tokenizer" in pages["trl/index.html"]  # examples/trl_sft.py, included
     assert "register_for_checkpointing" in pages["accelerate/index.html"]
     assert "https://github.com/hf-lrsched/hf_lrsched" in pages["index.html"]
+    # as a reader sees it: the Raises tables without raw backticks (they showed `ValueError`) and one exception a row,
+    # no LaTeX inside code spans, ScheduleInfo documented once, search titles without LaTeX, no heading twice
+    for name, html in pages.items():
+        spans = re.findall(r"<code>([^<]*)</code>", re.sub(r"<pre.*?</pre>", "", html, flags=re.S))
+        latex = [span for span in spans if re.search(r"[_^]\{|\\[a-z]+\{", span)]
+        assert not latex, f"{name}: LaTeX in code spans {latex}"
+    assert pages["api/index.html"].count('id="hf_lrsched.ScheduleInfo"') == 1
+    assert 'id="hf_lrsched.schedule_info.ScheduleInfo"' not in pages["api/index.html"]
+    raises = re.findall(r"Raises:</span>.*?</table>", pages["api/index.html"], flags=re.S)
+    rows = [
+        re.sub(r"<[^>]+>", "", row)
+        for table in raises
+        for row in re.findall(r"<tr class=.doc-section-item.>(.*?)</tr>", table, flags=re.S)
+    ]
+    assert len(rows) >= 7 and not [row for row in rows if "`" in row or re.search(r"\w+Error:", row)], rows
+    titles = [doc["title"] for doc in json.loads((site / "search" / "search_index.json").read_text())["docs"]]
+    assert not [title for title in titles if "\\(" in title or "\\[" in title or "$" in title]
+    headings = re.findall(r"<h[1-6][^>]*>(.*?)<", pages["benchmarks/index.html"])
+    assert len(headings) == len(set(headings)), headings
 
 
 def test_readme_figure_is_the_scripts_overview(tmp_path):
@@ -85,6 +105,9 @@ def test_readme_figure_is_the_scripts_overview(tmp_path):
     readme = (ROOT / "README.md").read_text()
     assert "docs/assets/schedules.png" in readme and (ROOT / "docs/assets/schedules.png").is_file()
     assert "python docs/make_figures.py --readme docs/assets/schedules.png" in readme
+    # the committed figure is the script's, in today's style: the same size in pixels (an older style had another)
+    committed = (ROOT / "docs/assets/schedules.png").read_bytes()
+    assert committed[16:24] == path.read_bytes()[16:24], "re-draw it: python docs/make_figures.py --readme ..."
 
 
 def test_configuration_reference_names_every_field_and_option():

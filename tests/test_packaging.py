@@ -41,8 +41,6 @@ def test_public_api_is_importable():
 def test_readme_works_as_the_pypi_description():
     """PyPI shows the README without the repository around it: every link and image must be absolute."""
     text = (ROOT / "README.md").read_text()
-    # The benchmark block is written by benchmarks/summarize.py; its one link is that script's to make absolute.
-    text = re.sub(r"<!-- benchmarks:start.*?<!-- benchmarks:end -->", "", text, flags=re.S)
     targets = re.findall(r"\]\(([^)\s]+)\)", text)  # [text](target)
     targets += re.findall(r"^\[[^\]]+\]:\s*(\S+)", text, flags=re.M)  # [name]: target
     targets += re.findall(r'\b(?:src|href)="([^"]+)"', text)  # <img src="...">

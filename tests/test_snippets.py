@@ -27,7 +27,7 @@ def blocks(page: Path) -> list[str]:
 
 def test_every_page_is_found_and_has_its_blocks():
     found = {page.relative_to(ROOT).as_posix(): len(blocks(page)) for page in PAGES}
-    assert found["README.md"] >= 3 and found["docs/index.md"] >= 4 and found["docs/trl.md"] >= 4, found
+    assert found["README.md"] >= 2 and found["docs/index.md"] >= 4 and found["docs/trl.md"] >= 4, found
 
 
 @pytest.mark.slow

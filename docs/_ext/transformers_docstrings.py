@@ -15,9 +15,10 @@ The source keeps the ecosystem's convention:
 
 Before Griffe parses a docstring (Google style), this rewrites it so that the site shows types as types and defaults
 as defaults: a parameter's type and default come from the signature (the annotation and the default value), so the
-header keeps only the name; a row naming several parameters becomes one row each; `Returns` keeps its text, its
-type coming from the return annotation; and `[`name`]` cross-references become links (autorefs for hf_lrsched's own
-API, the upstream documentation for torch and transformers, code otherwise).
+header keeps only the name; a row naming several parameters becomes one row each, and so does a `Raises` row naming
+several exceptions (`` `ValueError` or `TypeError`: ... ``), each exception without its backticks; `Returns` keeps
+its text, its type coming from the return annotation; and `[`name`]` cross-references become links (autorefs for
+hf_lrsched's own API, the upstream documentation for torch and transformers, code otherwise).
 """
 
 from __future__ import annotations
@@ -31,6 +32,9 @@ HEADER = re.compile(
     r"^(?P<names>\*{0,2}[A-Za-z_][\w]*(?:,\s*\*{0,2}[A-Za-z_]\w*)*)\s*(?:\((?P<type>.*)\))?:\s*(?P<rest>.*)$"
 )
 XREF = re.compile(r"\[`(?P<target>~?[\w.]+)`\](?![\[(])")
+# A `Raises` entry as transformers writes it: `` `ValueError`: text ``, or several exceptions sharing one text
+# (`` `ValueError` or `TypeError`: text ``).
+RAISES = re.compile(r"^(?P<names>`?[A-Z]\w*`?(?:(?:\s+or\s+|,\s*)`?[A-Z]\w*`?)*):\s*(?P<rest>.*)$")
 LEADING_TYPE = re.compile(r"^(?:\[`~?[\w.]+`\]|`[^`]+`)(?:\s*or\s*(?:\[`~?[\w.]+`\]|`[^`]+`))*\s*:\s*")
 
 EXTERNAL = {
@@ -116,11 +120,11 @@ def rewrite(text: str, known: set[str]) -> str:
             out.append(" " * indent + LEADING_TYPE.sub("", stripped))
             i += 1
             continue
-        match = (
-            HEADER.match(stripped)
-            if section in ("Args", "Arguments", "Attributes") and indent == entry_indent
-            else None
-        )
+        match = None
+        if indent == entry_indent and section in ("Args", "Arguments", "Attributes"):
+            match = HEADER.match(stripped)
+        elif indent == entry_indent and section == "Raises":
+            match = RAISES.match(stripped)
         if match is None:
             out.append(line)
             i += 1
@@ -132,6 +136,12 @@ def rewrite(text: str, known: set[str]) -> str:
             j += 1
         while body and not body[-1].strip():
             body.pop()
+        if section == "Raises":  # one row per exception, its name bare (Griffe shows it as code)
+            for name in re.findall(r"[A-Z]\w*", match.group("names")):
+                out.append(" " * indent + f"{name}: {match.group('rest')}".rstrip())
+                out.extend(body)
+            i = j
+            continue
         names = [name.strip() for name in match.group("names").split(",")]
         kind = match.group("type")
         for name in names:
