@@ -267,7 +267,7 @@ class SnapshotCallback(TrainerCallback):
     ```
     """
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.cycle_ends: set[int] = set()
         self.saved: list[str] = []
 

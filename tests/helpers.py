@@ -199,3 +199,35 @@ def common_args(tiny_model_dir, csv_files, output_dir):
 def cycles_of(scheduler):
     """The `Cycles` of the restarts phase of a `cosine_with_growing_restarts` scheduler (its exact starts `B_i`)."""
     return scheduler.lr_lambdas[0].keywords["plan"].phases[0].args[4]
+
+
+def run_examples(argv, *, script="glue", fault=None, expect=0):
+    """An example's `main` (`glue`, `glue_snapshots`, `glue_trainer`, `trl_sft`) over each argument list in `argv`,
+    one after the other in one fresh process (`tests/glue_driver.py`), with `fault` injected (`GLUE_FAULT`); returns
+    the process and each run's `{"rc", "stderr"}`. One process for several runs: the imports are paid once. With
+    `expect` (an exit status), every run must end with it and without a traceback."""
+    runs = [[str(a) for a in args] for args in argv]
+    work = Path(runs[0][runs[0].index("--output_dir") + 1]).parent
+    spec, out = work / f".runs-{os.getpid()}.json", work / f".results-{os.getpid()}.json"
+    spec.write_text(json.dumps(runs))
+    out.unlink(missing_ok=True)
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
+    env.pop("GLUE_FAULT", None)
+    env["GLUE_SCRIPT"] = script
+    if fault:
+        env["GLUE_FAULT"] = fault
+    process = subprocess.run(
+        [sys.executable, ROOT / "tests" / "glue_driver.py", spec, out],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    done = json.loads(out.read_text()) if out.is_file() else []
+    if expect is not None:
+        assert process.returncode == 0 and len(done) == len(runs), process.stderr[-4000:]
+        for result in done:
+            assert result["rc"] == expect, result["stderr"][-4000:]
+            assert "Traceback" not in result["stderr"], result["stderr"][-4000:]
+    return process, done

@@ -14,7 +14,7 @@ from hf_lrsched import schedule_multipliers
 
 import glue  # examples/ is on the path: `pythonpath` in pyproject.toml
 import glue_data
-from .helpers import EXAMPLES, ROOT, common_args, launch, read_lr_csv, results
+from .helpers import EXAMPLES, ROOT, common_args, launch, read_lr_csv, results, run_examples
 
 pytestmark = pytest.mark.slow
 
@@ -102,15 +102,15 @@ def test_resume_mid_epoch_continues_exactly_and_keeps_every_record(tmp_path, tin
         "2",
     ]
     full, resumed = tmp_path / "full", tmp_path / "resumed"
-    launch(EXAMPLES / "glue.py", 1, common_args(tiny_model_dir, csv_files, full) + args)
     checkpoint = full / "step_3"
+    run_examples(  # glue.main twice, in one fresh process: the whole run, then a run resumed from its step 3
+        [
+            common_args(tiny_model_dir, csv_files, full) + args,
+            common_args(tiny_model_dir, csv_files, resumed) + args + ["--resume_from_checkpoint", checkpoint],
+        ]
+    )
     assert (checkpoint / "hf_lrsched_checkpoint.json").is_file()
     assert any(name.startswith("custom_checkpoint") for name in os.listdir(checkpoint))  # the scheduler's state
-    launch(
-        EXAMPLES / "glue.py",
-        1,
-        common_args(tiny_model_dir, csv_files, resumed) + args + ["--resume_from_checkpoint", checkpoint],
-    )
     # Every record of the resumed run equals the uninterrupted run's, the rows before the resume included.
     assert read_lr_csv(resumed) == read_lr_csv(full)
     assert read_csv_rows(resumed / "train_loss.csv") == read_csv_rows(full / "train_loss.csv")
@@ -131,41 +131,34 @@ def test_resumes_that_would_bend_the_curve_or_cannot_read_the_checkpoint_exit_2(
     launch(EXAMPLES / "glue.py", 1, common_args(tiny_model_dir, csv_files, tmp_path / "first") + args)
     checkpoint = tmp_path / "first" / "step_4"
 
-    def resume(output, extra, source=checkpoint):
-        # `python glue.py` runs one process as `accelerate launch` does, and shows the script's own exit status
-        # (the launcher turns any failure into its own traceback and exit 1).
-        argv = common_args(tiny_model_dir, csv_files, tmp_path / output) + args + extra
-        result = subprocess.run(
-            [sys.executable, EXAMPLES / "glue.py"]
-            + [str(a) for a in argv]
-            + ["--resume_from_checkpoint", str(source)],
-            capture_output=True,
-            text=True,
-            cwd=ROOT,
-            timeout=300,
-            env={**os.environ, "HF_HUB_OFFLINE": "1"},
-        )
-        assert result.returncode == 2, result.stderr[-3000:]
-        assert "Traceback" not in result.stderr
-        return result.stderr
-
-    # Another peak rate: the option is named, and the first step whose rate would change.
-    stderr = resume("lr", ["--learning_rate", "2e-3"])
-    assert "Cannot resume from" in stderr and "--learning_rate 0.001 -> 0.002" in stderr
-    assert "4 steps already taken" in stderr
-    # Other schedule options.
-    stderr = resume("kwargs", ["--lr_schedule_kwargs", '{"num_cycles": 3, "cycle_mult": 2.0, "min_lr": 1e-5}'])
-    assert "--lr_schedule_kwargs" in stderr and "num_cycles 2 -> 3" in stderr
-    # A truncated metadata file, then a truncated model file: each named.
-    damaged = tmp_path / "damaged"
-    shutil.copytree(checkpoint, damaged)
-    meta = damaged / "hf_lrsched_checkpoint.json"
+    # A truncated metadata file, and a truncated model file.
+    damaged_meta, damaged_weights = tmp_path / "damaged_meta", tmp_path / "damaged_weights"
+    for copy in (damaged_meta, damaged_weights):
+        shutil.copytree(checkpoint, copy)
+    meta = damaged_meta / "hf_lrsched_checkpoint.json"
     meta.write_text(meta.read_text()[:40])
-    assert f"the checkpoint file {meta} is damaged or truncated" in resume("meta", [], damaged)
-    shutil.copy(checkpoint / "hf_lrsched_checkpoint.json", meta)
-    weights = damaged / "model.safetensors"
+    weights = damaged_weights / "model.safetensors"
     weights.write_bytes(weights.read_bytes()[:100])
-    assert f"the file {weights} is damaged or truncated" in resume("weights", [], damaged)
+    resumes = [
+        (["--learning_rate", "2e-3"], checkpoint),  # another peak rate
+        (["--lr_schedule_kwargs", '{"num_cycles": 3, "cycle_mult": 2.0, "min_lr": 1e-5}'], checkpoint),
+        ([], damaged_meta),
+        ([], damaged_weights),
+    ]
+    argv = [
+        common_args(tiny_model_dir, csv_files, tmp_path / f"resume{i}")
+        + args
+        + extra
+        + ["--resume_from_checkpoint", src]
+        for i, (extra, src) in enumerate(resumes)
+    ]
+    _, (lr, kwargs, damaged, truncated) = run_examples(argv, expect=2)  # glue.main, in one fresh process
+    # Another peak rate: the option is named, and the first step whose rate would change.
+    assert "Cannot resume from" in lr["stderr"] and "--learning_rate 0.001 -> 0.002" in lr["stderr"]
+    assert "4 steps already taken" in lr["stderr"]
+    assert "--lr_schedule_kwargs" in kwargs["stderr"] and "num_cycles 2 -> 3" in kwargs["stderr"]
+    assert f"the checkpoint file {meta} is damaged or truncated" in damaged["stderr"]
+    assert f"the file {weights} is damaged or truncated" in truncated["stderr"]
 
 
 def test_a_wsd_run_grows_from_a_stable_checkpoint_and_not_from_its_decay(tmp_path, tiny_model_dir, csv_files):
@@ -181,64 +174,37 @@ def test_a_wsd_run_grows_from_a_stable_checkpoint_and_not_from_its_decay(tmp_pat
         "--checkpointing_steps",
         "4",
     ]
-    launch(
-        EXAMPLES / "glue.py",
-        1,
-        common_args(tiny_model_dir, csv_files, tmp_path / "trunk") + schedule + ["--max_train_steps", "10"],
-    )  # stable until step 6: step_4 is stable, step_8 is in the decay
-    launch(
-        EXAMPLES / "glue.py",
-        1,
-        common_args(tiny_model_dir, csv_files, tmp_path / "grown")
-        + schedule
-        + ["--max_train_steps", "14", "--resume_from_checkpoint", tmp_path / "trunk" / "step_4"],
+    trunk = common_args(tiny_model_dir, csv_files, tmp_path / "trunk") + schedule + ["--max_train_steps", "10"]
+    # stable until step 6: step_4 is stable, step_8 is in the decay
+    grow = ["--max_train_steps", "14", "--resume_from_checkpoint"]
+    grown = (
+        common_args(tiny_model_dir, csv_files, tmp_path / "grown") + schedule + grow + [tmp_path / "trunk" / "step_4"]
     )
+    no = common_args(tiny_model_dir, csv_files, tmp_path / "no") + schedule + grow + [tmp_path / "trunk" / "step_8"]
+    _, done = run_examples([trunk, grown, no], expect=None)  # glue.main three times, in one fresh process
+    assert [result["rc"] for result in done] == [0, 0, 2], done
     expected = schedule_multipliers("wsd", 2, 14, lr=1e-3, num_decay_steps=4)
     assert read_lr_csv(tmp_path / "grown") == [
         (k, pytest.approx(1e-3 * expected[k - 1], rel=1e-15)) for k in range(1, 15)
     ]
     assert read_lr_csv(tmp_path / "grown")[:4] == read_lr_csv(tmp_path / "trunk")[:4]
-    result = subprocess.run(
-        [sys.executable, EXAMPLES / "glue.py"]
-        + [
-            str(a)
-            for a in common_args(tiny_model_dir, csv_files, tmp_path / "no")
-            + schedule
-            + ["--max_train_steps", "14", "--resume_from_checkpoint", tmp_path / "trunk" / "step_8"]
-        ],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=300,
-        env={**os.environ, "HF_HUB_OFFLINE": "1"},
-    )
-    assert result.returncode == 2 and "Traceback" not in result.stderr
-    assert "--max_train_steps 10 -> 14" in result.stderr and "had begun its decay at step 6" in result.stderr
+    stderr = done[2]["stderr"]
+    assert "Traceback" not in stderr
+    assert "--max_train_steps 10 -> 14" in stderr and "had begun its decay at step 6" in stderr
 
 
 def test_a_non_empty_output_dir_is_refused_unless_overwritten(tmp_path, tiny_model_dir, csv_files):
     out = tmp_path / "out"
     out.mkdir()
     (out / "all_results.json").write_text("{}")
-    argv = [str(EXAMPLES / "glue.py")] + [str(a) for a in common_args(tiny_model_dir, csv_files, out)]
-    result = subprocess.run(
-        [sys.executable] + argv + ["--max_train_steps", "1"],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=300,
-        env={**os.environ, "HF_HUB_OFFLINE": "1"},
-    )
-    assert result.returncode == 2 and "Traceback" not in result.stderr
+    argv = common_args(tiny_model_dir, csv_files, out) + ["--max_train_steps", "1"]
+    _, (refused, overwritten) = run_examples([argv, argv + ["--overwrite_output_dir"]], expect=None)
+    assert refused["rc"] == 2 and "Traceback" not in refused["stderr"]
     assert (
-        f"the output directory {str(out)!r} is not empty" in result.stderr
-        and "--overwrite_output_dir" in result.stderr
+        f"the output directory {str(out)!r} is not empty" in refused["stderr"]
+        and "--overwrite_output_dir" in refused["stderr"]
     )
-    launch(
-        EXAMPLES / "glue.py",
-        1,
-        common_args(tiny_model_dir, csv_files, out) + ["--max_train_steps", "1", "--overwrite_output_dir"],
-    )
+    assert overwritten["rc"] == 0, overwritten["stderr"][-3000:]
     assert results(out)["completed_steps"] == 1
 
 

@@ -13,7 +13,7 @@ import pytest
 import glue  # examples/ is on the path: `pythonpath` in pyproject.toml
 import glue_snapshots
 import glue_trainer
-from .helpers import EXAMPLES, ROOT, common_args
+from .helpers import EXAMPLES, ROOT, common_args, run_examples
 
 BBC = ["--task_name", "bbc_news"]
 
@@ -162,28 +162,24 @@ def assert_refused(result, script, *parts):
         assert part in result.stderr, result.stderr[-2000:]
 
 
-def check_resume_refusals(script, args, output_dir, checkpoint, changed, tmp_path):
-    """A missing checkpoint, a truncated scheduler.pt and a resume with other schedule options: one line, exit 2."""
+def check_resume_refusals(script, args, checkpoint, changed, tmp_path):
+    """A missing checkpoint, a truncated scheduler.pt and a resume with other schedule options: one line, exit 2 (the
+    three runs in one process: tests/glue_driver.py)."""
     missing = tmp_path / "no-such-checkpoint"
-    assert_refused(
-        run_script(script, args + ["--resume_from_checkpoint", missing]),
-        script,
-        f"cannot resume from {missing}: the checkpoint {missing} does not exist",
-    )
     damaged = tmp_path / "damaged"
     shutil.copytree(checkpoint, damaged)
     scheduler = damaged / "scheduler.pt"
     scheduler.write_bytes(scheduler.read_bytes()[:64])
-    assert_refused(
-        run_script(script, args + ["--resume_from_checkpoint", damaged]),
-        script,
+    argv = [args + ["--resume_from_checkpoint", missing], args + ["--resume_from_checkpoint", damaged]]
+    argv.append(changed + ["--resume_from_checkpoint", checkpoint])
+    _, (first, second, third) = run_examples(argv, script=script.removesuffix(".py"), expect=2)
+    messages = (
+        f"cannot resume from {missing}: the checkpoint {missing} does not exist",
         f"the file {scheduler} is damaged or truncated",
-    )
-    assert_refused(
-        run_script(script, changed + ["--resume_from_checkpoint", checkpoint]),
-        script,
         f"Cannot resume from {checkpoint}: Cannot resume this schedule from the saved state",
     )
+    for result, message in zip((first, second, third), messages):
+        assert f"{script}: error: " in result["stderr"] and message in result["stderr"], result["stderr"][-2000:]
 
 
 @pytest.mark.slow
@@ -204,11 +200,11 @@ def test_glue_trainer_refuses_bad_arguments_and_checkpoints_with_exit_2(tmp_path
         "--warmup_steps",
         "1",
     ]
+    # The script itself, as a user runs it: its own exit status.
     assert_refused(run_script("glue_trainer.py", base + ["--lr_schedule", "warmup_cosin"]), "glue_trainer.py")
-    first = run_script("glue_trainer.py", base)
-    assert first.returncode == 0, first.stderr[-3000:]
+    run_examples([base], script="glue_trainer")
     changed = base + ["--warmup_steps", "2"]  # step 1, already taken, would get another rate
-    check_resume_refusals("glue_trainer.py", base, out, out / "checkpoint-2", changed, tmp_path)
+    check_resume_refusals("glue_trainer.py", base, out / "checkpoint-2", changed, tmp_path)
 
 
 @pytest.mark.slow
@@ -219,7 +215,6 @@ def test_trl_sft_refuses_bad_arguments_and_checkpoints_with_exit_2(tmp_path):
     assert_refused(
         run_script("trl_sft.py", base + ["--lr_schedule_kwargs", '{"decay_ratio": 2}']), "trl_sft.py", "decay_ratio"
     )
-    first = run_script("trl_sft.py", base)
-    assert first.returncode == 0, first.stderr[-3000:]
+    run_examples([base], script="trl_sft")
     changed = base + ["--warmup_steps", "2"]  # step 1, already taken, would get another rate
-    check_resume_refusals("trl_sft.py", base, out, out / "checkpoint-2", changed, tmp_path)
+    check_resume_refusals("trl_sft.py", base, out / "checkpoint-2", changed, tmp_path)

@@ -2,15 +2,13 @@
 same on 1 and 2 processes, as the contract says; a resume keeps them, and one under another plan is refused."""
 
 import json
-import subprocess
-import sys
 
 import pytest
 from transformers import AutoModelForSequenceClassification
 
 from hf_lrsched import build_param_groups, schedule_multipliers
 
-from .helpers import EXAMPLES, common_args, launch, results
+from .helpers import EXAMPLES, common_args, launch, results, run_examples
 
 pytestmark = pytest.mark.slow
 
@@ -62,21 +60,17 @@ def test_glue_py_gives_each_group_its_planned_rate_on_one_and_two_processes(tmp_
 def test_a_resume_keeps_the_groups_and_another_plan_is_refused(tmp_path, tiny_model_dir, csv_files):
     full, resumed = tmp_path / "full", tmp_path / "resumed"
     save = ["--checkpointing_steps", "5"]
-    launch(EXAMPLES / "glue.py", 1, common_args(tiny_model_dir, csv_files, full) + STEPS + PLAN + save)
-    launch(
-        EXAMPLES / "glue.py",
-        1,
-        common_args(tiny_model_dir, csv_files, resumed) + STEPS + PLAN + ["--resume_from_checkpoint", full / "step_5"],
-    )
-    assert read_groups_csv(resumed) == read_groups_csv(full)
     other = [*PLAN]
     other[1] = "0.9"
-    refused = subprocess.run(
-        [sys.executable, EXAMPLES / "glue.py", *common_args(tiny_model_dir, csv_files, tmp_path / "other")]
-        + [str(a) for a in STEPS + other + ["--resume_from_checkpoint", full / "step_5"]],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert refused.returncode == 2 and "Traceback" not in refused.stderr, refused.stderr[-3000:]
-    assert "base learning rate of param group" in refused.stderr
+    runs = [
+        common_args(tiny_model_dir, csv_files, full) + STEPS + PLAN + save,
+        common_args(tiny_model_dir, csv_files, resumed) + STEPS + PLAN + ["--resume_from_checkpoint", full / "step_5"],
+        common_args(tiny_model_dir, csv_files, tmp_path / "other")
+        + STEPS
+        + other
+        + ["--resume_from_checkpoint", full / "step_5"],
+    ]
+    _, (_, _, refused) = run_examples(runs, expect=None)  # glue.main three times, in one fresh process
+    assert read_groups_csv(resumed) == read_groups_csv(full)
+    assert refused["rc"] == 2 and "Traceback" not in refused["stderr"], refused["stderr"][-3000:]
+    assert "base learning rate of param group" in refused["stderr"]

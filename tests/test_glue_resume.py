@@ -6,15 +6,13 @@ import json
 import os
 import random
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from safetensors.torch import load_file
 from transformers import BertConfig, BertForSequenceClassification
 
-from .helpers import EXAMPLES, ROOT, TINY_BERT, common_args, launch, results
+from .helpers import EXAMPLES, ROOT, TINY_BERT, common_args, launch, results, run_examples
 
 pytestmark = pytest.mark.slow
 
@@ -36,33 +34,7 @@ def dropout_model_dir(tiny_model_dir, tmp_path_factory):
 
 
 def run_glue(argv, fault=None, expect=0, script="glue"):
-    """`glue.main` (or `script`'s) over each argument list in `argv` in one fresh process (tests/glue_driver.py);
-    the results."""
-    runs = [[str(a) for a in args] for args in argv]
-    work = Path(runs[0][runs[0].index("--output_dir") + 1]).parent
-    spec, out = work / f".runs-{os.getpid()}.json", work / f".results-{os.getpid()}.json"
-    spec.write_text(json.dumps(runs))
-    out.unlink(missing_ok=True)
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
-    env.pop("GLUE_FAULT", None)
-    env["GLUE_SCRIPT"] = script
-    if fault:
-        env["GLUE_FAULT"] = fault
-    process = subprocess.run(
-        [sys.executable, ROOT / "tests" / "glue_driver.py", spec, out],
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    done = json.loads(out.read_text()) if out.is_file() else []
-    if expect is not None:
-        assert process.returncode == 0 and len(done) == len(runs), process.stderr[-4000:]
-        for result in done:
-            assert result["rc"] == expect, result["stderr"][-4000:]
-            assert "Traceback" not in result["stderr"], result["stderr"][-4000:]
-    return process, done
+    return run_examples(argv, fault=fault, expect=expect, script=script)
 
 
 def records(output_dir):

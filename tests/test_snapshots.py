@@ -9,7 +9,17 @@ from transformers import BertForSequenceClassification, TrainerCallback
 
 from hf_lrsched import LRSchedTrainer, SnapshotCallback, describe, get_schedule
 
-from .helpers import EXAMPLES, common_args, launch, make_args, make_optimizer, results, tiny_bert, tiny_dataset
+from .helpers import (
+    EXAMPLES,
+    common_args,
+    launch,
+    make_args,
+    make_optimizer,
+    results,
+    run_examples,
+    tiny_bert,
+    tiny_dataset,
+)
 
 
 def test_describe_names_the_restarts_cycle_ends_and_floors():
@@ -144,7 +154,15 @@ def test_glue_snapshots_saves_snapshots_and_evaluates_their_ensemble_and_resumes
         "--checkpointing_steps",
         "4",
     ]
-    launch(EXAMPLES / "glue_snapshots.py", 1, common_args(tiny_model_dir, csv_files, tmp_path / "full") + schedule)
+    resumed_args = common_args(tiny_model_dir, csv_files, tmp_path / "resumed") + schedule
+    # glue_snapshots.main twice, in one fresh process: the whole run, then one resumed from its step 4
+    run_examples(
+        [
+            common_args(tiny_model_dir, csv_files, tmp_path / "full") + schedule,
+            resumed_args + ["--resume_from_checkpoint", tmp_path / "full" / "step_4"],
+        ],
+        script="glue_snapshots",
+    )
     full = results(tmp_path / "full")
     assert [s["step"] for s in full["snapshots"]] == [3, 6, 9] and snapshots(tmp_path / "full") == [3, 6, 9]
     assert full["snapshots"][-1]["accuracy"] == full["eval_accuracy"]  # the last snapshot is the final model
@@ -152,14 +170,7 @@ def test_glue_snapshots_saves_snapshots_and_evaluates_their_ensemble_and_resumes
     assert ensemble["k"] == 2 and ensemble["steps"] == [6, 9]
     assert 0 <= ensemble["accuracy"] <= 1 and ensemble["nll"] > 0 and 0 <= ensemble["ece"] <= 1
     assert "eval_ece" in full
-    # A resumed run (from step 4: one snapshot behind it) reports the same snapshots and the same ensemble.
-    launch(
-        EXAMPLES / "glue_snapshots.py",
-        1,
-        common_args(tiny_model_dir, csv_files, tmp_path / "resumed")
-        + schedule
-        + ["--resume_from_checkpoint", tmp_path / "full" / "step_4"],
-    )
+    # The resumed run (from step 4: one snapshot behind it) reports the same snapshots and the same ensemble.
     resumed = results(tmp_path / "resumed")
     assert [s["step"] for s in resumed["snapshots"]] == [3, 6, 9]
     assert resumed["snapshots"][0]["path"] == full["snapshots"][0]["path"]  # the snapshot from before the resume

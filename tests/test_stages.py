@@ -6,9 +6,6 @@ from __future__ import annotations
 
 import io
 import math
-import os
-import subprocess
-import sys
 
 import pytest
 import torch
@@ -17,14 +14,13 @@ from hf_lrsched import LRSchedTrainer, ResumeMismatchError, describe, get_schedu
 from hf_lrsched.phases import multipliers
 
 from .helpers import (
-    EXAMPLES,
     common_args,
-    launch,
     logged_learning_rates,
     make_args,
     make_optimizer,
     read_curve,
     read_lr_csv,
+    run_examples,
     tiny_bert,
     tiny_dataset,
 )
@@ -246,13 +242,8 @@ def test_glue_py_resumed_as_a_new_stage(tmp_path, tiny_model_dir, csv_files):
     the contract's, the first 40 those the first run used; without `--lr_resume new_stage` the resume exits 2."""
     first = tmp_path / "first"
     common = ["--per_device_train_batch_size", "4", "--checkpointing_steps", "40"]
-    launch(
-        EXAMPLES / "glue.py",
-        1,
-        common_args(tiny_model_dir, csv_files, first)
-        + common
-        + ["--max_train_steps", "60", "--num_warmup_steps", "10", "--lr_schedule_kwargs", '{"min_lr_ratio": 0.1}'],
-    )
+    first_args = common + ["--max_train_steps", "60", "--num_warmup_steps", "10"]
+    first_args += ["--lr_schedule_kwargs", '{"min_lr_ratio": 0.1}']
     second_args = common + [
         "--max_train_steps",
         "75",
@@ -265,22 +256,18 @@ def test_glue_py_resumed_as_a_new_stage(tmp_path, tiny_model_dir, csv_files):
         "--resume_from_checkpoint",
         first / "step_40",
     ]
-    refused = subprocess.run(  # plain `python`: accelerate's launcher would turn the exit status 2 into 1
-        [sys.executable, EXAMPLES / "glue.py", *common_args(tiny_model_dir, csv_files, tmp_path / "refused")]
-        + [str(arg) for arg in second_args],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env={**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"},
-    )
-    assert refused.returncode == 2 and "Traceback" not in refused.stderr, refused.stderr[-3000:]
-    assert "lr_resume='new_stage'" in refused.stderr
     second = tmp_path / "second"
-    launch(
-        EXAMPLES / "glue.py",
-        1,
-        common_args(tiny_model_dir, csv_files, second) + second_args + ["--lr_resume", "new_stage"],
+    _, (ran, refused, staged) = run_examples(  # glue.main three times, in one fresh process
+        [
+            common_args(tiny_model_dir, csv_files, first) + first_args,
+            common_args(tiny_model_dir, csv_files, tmp_path / "refused") + second_args,
+            common_args(tiny_model_dir, csv_files, second) + second_args + ["--lr_resume", "new_stage"],
+        ],
+        expect=None,
     )
+    assert ran["rc"] == 0 and staged["rc"] == 0, ran["stderr"][-3000:] + staged["stderr"][-3000:]
+    assert refused["rc"] == 2 and "Traceback" not in refused["stderr"], refused["stderr"][-3000:]
+    assert "lr_resume='new_stage'" in refused["stderr"]
     used = dict(read_lr_csv(first))
     curve = dict(read_lr_csv(second))
     assert sorted(curve) == list(range(1, 76))
