@@ -218,6 +218,8 @@ def check_loop_arguments(args) -> None:
     every = args.checkpointing_steps
     if every not in (None, "epoch") and not (str(every).isdigit() and int(every) >= 1):
         raise ValueError(f"`checkpointing_steps` must be a number of steps >= 1 or 'epoch', got {every!r}.")
+    if args.lr_resume not in ("identical", "new_stage"):  # a config file skips the command line's choices
+        raise ValueError(f"`lr_resume` must be 'identical' or 'new_stage', got {args.lr_resume!r}.")
     # The LR plan (param groups): its rules now; a rule that matches no parameter is reported with the optimizer.
     args.lr_param_groups = parse_param_group_rules(args.lr_param_groups, "lr_param_groups")
     if args.lr_layer_decay is not None:

@@ -140,6 +140,12 @@ def test_a_config_files_wrong_types_are_refused_naming_the_file_and_option(tmp_p
     assert message in str(info.value) and path in str(info.value)
 
 
+def test_a_config_files_choice_is_checked_as_the_command_lines_is(tmp_path):
+    path = write_config(tmp_path, ".yaml", {"task_name": "bbc_news", "lr_resume": "new-stage"})
+    with pytest.raises(ValueError, match="`lr_resume` must be 'identical' or 'new_stage', got 'new-stage'"):
+        glue.parse_args([path])
+
+
 # ---- glue_trainer.py and trl_sft.py: exit 2 with a message ----------------------------------------------------------
 
 

@@ -31,7 +31,8 @@ def test_mypy_passes_and_the_public_names_have_their_real_types(tmp_path):
         [sys.executable, "-m", "mypy", "hf_lrsched", str(user)], cwd=ROOT, capture_output=True, text=True, timeout=600
     )
     output = result.stdout + result.stderr
-    notes = [line for line in result.stdout.splitlines() if line.startswith(str(user))]
+    # By file name: mypy's cache may report the notes of an unchanged file under the path it had in an earlier run.
+    notes = [line for line in result.stdout.splitlines() if "user_code.py:" in line]
     problems = [line for line in result.stdout.splitlines() if ": error:" in line]
     assert result.returncode == 0 and not problems and len(notes) == 2, output[-6000:]
     assert "hf_lrsched.trainer.LRSchedTrainer" in notes[0], output
