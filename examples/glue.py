@@ -1,10 +1,10 @@
 """Fine-tune BERT on a GLUE task, or on BBC News offline, with an hf_lrsched schedule in a plain `accelerate` loop.
 
 The learning rate of every optimizer step is the schedule's, whatever the number of processes, because of three
-lines marked `# hf_lrsched:` below: the schedule is built in optimizer steps after `accelerator.prepare` (which may
-shorten the data loader), it is not passed to `prepare` (an `AcceleratedScheduler` would step it once per process
-per optimizer step), and it is stepped once per real optimizer step (not after one skipped for a mixed-precision
-overflow).
+things this script does: the schedule is built in optimizer steps after `accelerator.prepare` (which may shorten the
+data loader), it is not passed to `prepare` (an `AcceleratedScheduler` would step it once per process per optimizer
+step), and it is stepped once per real optimizer step (not after one skipped for a mixed-precision overflow). The
+lines that use hf_lrsched are marked `# hf_lrsched:`.
 
     python examples/glue.py --task_name bbc_news            # offline: BBC News and the packaged MiniLM BERT
     python examples/glue.py examples/configs/bbc_news.yaml  # the same, its arguments read from a file

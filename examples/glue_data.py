@@ -240,7 +240,9 @@ def check_loop_arguments(args) -> None:
         )
     steps = args.max_train_steps or PROBE_TRAINING_STEPS
     warmup = resolve_num_warmup_steps(args.num_warmup_steps, steps)
-    probe = check_schedule(args.lr_schedule, warmup, steps, lr=args.learning_rate, **args.lr_schedule_kwargs)
+    probe = check_schedule(
+        args.lr_schedule, warmup, args.max_train_steps, lr=args.learning_rate, **args.lr_schedule_kwargs
+    )  # None (epochs): PROBE_TRAINING_STEPS stand in
     if "metrics" in inspect.signature(probe.step).parameters:  # ReduceLROnPlateau, GreedyLR
         raise ValueError(
             f"`lr_schedule` {args.lr_schedule!r} builds a {type(probe).__name__}, stepped with a metric; this loop "

@@ -93,7 +93,8 @@ def replace_folder(tmp: str | os.PathLike, path: str | os.PathLike) -> None:
     """
     Put the complete folder `tmp` in the place of `path` (a checkpoint, a snapshot). A folder already at `path` is
     moved aside to `<path>.old` and deleted only once `tmp` is in place, and put back if the rename fails: at every
-    moment one complete copy exists, at `path` or (between the two renames) at `<path>.old`.
+    moment one complete copy exists, at `path` or (between the two renames) at `<path>.old`. A symbolic link at
+    `path` is replaced by the folder; the folder it pointed to is left as it was.
 
     Args:
         tmp (`str` or `os.PathLike`):
@@ -106,13 +107,21 @@ def replace_folder(tmp: str | os.PathLike, path: str | os.PathLike) -> None:
     """
     path = os.path.normpath(os.fspath(path))
     old = f"{path}.old"
-    shutil.rmtree(old, ignore_errors=True)
-    if os.path.isdir(path):
+    _remove(old)
+    if os.path.lexists(path):  # a folder, or a link to one: the link itself is moved aside, its target kept
         os.replace(path, old)
     try:
         os.replace(tmp, path)
     except BaseException:
-        if not os.path.isdir(path) and os.path.isdir(old):
+        if not os.path.lexists(path) and os.path.lexists(old):
             os.replace(old, path)
         raise
-    shutil.rmtree(old, ignore_errors=True)
+    _remove(old)
+
+
+def _remove(path: str) -> None:
+    """Delete a folder, or a link or file, at `path` if there is one (a link's target is kept)."""
+    if os.path.islink(path) or os.path.isfile(path):
+        os.unlink(path)
+    elif os.path.isdir(path):
+        shutil.rmtree(path)

@@ -7,6 +7,7 @@ stands in for the optimizer); any other name is built on a throw-away `torch.opt
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Any, Literal
 
 from ._validation import check_int
@@ -47,11 +48,20 @@ def check_schedule(
     [`PROBE_TRAINING_STEPS`][hf_lrsched.preview.PROBE_TRAINING_STEPS] stand in; the real count is checked again
     when training starts.
 
+    The `"auto"` warmup's note that its length was capped is not logged for the stand-in count: it would name a
+    length the run will not have (the real run logs its own).
+
     Returns:
         The scheduler built (on the throw-away optimizer).
     """
-    num_training_steps = PROBE_TRAINING_STEPS if num_training_steps is None else num_training_steps
-    return get_schedule(name, probe_optimizer(lr, betas), num_warmup_steps, num_training_steps, **kwargs)
+    if num_training_steps is not None:
+        return get_schedule(name, probe_optimizer(lr, betas), num_warmup_steps, num_training_steps, **kwargs)
+    warmup_logger = logging.getLogger("hf_lrsched.warmup")
+    quiet, warmup_logger.disabled = warmup_logger.disabled, True
+    try:
+        return get_schedule(name, probe_optimizer(lr, betas), num_warmup_steps, PROBE_TRAINING_STEPS, **kwargs)
+    finally:
+        warmup_logger.disabled = quiet
 
 
 def preview_scheduler(

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
-from ._validation import check_int, check_last_epoch, suggest
+from ._validation import check_int, check_last_epoch, numbers_from_strings, suggest
 from .schedules import (
     get_cosine_with_growing_restarts_schedule,
     get_exponential_warmup_cosine_schedule,
@@ -252,6 +252,8 @@ RESERVED_SCHEDULE_KWARGS: dict[str, ReservedKwarg] = {
 def parse_schedule_kwargs(value: dict | str | None, option: str = "lr_schedule_kwargs") -> dict:
     """
     A schedule's options from a dict, a JSON object string or `None`, with a message naming `option` otherwise.
+    Numbers written as strings are read as numbers at any depth, as configs give them: PyYAML reads `1e-6` (no
+    dot) as a string.
 
     Raises:
         `TypeError`: for a value that is neither (a list, a number).
@@ -275,7 +277,7 @@ def parse_schedule_kwargs(value: dict | str | None, option: str = "lr_schedule_k
             f"`{option}` must be a dict (or a JSON object string) of the schedule's options, e.g. {{'num_cycles': 3}}; "
             f"got {value!r} ({type(value).__name__})."
         )
-    return dict(value)
+    return numbers_from_strings(dict(value))
 
 
 def check_reserved_schedule_kwargs(

@@ -94,6 +94,9 @@ class LRSchedMixin(_TrainerBase):
                 dataloader = self.get_train_dataloader()
         except Exception:  # a subclass's loader that needs what `train()` sets up: `train()` reports and checks it
             return None
+        registered = getattr(self.accelerator, "_dataloaders", None)  # `prepare` keeps every loader it prepares
+        if isinstance(registered, list) and any(loader is dataloader for loader in registered):
+            registered[:] = [loader for loader in registered if loader is not dataloader]  # counted, not trained on
         if not has_length(dataloader) or len(dataloader) == 0:
             return None
         max_steps = self.set_initial_training_values(self.args, dataloader)[-1]

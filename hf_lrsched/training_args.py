@@ -270,7 +270,7 @@ class LRSchedArguments(_ArgumentsBase):
 
     def _check_schedule(self) -> None:
         """Build the schedule once on a throw-away optimizer, so that bad input fails now, not after model loading."""
-        check_lr_schedule(self, self.max_steps if self.max_steps > 0 else PROBE_TRAINING_STEPS)
+        check_lr_schedule(self, self.max_steps if self.max_steps > 0 else None)  # None: epochs, not counted yet
 
     def _check_optimizer_has_betas(self) -> None:
         """`auto_warmup` needs Adam's beta2: refuse an `optim` without betas now, not inside `train()`."""
@@ -434,12 +434,13 @@ def build_lr_scheduler(args: LRSchedArguments, optimizer: torch.optim.Optimizer,
     return get_schedule(name, optimizer, _num_warmup_steps(args, num_training_steps), num_training_steps, **kwargs)
 
 
-def check_lr_schedule(args: LRSchedArguments, num_training_steps: int) -> None:
-    """Build the schedule that `args` select once on a throw-away optimizer with their betas: bad options fail now."""
+def check_lr_schedule(args: LRSchedArguments, num_training_steps: int | None) -> None:
+    """Build the schedule that `args` select once on a throw-away optimizer with their betas: bad options fail now.
+    `num_training_steps=None` (epochs, not counted yet) checks at `PROBE_TRAINING_STEPS`."""
     name, kwargs = schedule_name_and_kwargs(args)
     if getattr(args, "lr_resume", "identical") == "new_stage":
         kwargs["new_stage"] = True  # refused, with a message, for a schedule that records no stages
-    warmup = _num_warmup_steps(args, num_training_steps)
+    warmup = _num_warmup_steps(args, num_training_steps or PROBE_TRAINING_STEPS)
     check_schedule(
         name, warmup, num_training_steps, lr=args.learning_rate, betas=(args.adam_beta1, args.adam_beta2), **kwargs
     )

@@ -64,3 +64,16 @@ def test_a_failed_replace_folder_leaves_the_old_folder_in_place(tmp_path, monkey
         atomic.replace_folder(tmp_path / "step_4.tmp", tmp_path / "step_4")
     assert (tmp_path / "step_4" / "model.safetensors").read_text() == "old"
     assert not (tmp_path / "step_4.old").exists()
+
+
+def test_replace_folder_replaces_a_link_keeps_its_target_and_clears_a_stale_old(tmp_path):
+    target = folder(tmp_path / "elsewhere", "kept")
+    (tmp_path / "step_4").symlink_to(target)
+    (tmp_path / "step_4.old").write_text("left by a kill")  # not a folder: must not block the next save
+    for text in ("first", "second"):  # saved twice: the second save replaces the first
+        folder(tmp_path / "step_4.tmp", text)
+        atomic.replace_folder(tmp_path / "step_4.tmp", tmp_path / "step_4")
+        assert not (tmp_path / "step_4").is_symlink()
+        assert (tmp_path / "step_4" / "model.safetensors").read_text() == text
+    assert (target / "model.safetensors").read_text() == "kept"
+    assert sorted(os.listdir(tmp_path)) == ["elsewhere", "step_4"]

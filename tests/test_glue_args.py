@@ -224,3 +224,21 @@ def test_trl_sft_refuses_bad_arguments_and_checkpoints_with_exit_2(tmp_path):
     run_examples([base], script="trl_sft")
     changed = base + ["--warmup_steps", "2"]  # step 1, already taken, would get another rate
     check_resume_refusals("trl_sft.py", base, out / "checkpoint-2", changed, tmp_path)
+
+
+def test_numbers_that_yaml_reads_as_strings_are_numbers_in_the_schedules_options(tmp_path):
+    path = tmp_path / "config.yaml"  # PyYAML reads 1e-2 (no dot) as the string '1e-2'
+    path.write_text("task_name: bbc_news\nlr_schedule_kwargs:\n  min_lr_ratio: 1e-2\n")
+    assert glue.parse_args([str(path)])[2].lr_schedule_kwargs == {"min_lr_ratio": 0.01}
+
+
+def test_the_parse_time_check_of_an_epoch_run_does_not_log_a_capped_auto_warmup_of_a_length_it_will_not_have(caplog):
+    from hf_lrsched import warmup
+
+    warmup._warning_once.cache_clear()
+    argv = BBC + ["--num_warmup_steps", "auto", "--lr_schedule_kwargs", '{"max_auto_warmup_ratio": 0.001}']
+    with caplog.at_level("WARNING", logger="hf_lrsched.warmup"):
+        glue.parse_args(argv)  # epochs: checked at 10**6 stand-in steps, where 2,000 steps would be capped at 1,000
+        assert not [r for r in caplog.records if r.name == "hf_lrsched.warmup"]
+        glue.parse_args(argv + ["--max_train_steps", "1000"])  # the real length: the cap is said
+    assert "= 0.001 * 1000 = 1 steps" in caplog.text

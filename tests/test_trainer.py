@@ -369,6 +369,7 @@ def test_the_epoch_mode_check_uses_the_step_count_of_train(tmp_path, monkeypatch
     )
     expected = 8 if sp_size == 2 else 5
     assert counts == [expected]  # checked once, at construction
+    assert trainer.accelerator._dataloaders == []  # the loader built to count is not left registered with accelerate
     trainer.train()
     assert trainer.state.max_steps == expected and describe(trainer.lr_scheduler).num_training_steps == expected
     if sp_size == 1:
