@@ -10,6 +10,7 @@ import math
 import os
 import shutil
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from transformers import TrainerCallback
 from transformers.trainer_callback import ExportableState
@@ -19,6 +20,9 @@ from .atomic import replace_folder, write_file
 from .param_groups import group_labels
 from .schedule_info import describe
 from .scheduler import ScheduleLR, check_resume_identity
+
+if TYPE_CHECKING:
+    from torch.optim.lr_scheduler import LRScheduler
 
 logger = logging.get_logger(__name__)
 
@@ -170,7 +174,7 @@ def write_lr_curve(
     write_png: bool = True,
     names: Sequence[str] | None = None,
     stages: Sequence[int] = (),
-    scheduler=None,
+    scheduler: LRScheduler | None = None,
 ) -> list[str]:
     """
     Write `history` (rows of `[step, lr of group 0, lr of group 1, ...]`) as `lr_schedule.csv`, and as

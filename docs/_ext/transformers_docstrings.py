@@ -134,12 +134,15 @@ def rewrite(text: str, known: set[str]) -> str:
         while j < len(lines) and (not lines[j].strip() or len(lines[j]) - len(lines[j].lstrip()) > indent):
             body.append(lines[j])
             j += 1
+        blank = 0  # blank lines after the entry: kept after it, since the next section needs one before it
         while body and not body[-1].strip():
             body.pop()
+            blank += 1
         if section == "Raises":  # one row per exception, its name bare (Griffe shows it as code)
             for name in re.findall(r"[A-Z]\w*", match.group("names")):
                 out.append(" " * indent + f"{name}: {match.group('rest')}".rstrip())
                 out.extend(body)
+            out.extend([""] * blank)
             i = j
             continue
         names = [name.strip() for name in match.group("names").split(",")]
@@ -151,6 +154,7 @@ def rewrite(text: str, known: set[str]) -> str:
             rest = match.group("rest")
             out.append(" " * indent + header + (f" {rest}" if rest else ""))
             out.extend(body)
+        out.extend([""] * blank)
         i = j
     return XREF.sub(link, "\n".join(out))
 
