@@ -45,12 +45,16 @@ def test_startup_runs(tmp_path):
 
 
 @pytest.mark.slow
-def test_throughput_and_quality_smoke(tmp_path, tiny_model_dir, csv_files):
+def test_throughput_smoke(tmp_path, tiny_model_dir, csv_files):
     data = data_args(tiny_model_dir, csv_files)
     run("throughput.py", "--rounds", 1, "--steps", 12, "--out-dir", tmp_path, *data)
     rows = json.loads((tmp_path / "throughput.json").read_text())["rows"]
     assert next(r["schedule"] for r in rows) == "cosine" and rows[0]["ratio"] == 1.0
 
+
+@pytest.mark.slow
+def test_quality_smoke(tmp_path, tiny_model_dir, csv_files):  # apart from throughput's: the two run side by side
+    data = data_args(tiny_model_dir, csv_files)
     run(
         "quality.py",
         "--quick",
