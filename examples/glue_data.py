@@ -41,7 +41,6 @@ task_to_keys = {
 GLUE_TASKS = [task for task in task_to_keys if task != "bbc_news"]
 DEFAULT_GLUE_MODEL = "bert-base-uncased"
 BBC_NEWS_TOPICS = ("business", "entertainment", "politics", "sport", "tech")
-PLAN_KEYS = ("min_lr", "min_lr_ratio", "start_step", "warmup_steps")  # a param group's own schedule
 
 
 class HubUnavailableError(RuntimeError):
@@ -198,7 +197,7 @@ def check_loop_arguments(args) -> None:
     real step count when `--max_train_steps` gives it; epochs are counted, and checked again, when training starts):
     an unknown name, option or value fails with the schedule's own message."""
     from hf_lrsched import resolve_num_warmup_steps
-    from hf_lrsched.param_groups import check_layer_decay, parse_param_group_rules
+    from hf_lrsched.param_groups import check_layer_decay, check_rules_for_schedule, parse_param_group_rules
     from hf_lrsched.preview import PROBE_TRAINING_STEPS, check_schedule
     from hf_lrsched.registry import check_reserved_schedule_kwargs, get_schedule_entry, parse_schedule_kwargs
 
@@ -227,21 +226,14 @@ def check_loop_arguments(args) -> None:
     args.lr_schedule_kwargs = parse_schedule_kwargs(args.lr_schedule_kwargs)
     check_reserved_schedule_kwargs(args.lr_schedule_kwargs)  # the loop's own: optimizer, steps, last_epoch, ...
     theirs = get_schedule_entry(args.lr_schedule).transformers_name is not None
-    own = sorted({key for rule in args.lr_param_groups or [] for key in PLAN_KEYS if rule.get(key)})
-    if own and theirs:
-        raise ValueError(
-            f"`lr_param_groups` sets {', '.join(own)}, which only the schedules of hf_lrsched follow; "
-            f"`lr_schedule` {args.lr_schedule!r} is a transformers schedule."
-        )
-    if args.lr_resume == "new_stage" and theirs:
-        raise ValueError(
-            f"`lr_resume` 'new_stage' starts a schedule of hf_lrsched as a new stage; `lr_schedule` "
-            f"{args.lr_schedule!r} is a transformers schedule, which records no stages."
-        )
+    check_rules_for_schedule(
+        args.lr_param_groups, f"`lr_schedule`={args.lr_schedule!r} (transformers' scheduler)" if theirs else None
+    )
     steps = args.max_train_steps or PROBE_TRAINING_STEPS
     warmup = resolve_num_warmup_steps(args.num_warmup_steps, steps)
+    new_stage = {"new_stage": True} if args.lr_resume == "new_stage" else {}  # refused for a transformers schedule
     probe = check_schedule(
-        args.lr_schedule, warmup, args.max_train_steps, lr=args.learning_rate, **args.lr_schedule_kwargs
+        args.lr_schedule, warmup, args.max_train_steps, lr=args.learning_rate, **args.lr_schedule_kwargs, **new_stage
     )  # None (epochs): PROBE_TRAINING_STEPS stand in
     if "metrics" in inspect.signature(probe.step).parameters:  # ReduceLROnPlateau, GreedyLR
         raise ValueError(

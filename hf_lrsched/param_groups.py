@@ -409,6 +409,35 @@ def has_param_group_plan(args) -> bool:
 SCHEDULE_PLAN_KEYS = ("min_lr", "min_lr_ratio", "start_step", "warmup_steps")
 
 
+def check_rules_for_schedule(rules, schedule: str | None, option: str = "lr_param_groups") -> None:
+    """
+    Refuse a rule's own floor, start or ramp (`min_lr`, `min_lr_ratio`, a non-zero `start_step` or `warmup_steps`)
+    when the schedule is not one of hf_lrsched's: a `transformers` scheduler would ignore it.
+
+    Args:
+        rules (`list[dict]`, *optional*):
+            The LR plan's rules, as [`parse_param_group_rules`] returns them.
+        schedule (`str`, *optional*):
+            The `transformers` scheduler in words, for the message (e.g. "`lr_schedule`='linear' (transformers'
+            scheduler)"); `None` for a schedule of hf_lrsched, which follows every key.
+        option (`str`, *optional*, defaults to `"lr_param_groups"`):
+            The option's name, for the message.
+
+    Raises:
+        `ValueError`: naming the rule, the key and the scheduler.
+    """
+    if schedule is None:
+        return
+    for index, rule in enumerate(rules or []):
+        for key in SCHEDULE_PLAN_KEYS:
+            if rule.get(key) is not None and (key.startswith("min_lr") or rule[key]):
+                raise ValueError(
+                    f"`{option}[{index}]` sets `{key}`={rule[key]!r}, which only the schedules of hf_lrsched follow "
+                    f"(a group's own floor, start and ramp); {schedule} would ignore it. Set `lr_schedule` to one of "
+                    f"ours (warmup_cosine, wsd, phases, ...), or remove `{key}`."
+                )
+
+
 def group_labels(param_groups) -> list[str]:
     """A readable label per param group, for trackers and the LR curve: the group's `name` (set by
     [`build_param_groups`]) where it is a string used by no other group, else `group_<i>`."""

@@ -13,7 +13,12 @@ import torch
 from transformers import TrainingArguments
 
 from ._validation import check_bool, numbers_from_strings
-from .param_groups import SCHEDULE_PLAN_KEYS, check_layer_decay, has_param_group_plan, parse_param_group_rules
+from .param_groups import (
+    check_layer_decay,
+    check_rules_for_schedule,
+    has_param_group_plan,
+    parse_param_group_rules,
+)
 from .preview import PROBE_TRAINING_STEPS, check_schedule
 from .registry import check_reserved_schedule_kwargs, get_schedule, parse_schedule_kwargs
 from .warmup import resolve_num_warmup_steps
@@ -211,15 +216,7 @@ class LRSchedArguments(_ArgumentsBase):
         if not has_param_group_plan(self):
             return
         self._check_deepspeed_optimizer()
-        schedule = _transformers_schedule(self)
-        for index, rule in enumerate(self.lr_param_groups or []):
-            for key in SCHEDULE_PLAN_KEYS:
-                if schedule is not None and rule.get(key) is not None and (key.startswith("min_lr") or rule[key]):
-                    raise ValueError(
-                        f"`lr_param_groups[{index}]` sets `{key}`={rule[key]!r}, which only the schedules of "
-                        f"hf_lrsched follow (a group's own floor, start and ramp); {schedule} would ignore it. Set "
-                        f"`lr_schedule` to one of ours (warmup_cosine, wsd, phases, ...), or remove `{key}`."
-                    )
+        check_rules_for_schedule(self.lr_param_groups, _transformers_schedule(self), "lr_param_groups")
 
     def _check_deepspeed_optimizer(self) -> None:
         """A DeepSpeed config with its own `optimizer` builds it from the whole model at one rate: an LR plan (param

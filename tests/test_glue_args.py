@@ -37,6 +37,15 @@ BBC = ["--task_name", "bbc_news"]
         ),
         (["--weight_decay", "-1"], "`weight_decay` must be a finite number >= 0, got -1.0"),
         (["--weight_decay", "nan"], "`weight_decay` must be a finite number >= 0, got nan"),
+        # the library's own checks, as LRSchedTrainingArguments makes them
+        (
+            ["--lr_schedule", "linear", "--lr_param_groups", '[{"pattern": "bias", "min_lr": 0.0}]'],
+            "`lr_param_groups[0]` sets `min_lr`=0.0, which only the schedules of hf_lrsched follow",
+        ),
+        (
+            ["--lr_schedule", "linear", "--lr_resume", "new_stage"],
+            "`new_stage` starts a schedule of hf_lrsched as a new stage of a run; 'linear' is a `transformers`",
+        ),
     ],
 )
 def test_options_the_loop_cannot_train_with_are_refused_when_parsed(argv, message):
