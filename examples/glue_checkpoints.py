@@ -7,8 +7,10 @@ import hashlib
 import json
 import os
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import torch
 from accelerate import Accelerator
@@ -24,6 +26,7 @@ RECORDS = ("lr_history", "loss_history", "eval_history", "snapshots")
 # accelerate's file names in a checkpoint of one process (`save_state` on one device, or DDP)
 SCHEDULER_FILE, OPTIMIZER_FILE, RNG_FILE = "custom_checkpoint_0.pkl", "optimizer.bin", "random_states_{}.pkl"
 ACCELERATE_FILES = ("model.safetensors", OPTIMIZER_FILE, RNG_FILE.format(0), SCHEDULER_FILE)
+T = TypeVar("T")
 
 
 class Extension:
@@ -119,22 +122,20 @@ def run_results(run: Run, runtime: float, steps_run: int) -> dict:
 
 def write_results(run: Run, results: dict) -> list[str]:
     """On the main process: the model and tokenizer, `all_results.json`, `lr_schedule.csv`/`.png` and
-    `train_loss.csv`, each written whole or not at all; returns what was written, or raises `OutputError` on every
-    process."""
-    accelerator, output_dir, error, files = run.accelerator, run.args.output_dir, None, []
-    accelerator.wait_for_everyone()
-    if accelerator.is_main_process:
-        try:
-            accelerator.unwrap_model(run.model).save_pretrained(output_dir)
-            run.tokenizer.save_pretrained(output_dir)
-            write_json(os.path.join(output_dir, "all_results.json"), results)
-            written = write_lr_curve(run.records["lr_history"], output_dir, scheduler=run.lr_scheduler)
-            write_csv(os.path.join(output_dir, "train_loss.csv"), ["step", "loss"], run.records["loss_history"])
-            files = ["all_results.json", *(os.path.basename(p) for p in written), "train_loss.csv", "the model"]
-        except Exception as failure:  # a full disk: an OSError, torch.save's RuntimeError or a SafetensorError
-            error = cannot_write(output_dir, failure)
-    raise_together(accelerator, error)
-    return files
+    `train_loss.csv`, each written whole or not at all; returns what was written (nothing on the other processes),
+    or raises `OutputError` on every process."""
+    output_dir = run.args.output_dir
+
+    def write() -> list[str]:
+        run.accelerator.unwrap_model(run.model).save_pretrained(output_dir)
+        run.tokenizer.save_pretrained(output_dir)
+        write_json(os.path.join(output_dir, "all_results.json"), results)
+        written = write_lr_curve(run.records["lr_history"], output_dir, scheduler=run.lr_scheduler)
+        write_csv(os.path.join(output_dir, "train_loss.csv"), ["step", "loss"], run.records["loss_history"])
+        return ["all_results.json", *(os.path.basename(p) for p in written), "train_loss.csv", "the model"]
+
+    run.accelerator.wait_for_everyone()
+    return write_on_main(run.accelerator, output_dir, write) or []
 
 
 def plan_line(run: Run, task_name: str | None, num_examples: int) -> str:
@@ -211,14 +212,30 @@ def save_checkpoint(accelerator: Accelerator, path: str, meta: dict) -> None:
         if accelerator.is_main_process:
             shutil.rmtree(tmp, ignore_errors=True)
         raise
-    if accelerator.is_main_process:
+
+    def complete() -> None:
         try:
             write_json(os.path.join(tmp, CHECKPOINT_META), {**meta, "files": file_digests(tmp)})
             replace_folder(tmp, path)  # the previous copy stays on disk until the new one is in place
-        except OSError as failure:
-            error = cannot_write(tmp, failure)
+        except Exception:
             shutil.rmtree(tmp, ignore_errors=True)
+            raise
+
+    write_on_main(accelerator, tmp, complete)
+
+
+def write_on_main(accelerator: Accelerator, path: str, write: Callable[[], T]) -> T | None:
+    """`write()` on the main process only, and its result (None on the others). A write that fails there (a full
+    disk: an `OSError`, `torch.save`'s `RuntimeError` or a `SafetensorError`) raises `OutputError`, naming `path`,
+    on every process (see `raise_together`)."""
+    result, error = None, None
+    if accelerator.is_main_process:
+        try:
+            result = write()
+        except Exception as failure:
+            error = cannot_write(path, failure)
     raise_together(accelerator, error)
+    return result
 
 
 def raise_together(accelerator: Accelerator, error: Exception | None) -> None:
@@ -287,18 +304,17 @@ def check_output_dir(args) -> None:
 def check_writable(accelerator: Accelerator, output_dir: str) -> None:
     """Create `output_dir` and write a file into it on the main process, so that a read-only or full disk is refused
     (`OutputError` on every process) before training."""
-    probe, error = os.path.join(output_dir, ".write_test"), None
-    if accelerator.is_main_process:
-        try:
-            os.makedirs(output_dir, exist_ok=True)
-            with open(probe, "w") as f:
-                f.write("ok")
-                f.flush()
-                os.fsync(f.fileno())
-            os.remove(probe)
-        except OSError as failure:
-            error = cannot_write(probe, failure)
-    raise_together(accelerator, error)
+    probe = os.path.join(output_dir, ".write_test")
+
+    def write() -> None:
+        os.makedirs(output_dir, exist_ok=True)
+        with open(probe, "w") as f:
+            f.write("ok")
+            f.flush()
+            os.fsync(f.fileno())
+        os.remove(probe)
+
+    write_on_main(accelerator, probe, write)
 
 
 def load_checkpoint(accelerator: Accelerator, checkpoint: str, run_config: dict, options: dict) -> dict:

@@ -26,7 +26,7 @@ from hf_lrsched import ScheduleLR, describe
 from hf_lrsched.atomic import replace_folder
 
 import glue
-from glue_checkpoints import Extension, Run, cannot_write, raise_together
+from glue_checkpoints import Extension, Run, write_on_main
 from glue_data import expected_calibration_error
 
 EVAL_PROBS = "eval_probabilities.pt"  # in each snapshot: its held-out softmax outputs and labels, for ensembles
@@ -114,20 +114,19 @@ def take_snapshot(run: Run, step: int) -> dict[str, float]:
     folder and renamed into place (a kill never leaves a partial snapshot); its `path` is recorded relative to the
     output directory, which may move between a kill and the resume."""
     metrics = glue.evaluate(run)
-    name, error = f"snapshot-{step}", None
-    if run.accelerator.is_main_process:
-        path = os.path.join(run.args.output_dir, name)
+    name = f"snapshot-{step}"
+    path = os.path.join(run.args.output_dir, name)
+
+    def write() -> None:
         tmp = f"{path}.tmp"
-        try:
-            shutil.rmtree(tmp, ignore_errors=True)
-            run.accelerator.unwrap_model(run.model).save_pretrained(tmp)
-            run.tokenizer.save_pretrained(tmp)
-            if run.last_probabilities:
-                torch.save(run.last_probabilities, os.path.join(tmp, EVAL_PROBS))
-            replace_folder(tmp, path)  # one left by an interrupted run past its last checkpoint: the same step
-        except Exception as failure:  # a full disk: an OSError, torch.save's RuntimeError or a SafetensorError
-            error = cannot_write(path, failure)
-    raise_together(run.accelerator, error)
+        shutil.rmtree(tmp, ignore_errors=True)
+        run.accelerator.unwrap_model(run.model).save_pretrained(tmp)
+        run.tokenizer.save_pretrained(tmp)
+        if run.last_probabilities:
+            torch.save(run.last_probabilities, os.path.join(tmp, EVAL_PROBS))
+        replace_folder(tmp, path)  # one left by an interrupted run past its last checkpoint: the same step
+
+    write_on_main(run.accelerator, path, write)
     run.records["snapshots"].append({"step": step, "path": name, **metrics})
     return metrics
 
