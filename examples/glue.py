@@ -41,6 +41,7 @@ from glue_checkpoints import (
     check_output_dir,
     check_writable,
     checkpoint,
+    close_process_group,
     metric_summary,
     plan_line,
     resume,
@@ -260,9 +261,8 @@ def main(argv: list[str] | None = None, script: str = "glue.py", extension=None,
     except (HubUnavailableError, RunError, OutputError) as error:
         print(f"{script}: error: {error}", file=sys.stderr)
         return 2
-    finally:  # gloo's threads, left running, can abort a process at exit ("terminate called without an active ...")
-        if torch.distributed.is_available() and torch.distributed.is_initialized():
-            torch.distributed.destroy_process_group()
+    finally:
+        close_process_group()
     return 0
 
 

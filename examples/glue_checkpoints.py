@@ -252,6 +252,14 @@ def raise_together(accelerator: Accelerator, error: Exception | None) -> None:
         raise OutputError(message)
 
 
+def close_process_group() -> None:
+    """Close the process group before exit, on success and on error: gloo's threads, left running, can abort a
+    2-process run at exit ("terminate called without an active exception", SIGABRT on one rank). `Trainer` does not
+    close it either."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
+
+
 def file_digests(folder: str) -> dict[str, str]:
     """`{relative path: SHA-256}` of every file under `folder` (the checkpoint's metadata excepted)."""
     digests = {}

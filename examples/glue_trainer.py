@@ -24,7 +24,7 @@ from transformers import DataCollatorWithPadding, set_seed
 from hf_lrsched import LRSchedTrainer, LRSchedTrainingArguments, SnapshotCallback
 
 import glue_data
-from glue_checkpoints import ResumeError, RunError, trainer_checkpoint_problem
+from glue_checkpoints import ResumeError, RunError, close_process_group, trainer_checkpoint_problem
 from glue_data import (
     DataArguments,
     HubUnavailableError,
@@ -119,6 +119,8 @@ def main(argv: list[str] | None = None) -> int:
     except (HubUnavailableError, RunError) as error:
         print(f"glue_trainer.py: error: {error}", file=sys.stderr)
         return 2
+    finally:
+        close_process_group()
     return 0
 
 

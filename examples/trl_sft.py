@@ -27,7 +27,7 @@ from trl import SFTConfig, SFTTrainer
 from hf_lrsched import LRSchedArguments, LRSchedMixin
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # glue_checkpoints, beside this file
-from glue_checkpoints import ResumeError, trainer_checkpoint_problem
+from glue_checkpoints import ResumeError, close_process_group, trainer_checkpoint_problem
 
 
 @dataclass
@@ -102,6 +102,8 @@ def main(argv: list[str] | None = None) -> int:
     except ResumeError as error:
         print(f"trl_sft.py: error: {error}", file=sys.stderr)
         return 2
+    finally:
+        close_process_group()
     return 0
 
 
