@@ -163,7 +163,7 @@ def train(model_args: ModelArguments, data_args: DataArguments, args: LoopArgume
     config.update(max_train_steps=max_train_steps, lr_schedule=args.lr_schedule)
     run = Run(
         args, accelerator, model, tokenizer, optimizer, lr_scheduler, train_dataloader, eval_dataloader,
-        Metric(data_args.task_name), steps_per_epoch, max_train_steps, config, extension,
+        Metric(data_args.task_name), steps_per_epoch, max_train_steps, num_warmup_steps, config, extension,
     )  # fmt: skip
     if args.resume_from_checkpoint:
         resume(run)  # the state, and every record so far; refused unless the run can continue exactly

@@ -64,6 +64,7 @@ class Run:
     metric: Metric
     steps_per_epoch: int
     max_train_steps: int
+    num_warmup_steps: int | str  # resolved from a ratio; "auto" when a schedule of ours resolves it
     config: dict  # what a checkpoint must share with the run that resumes it
     extension: Extension = field(default_factory=Extension)
     completed_steps: int = 0
@@ -106,7 +107,7 @@ def run_results(run: Run, runtime: float, steps_run: int) -> dict:
         **{f"eval_{k}": v for k, v in run.last_evaluation.items()},
         **run.config,
         "completed_steps": run.completed_steps,
-        "num_warmup_steps": info.num_warmup_steps if info else run.args.num_warmup_steps,
+        "num_warmup_steps": info.num_warmup_steps if info else run.num_warmup_steps,  # in steps
         "final_lr": run.lr_scheduler.get_last_lr()[0],
         "train_runtime_s": round(runtime, 1),
         # samples per second of training, evaluation excluded: what benchmarks/throughput.py compares

@@ -197,7 +197,9 @@ def test_a_non_empty_output_dir_is_refused_unless_overwritten(tmp_path, tiny_mod
     out = tmp_path / "out"
     out.mkdir()
     (out / "all_results.json").write_text("{}")
-    argv = common_args(tiny_model_dir, csv_files, out) + ["--max_train_steps", "1"]
+    # A schedule of transformers' with a ratio of warmup: all_results.json gives its warmup in steps, ceil(0.5 * 3).
+    argv = common_args(tiny_model_dir, csv_files, out)
+    argv += ["--max_train_steps", "3", "--lr_schedule", "linear", "--num_warmup_steps", "0.5"]
     _, (refused, overwritten) = run_examples([argv, argv + ["--overwrite_output_dir"]], expect=None)
     assert refused["rc"] == 2 and "Traceback" not in refused["stderr"]
     assert (
@@ -205,7 +207,7 @@ def test_a_non_empty_output_dir_is_refused_unless_overwritten(tmp_path, tiny_mod
         and "--overwrite_output_dir" in refused["stderr"]
     )
     assert overwritten["rc"] == 0, overwritten["stderr"][-3000:]
-    assert results(out)["completed_steps"] == 1
+    assert results(out)["completed_steps"] == 3 and results(out)["num_warmup_steps"] == 2
 
 
 def test_resume_with_another_process_count_stops_with_a_clear_error(tmp_path, tiny_model_dir, csv_files):
