@@ -11,7 +11,8 @@ reaches 95% (evaluation every 10 steps).
     python benchmarks/quality.py --quick   # 7 schedules, 20 steps, 1 seed: about 6 minutes
 
 Each run's results are kept in `--work-dir` (default `benchmarks/results/quality_runs/`), so an interrupted
-benchmark resumes where it stopped. Writes `benchmarks/results/quality.{md,json}` and `quality_loss.png`.
+benchmark resumes where it stopped. Writes `benchmarks/results/quality.{md,json}` and a loss plot per budget,
+`quality_loss_<budget>.png`.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import sys
 import time
 from pathlib import Path
 
+from hf_lrsched import resolve_num_warmup_steps
 from hf_lrsched.plot import new_figure, save_figure
 
 from common import (
@@ -61,6 +63,12 @@ def steps_to_target(result: dict) -> int | None:
         if entry["accuracy"] >= TARGET:
             return entry["step"]
     return None
+
+
+def warmup_steps(result: dict) -> int:
+    """The run's warmup in steps. Runs of `transformers`' schedules made before glue.py recorded it in steps kept the
+    option as given (`"0.06"`); glue.py resolved it with the same `resolve_num_warmup_steps`."""
+    return resolve_num_warmup_steps(result["num_warmup_steps"], result["completed_steps"])
 
 
 def loss_plot(curves: dict[str, list[list[tuple[int, float]]]], path: Path, title: str) -> None:
@@ -181,7 +189,7 @@ def main(argv=None) -> dict:
                 "accuracy": [r["eval_accuracy"] for r in results],
                 "f1_macro": [r["eval_f1_macro"] for r in results],
                 "steps_to_95": [steps_to_target(r) for r in results],
-                "warmup_steps": results[0]["num_warmup_steps"],
+                "warmup_steps": warmup_steps(results[0]),
                 "optimizer_steps": results[0]["completed_steps"],
                 "loss_curves": [r["loss_curve"] for r in results],  # what the loss plot draws: --replot redraws it
             }
