@@ -13,14 +13,6 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("WANDB_DISABLED", "true")
 
-
-def pytest_collection_modifyitems(config, items):
-    """The slow tests first, in their files' order: on two workers (`-n 2 --dist worksteal`, which hands each worker a
-    contiguous half and lets an idle one take the tail of the other's queue) the run then ends on short tests, and
-    neither worker waits long for the other's last one."""
-    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
-
-
 WORDS = [
     "good",
     "great",
