@@ -14,6 +14,14 @@ the optimizer steps (glue.py's `after_step`):
 - `fsize:N`: no file can grow beyond N bytes (`RLIMIT_FSIZE`): a larger write fails for real, in `torch.save` or
   `safetensors` as on a full disk.
 - `erofs`: every file opened for writing under `--output_dir` fails with "Read-only file system".
+
+    python tests/glue_driver.py --serve
+
+imports the four examples once, then forks a fresh child process for each request read from stdin (one JSON line:
+`runs`, `results`, `script`, `fault`, `env`, `log`), which runs them as above with its stdout and stderr in `log` and
+exits; the server answers with the child's exit status (a line `{"rc": N}`). A child is a real process of its own,
+killed for real by `kill:N`, but it starts with the examples already imported: `tests/helpers.run_examples` uses one
+server per test worker, so that the imports (about 6 s of CPU on 2 cores) are paid once, not once per test.
 """
 
 import builtins
@@ -106,8 +114,8 @@ def run(argv: list[str]) -> dict:
     return {"rc": code, "stderr": stderr.getvalue()}
 
 
-if __name__ == "__main__":
-    runs, results_path = json.loads(Path(sys.argv[1]).read_text()), Path(sys.argv[2])
+def run_all(runs: list[list[str]], results_path: Path) -> None:
+    """Each run in turn, its result added to `results_path` as soon as it ends (a killed process keeps the earlier)."""
     if os.environ.get("RANK", "0") != "0":  # launched on several processes: one file each
         results_path = results_path.with_name(f"{results_path.name}.{os.environ['RANK']}")
     if os.environ.get("GLUE_FAULT"):
@@ -117,3 +125,49 @@ if __name__ == "__main__":
     for argv in runs:
         results.append(run(argv))
         results_path.write_text(json.dumps(results))
+
+
+def child(request: dict) -> None:
+    """A forked child: its output in the request's log, its environment and fault, its runs; then it exits."""
+    global SCRIPT
+    code = 1
+    try:
+        log = os.open(request["log"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        os.dup2(log, 1)
+        os.dup2(log, 2)
+        os.environ.update(request["env"])
+        os.environ.pop("GLUE_FAULT", None)
+        if request.get("fault"):
+            os.environ["GLUE_FAULT"] = request["fault"]
+        SCRIPT = importlib.import_module(request["script"])
+        run_all(json.loads(Path(request["runs"]).read_text()), Path(request["results"]))
+        code = 0
+    except BaseException:
+        traceback.print_exc()
+    finally:
+        raise SystemExit(code)  # the interpreter's exit, as in a process of its own (its atexit handlers run)
+
+
+def serve() -> None:
+    """Fork a child for each request on stdin; answer each with the child's exit status on stdout."""
+    for name in ("glue", "glue_snapshots", "glue_trainer", "trl_sft"):
+        importlib.import_module(name)
+    import matplotlib.pyplot  # noqa: F401  (what every run draws its curve with)
+    import sklearn.metrics  # noqa: F401  (what every evaluation computes F1 with)
+
+    answers = sys.stdout
+    for line in sys.stdin:
+        request = json.loads(line)
+        pid = os.fork()
+        if pid == 0:
+            child(request)  # raises SystemExit: the child never comes back into this loop
+        _, status = os.waitpid(pid, 0)
+        answers.write(json.dumps({"rc": os.waitstatus_to_exitcode(status)}) + "\n")
+        answers.flush()
+
+
+if __name__ == "__main__":
+    if sys.argv[1:] == ["--serve"]:
+        serve()
+    else:
+        run_all(json.loads(Path(sys.argv[1]).read_text()), Path(sys.argv[2]))

@@ -1,9 +1,11 @@
 """Shared test helpers: throw-away optimizers, unwrapped schedules, and tiny real BERT models and data for Trainer
 runs, built locally (nothing downloaded)."""
 
+import atexit
 import csv
 import json
 import os
+import selectors
 import socket
 import subprocess
 import sys
@@ -201,29 +203,59 @@ def cycles_of(scheduler):
     return scheduler.lr_lambdas[0].keywords["plan"].phases[0].args[4]
 
 
+class _ExampleServer:
+    """`tests/glue_driver.py --serve`, started once per test process: it imports the examples, then forks a fresh
+    child process for each `run_examples` call."""
+
+    process: subprocess.Popen | None = None
+
+    @classmethod
+    def run(cls, request: dict, timeout: float) -> int:
+        if cls.process is None or cls.process.poll() is not None:
+            env = {**os.environ, **EXAMPLE_ENV}
+            env.pop("GLUE_FAULT", None)
+            cls.process = subprocess.Popen(
+                [sys.executable, ROOT / "tests" / "glue_driver.py", "--serve"],
+                env=env,
+                cwd=ROOT,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                text=True,
+            )
+            atexit.register(cls.process.kill)
+        process = cls.process
+        process.stdin.write(json.dumps(request) + "\n")
+        process.stdin.flush()
+        with selectors.DefaultSelector() as selector:
+            selector.register(process.stdout, selectors.EVENT_READ)
+            if not selector.select(timeout):
+                process.kill()
+                raise TimeoutError(f"tests/glue_driver.py: no answer in {timeout} s")
+        answer = process.stdout.readline()
+        if not answer:
+            raise RuntimeError(f"tests/glue_driver.py --serve exited with {process.wait()}")
+        return json.loads(answer)["rc"]
+
+
+EXAMPLE_ENV = {"HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
+
+
 def run_examples(argv, *, script="glue", fault=None, expect=0):
     """An example's `main` (`glue`, `glue_snapshots`, `glue_trainer`, `trl_sft`) over each argument list in `argv`,
-    one after the other in one fresh process (`tests/glue_driver.py`), with `fault` injected (`GLUE_FAULT`); returns
-    the process and each run's `{"rc", "stderr"}`. One process for several runs: the imports are paid once. With
-    `expect` (an exit status), every run must end with it and without a traceback."""
+    one after the other in one fresh process, with `fault` injected (`GLUE_FAULT`); returns the process and each run's
+    `{"rc", "stderr"}`. The process is forked by `tests/glue_driver.py --serve`, which imported the examples once for
+    all the tests of this test process. With `expect` (an exit status), every run must end with it and without a
+    traceback."""
     runs = [[str(a) for a in args] for args in argv]
     work = Path(runs[0][runs[0].index("--output_dir") + 1]).parent
-    spec, out = work / f".runs-{os.getpid()}.json", work / f".results-{os.getpid()}.json"
+    spec, out, log = (work / f".{name}-{os.getpid()}" for name in ("runs.json", "results.json", "log.txt"))
     spec.write_text(json.dumps(runs))
     out.unlink(missing_ok=True)
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
-    env.pop("GLUE_FAULT", None)
-    env["GLUE_SCRIPT"] = script
-    if fault:
-        env["GLUE_FAULT"] = fault
-    process = subprocess.run(
-        [sys.executable, ROOT / "tests" / "glue_driver.py", spec, out],
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    env = {k: v for k, v in os.environ.items() if k != "GLUE_FAULT"} | EXAMPLE_ENV
+    request = {"runs": str(spec), "results": str(out), "log": str(log), "script": script, "fault": fault, "env": env}
+    returncode = _ExampleServer.run(request, timeout=600)
+    output = log.read_text()
+    process = subprocess.CompletedProcess(["tests/glue_driver.py", script], returncode, output, output)
     done = json.loads(out.read_text()) if out.is_file() else []
     if expect is not None:
         assert process.returncode == 0 and len(done) == len(runs), process.stderr[-4000:]
