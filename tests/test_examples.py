@@ -48,9 +48,7 @@ SCHEDULE = [
 )
 def test_learning_rate_is_identical_on_one_and_two_processes(tmp_path, tiny_model_dir, csv_files, mode, one, two):
     out1, out2 = tmp_path / "p1", tmp_path / "p2"
-    launch(
-        EXAMPLES / "glue.py", 1, common_args(tiny_model_dir, csv_files, out1) + SCHEDULE + one + ["--eval_steps", 5]
-    )
+    run_examples([common_args(tiny_model_dir, csv_files, out1) + SCHEDULE + one + ["--eval_steps", 5]])
     launch(EXAMPLES / "glue.py", 2, common_args(tiny_model_dir, csv_files, out2) + SCHEDULE + two)
     r1, r2 = results(out1), results(out2)
     assert (r1["num_processes"], r2["num_processes"]) == (1, 2)
@@ -128,7 +126,7 @@ def test_resume_mid_epoch_continues_exactly_and_keeps_every_record(tmp_path, tin
 
 def test_resumes_that_would_bend_the_curve_or_cannot_read_the_checkpoint_exit_2(tmp_path, tiny_model_dir, csv_files):
     args = SCHEDULE + ["--per_device_train_batch_size", "8", "--max_train_steps", "6", "--checkpointing_steps", "4"]
-    launch(EXAMPLES / "glue.py", 1, common_args(tiny_model_dir, csv_files, tmp_path / "first") + args)
+    run_examples([common_args(tiny_model_dir, csv_files, tmp_path / "first") + args])
     checkpoint = tmp_path / "first" / "step_4"
 
     # A truncated metadata file, and a truncated model file.
@@ -212,10 +210,8 @@ def test_a_non_empty_output_dir_is_refused_unless_overwritten(tmp_path, tiny_mod
 
 def test_resume_with_another_process_count_stops_with_a_clear_error(tmp_path, tiny_model_dir, csv_files):
     args = SCHEDULE + ["--max_train_steps", "4", "--checkpointing_steps", "2"]
-    launch(
-        EXAMPLES / "glue.py",
-        1,
-        common_args(tiny_model_dir, csv_files, tmp_path / "one") + args + ["--per_device_train_batch_size", "8"],
+    run_examples(
+        [common_args(tiny_model_dir, csv_files, tmp_path / "one") + args + ["--per_device_train_batch_size", 8]]
     )
     result = launch(
         EXAMPLES / "glue.py",

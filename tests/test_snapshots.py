@@ -198,7 +198,7 @@ def test_glue_snapshots_logs_every_steps_loss_and_each_groups_rate_to_tensorboar
         "--report_to",
         "tensorboard",
     ]
-    launch(EXAMPLES / "glue_snapshots.py", 1, argv)
+    run_examples([argv], script="glue_snapshots")
     run_dir = out / "hf_lrsched_glue"  # the scalars; the hyperparameters are a run of their own below it
     found = [run_dir / f for f in os.listdir(run_dir) if "tfevents" in f]
     assert len(found) == 1, found
