@@ -58,20 +58,32 @@ def plan(budgets: list[int]) -> tuple[list[int], list[int], int]:
     """Cooldown lengths, branch points and the trunk's checkpoint interval for the budgets."""
     decays = [max(1, math.ceil(DECAY_SHARE * b)) for b in budgets]
     branch_points = [b - d for b, d in zip(budgets, decays)]
-    every = math.gcd(*branch_points[:-1]) if len(branch_points) > 2 else branch_points[0]
+    every = math.gcd(*branch_points[:-1])  # every branch point is a checkpoint of the trunk
     return decays, branch_points, every
+
+
+def words(items: list) -> str:
+    """`4`, `4 and 8`, `4, 8 and 16`."""
+    items = [str(item) for item in items]
+    return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} and {items[-1]}"
+
+
+def count(n: int) -> str:
+    return {1: "one", 2: "two", 3: "three", 4: "four", 5: "five"}.get(n, str(n))
 
 
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="one seed and budgets of 10, 20 and 40 steps")
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
-    parser.add_argument("--budgets", type=int, nargs=3, default=[20, 40, 80])
+    parser.add_argument("--budgets", type=int, nargs="+", default=[20, 40, 80], help="two or more, in steps")
     add_task_arguments(parser)
     parser.add_argument("--out-dir", type=Path, default=RESULTS)
     parser.add_argument("--work-dir", type=Path, default=None)
     args = parser.parse_args(argv)
     budgets, seeds = sorted(args.budgets), args.seeds
+    if len(set(budgets)) < 2:
+        parser.error(f"--budgets: two or more different budgets are needed, got {args.budgets}")
     if args.quick:
         budgets, seeds = [10, 20, 40], seeds[:1]
     decays, branch_points, every = plan(budgets)
@@ -184,6 +196,10 @@ def main(argv=None) -> dict:
             ]
         )
     saved = 1 - steps_spent["wsd"] / steps_spent["cosine"]
+    several = len(budgets) > 2
+    cooldowns = "cooldowns" if several else "a cooldown"
+    every_budget = f"all {count(len(budgets))}" if several else "both"
+    checkpoints = f"checkpoint{'s' if several else ''} at step{'s' if several else ''} {words(branch_points[:-1])}"
     markdown = "\n\n".join(
         [
             "### Runs that change length: one wsd trunk with branched cooldowns against separate cosine runs",
@@ -191,8 +207,8 @@ def main(argv=None) -> dict:
             f"{elapsed / 60:.0f} minutes of launches in all. MiniLM-L6 BERT on BBC News (1,700 training articles, 425 held "
             f"out), `examples/glue.py` via `accelerate launch`, 1 process, batch 16, {args.max_length} tokens, peak rate "
             f"{LR}, warmup {WARMUP} steps for every run. `wsd`: one trunk of {budgets[-1]} steps (cooldown "
-            f"{decays[-1]}), and cooldowns of {decays[0]} and {decays[1]} steps branched from its stable checkpoints at "
-            f"steps {branch_points[0]} and {branch_points[1]}; cosine: `warmup_cosine` from scratch for each budget. "
+            f"{decays[-1]}), and {cooldowns} of {words(decays[:-1])} steps branched from its stable {checkpoints}; "
+            "cosine: `warmup_cosine` from scratch for each budget. "
             "Held-out accuracy and loss (cross-entropy), mean ± standard deviation over seeds.",
             markdown_table(
                 [
@@ -206,8 +222,9 @@ def main(argv=None) -> dict:
                 ],
                 rows,
             ),
-            f"Optimizer steps spent per seed for all three budgets: wsd {steps_spent['wsd']} (the trunk plus two "
-            f"cooldowns), cosine {steps_spent['cosine']} (three runs): wsd spends {saved:.0%} fewer.",
+            f"Optimizer steps spent per seed for {every_budget} budgets: wsd {steps_spent['wsd']} (the trunk plus "
+            f"{count(len(budgets) - 1)} {cooldowns.split()[-1]}), cosine {steps_spent['cosine']} ({count(len(budgets))} "
+            f"runs): wsd spends {saved:.0%} fewer.",
             "![accuracy at each budget](wsd.png)",
         ]
     )
