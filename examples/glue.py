@@ -1,20 +1,17 @@
 """Fine-tune BERT on a GLUE task, or on BBC News offline, with an hf_lrsched schedule in a plain `accelerate` loop.
 
-The learning rate of every optimizer step is the schedule's, whatever the number of processes, because of three
-things this script does: the schedule is built in optimizer steps after `accelerator.prepare` (which may shorten the
-data loader), it is not passed to `prepare` (an `AcceleratedScheduler` would step it once per process per optimizer
-step), and it is stepped once per real optimizer step (not after one skipped for a mixed-precision overflow). The
-lines that use hf_lrsched are marked `# hf_lrsched:`.
+Every optimizer step's learning rate is the schedule's, whatever the number of processes: the schedule is built in
+optimizer steps after `accelerator.prepare` (which may shorten the data loader), is not passed to `prepare` (which
+would step it once per process), and is stepped once per real optimizer step. Lines using hf_lrsched: `# hf_lrsched:`.
 
     python examples/glue.py --task_name bbc_news            # offline: BBC News and the packaged MiniLM BERT
     python examples/glue.py examples/configs/bbc_news.yaml  # the same, its arguments read from a file
     ACCELERATE_USE_CPU=1 accelerate launch --config_file examples/accelerate_configs/cpu_2proc.yaml \\
         examples/glue.py --task_name bbc_news               # two processes; GPUs and machines: examples/README.md
 
-Writes to `--output_dir`: `all_results.json` (the last evaluation, the run's steps and time), `lr_schedule.csv` and
-`lr_schedule.png` (the rate each optimizer step used), `train_loss.csv`, the model and its tokenizer, and a checkpoint
-every `--checkpointing_steps`. Snapshots at each cycle's end, their ensembles and trackers: `glue_snapshots.py`, which
-runs this loop with them.
+Writes to `--output_dir`: `all_results.json` (the last evaluation, steps, time), `lr_schedule.csv` and `.png` (each
+optimizer step's rate), `train_loss.csv`, the model and tokenizer, a checkpoint every `--checkpointing_steps`.
+Snapshots at cycle ends, their ensembles and trackers: `glue_snapshots.py`, which runs this loop with them.
 """
 
 from __future__ import annotations
@@ -48,16 +45,7 @@ from glue_checkpoints import (
     run_results,
     write_results,
 )
-from glue_data import (
-    DataArguments,
-    HubUnavailableError,
-    Metric,
-    ModelArguments,
-    check_loop_arguments,
-    evaluate_model,
-    make_dataloaders,
-    prepare_data,
-)
+from glue_data import DataArguments, ModelArguments
 
 
 @dataclass
@@ -81,31 +69,24 @@ class LoopArguments:
     num_warmup_steps: str = field(
         default="0.06", metadata={"help": "Warmup: optimizer steps, a ratio of them below 1, or 'auto' (from beta2)."}
     )
-    lr_layer_decay: float | None = field(
-        default=None, metadata={"help": "Layer-wise LR decay in (0, 1]: layer l of L+1 at gamma^(L+1-l)."}
-    )
+    lr_layer_decay: float | None = field(default=None, metadata={"help": "Layer l of L+1 at lr * gamma^(L+1-l)."})
     lr_param_groups: str | None = field(
         default=None,
-        metadata={
-            "help": 'Rates by parameter name, first match wins: \'[{"pattern": "classifier", "lr_mult": 10}]\'.'
-        },
+        metadata={"help": 'Rates by name, first match wins: \'[{"pattern": "classifier", "lr_mult": 10}]\'.'},
     )
     lr_resume: str = field(
         default="identical",
         metadata={
-            "help": "'identical': a resume keeps every past step's rate; 'new_stage': this schedule takes over at the "
-            "checkpoint's step, from the rate reached.",
+            "help": "'identical': a resume keeps every past rate; 'new_stage': this schedule takes over from there.",
             "choices": ["identical", "new_stage"],
         },
     )
     eval_steps: int | None = field(default=None, metadata={"help": "Also evaluate every N optimizer steps."})
-    checkpointing_steps: str | None = field(
-        default=None, metadata={"help": "Save every N optimizer steps, or 'epoch'."}
-    )
+    checkpointing_steps: str | None = field(default=None, metadata={"help": "Save every N steps, or 'epoch'."})
     resume_from_checkpoint: str | None = field(default=None, metadata={"help": "A checkpoint folder to resume from."})
 
     def __post_init__(self):
-        check_loop_arguments(self)
+        glue_data.check_loop_arguments(self)
 
 
 def train(model_args: ModelArguments, data_args: DataArguments, args: LoopArguments, extension=None) -> dict:
@@ -123,8 +104,8 @@ def train(model_args: ModelArguments, data_args: DataArguments, args: LoopArgume
     set_seed(args.seed)
     check_writable(accelerator, args.output_dir)  # a read-only or full disk is refused now, not after training
 
-    model, tokenizer, data = prepare_data(accelerator, model_args, data_args)
-    train_dataloader, eval_dataloader = make_dataloaders(data, tokenizer, args, accelerator)
+    model, tokenizer, data = glue_data.prepare_data(accelerator, model_args, data_args)
+    train_dataloader, eval_dataloader = glue_data.make_dataloaders(data, tokenizer, args, accelerator)
     # hf_lrsched: with --lr_layer_decay or --lr_param_groups, parts of the model train at their own rates; without,
     # the two usual groups (no weight decay on biases and LayerNorm weights).
     try:
@@ -163,7 +144,7 @@ def train(model_args: ModelArguments, data_args: DataArguments, args: LoopArgume
     config.update(max_train_steps=max_train_steps, lr_schedule=args.lr_schedule)
     run = Run(
         args, accelerator, model, tokenizer, optimizer, lr_scheduler, train_dataloader, eval_dataloader,
-        Metric(data_args.task_name), steps_per_epoch, max_train_steps, num_warmup_steps, config, extension,
+        glue_data.Metric(data_args.task_name), steps_per_epoch, max_train_steps, num_warmup_steps, config, extension,
     )  # fmt: skip
     if args.resume_from_checkpoint:
         resume(run)  # the state, and every record so far; refused unless the run can continue exactly
@@ -239,7 +220,9 @@ def evaluate(run: Run) -> dict[str, float]:
     """The task's metrics, the mean loss and, for classification, `ece`: the expected calibration error, the mean gap
     between the model's confidence and its accuracy over 15 bins of confidence (0: perfectly calibrated)."""
     tic = time.perf_counter()
-    metrics, run.last_probabilities = evaluate_model(run.accelerator, run.model, run.eval_dataloader, run.metric)
+    metrics, run.last_probabilities = glue_data.evaluate_model(
+        run.accelerator, run.model, run.eval_dataloader, run.metric
+    )
     run.eval_seconds += time.perf_counter() - tic
     return metrics
 
@@ -258,7 +241,7 @@ def main(argv: list[str] | None = None, script: str = "glue.py", extension=None,
         return 2
     try:
         train(*parsed, extension)
-    except (HubUnavailableError, RunError, OutputError) as error:
+    except (glue_data.HubUnavailableError, RunError, OutputError) as error:
         print(f"{script}: error: {error}", file=sys.stderr)
         return 2
     finally:
