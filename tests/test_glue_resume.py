@@ -269,10 +269,16 @@ def test_killed_at_random_points_and_resumed_until_done_a_dropout_run_ends_as_th
 
 
 def test_two_processes_resume_exactly_with_dropout(tmp_path, dropout_model_dir, csv_files):
-    """Each process's random states are in the checkpoint (written into `step_N.tmp`, renamed by the main process)."""
+    """Each process's random states are in the checkpoint (written into `step_N.tmp`, renamed by the main process);
+    the checkpoint resumes on 2 processes, and is refused on another number of them."""
     args = SCHEDULE + ["--per_device_train_batch_size", "4", "--max_train_steps", "10", "--checkpointing_steps", "1"]
     launch(EXAMPLES / "glue.py", 2, common_args(dropout_model_dir, csv_files, tmp_path / "full") + args)
     assert (tmp_path / "full" / "step_4" / "random_states_1.pkl").is_file()
+    one = common_args(dropout_model_dir, csv_files, tmp_path / "one") + args + ["--per_device_train_batch_size", 8]
+    _, (refused,) = run_examples([one + ["--resume_from_checkpoint", tmp_path / "full" / "step_4"]], expect=2)
+    assert "glue.py: error: Cannot resume from" in refused["stderr"]
+    assert "it was saved with num_processes=2, this run has num_processes=1" in refused["stderr"]
+    assert not (tmp_path / "one" / "all_results.json").exists()
     launch(
         EXAMPLES / "glue.py",
         2,
