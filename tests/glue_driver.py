@@ -32,6 +32,7 @@ import io
 import json
 import os
 import sys
+import threading
 import traceback
 from pathlib import Path
 
@@ -155,6 +156,8 @@ def serve() -> None:
     import matplotlib.pyplot  # noqa: F401  (what every run draws its curve with)
     import sklearn.metrics  # noqa: F401  (what every evaluation computes F1 with)
 
+    # A fork copies only the thread that calls it: a lock held by another thread would stay held in the child.
+    assert threading.active_count() == 1, f"threads running in the server: {threading.enumerate()}"
     answers = sys.stdout
     for line in sys.stdin:
         request = json.loads(line)

@@ -2,10 +2,12 @@
 runs, built locally (nothing downloaded)."""
 
 import atexit
+import contextlib
 import csv
 import json
 import os
 import selectors
+import signal
 import socket
 import subprocess
 import sys
@@ -221,20 +223,27 @@ class _ExampleServer:
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 text=True,
+                start_new_session=True,  # its own process group: the server and a child still running stop together
             )
-            atexit.register(cls.process.kill)
+            atexit.register(cls.stop, cls.process)
         process = cls.process
         process.stdin.write(json.dumps(request) + "\n")
         process.stdin.flush()
         with selectors.DefaultSelector() as selector:
             selector.register(process.stdout, selectors.EVENT_READ)
             if not selector.select(timeout):
-                process.kill()
+                cls.stop(process)  # the next call starts a new server
                 raise TimeoutError(f"tests/glue_driver.py: no answer in {timeout} s")
         answer = process.stdout.readline()
         if not answer:
             raise RuntimeError(f"tests/glue_driver.py --serve exited with {process.wait()}")
         return json.loads(answer)["rc"]
+
+    @staticmethod
+    def stop(process: subprocess.Popen) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
 
 
 EXAMPLE_ENV = {"HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
