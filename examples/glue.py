@@ -2,7 +2,8 @@
 
 Every optimizer step's learning rate is the schedule's, whatever the number of processes: the schedule is built in
 optimizer steps after `accelerator.prepare` (which may shorten the data loader), is not passed to `prepare` (which
-would step it once per process), and is stepped once per real optimizer step. Lines using hf_lrsched: `# hf_lrsched:`.
+would step it once per process), and is stepped once per real optimizer step. The lines that use hf_lrsched are
+marked `# hf_lrsched:`.
 
     python examples/glue.py --task_name bbc_news            # offline: BBC News and the packaged MiniLM BERT
     python examples/glue.py examples/configs/bbc_news.yaml  # the same, its arguments read from a file
@@ -69,7 +70,9 @@ class LoopArguments:
     num_warmup_steps: str = field(
         default="0.06", metadata={"help": "Warmup: optimizer steps, a ratio of them below 1, or 'auto' (from beta2)."}
     )
-    lr_layer_decay: float | None = field(default=None, metadata={"help": "Layer l of L+1 at lr * gamma^(L+1-l)."})
+    lr_layer_decay: float | None = field(
+        default=None, metadata={"help": "Layer-wise LR decay gamma in (0, 1]: layer l of L+1 at lr * gamma^(L+1-l)."}
+    )
     lr_param_groups: str | None = field(
         default=None,
         metadata={"help": 'Rates by name, first match wins: \'[{"pattern": "classifier", "lr_mult": 10}]\'.'},
