@@ -19,9 +19,12 @@ the optimizer steps (glue.py's `after_step`):
 
 imports the four examples once, then forks a fresh child process for each request read from stdin (one JSON line:
 `runs`, `results`, `script`, `fault`, `env`, `log`), which runs them as above with its stdout and stderr in `log` and
-exits; the server answers with the child's exit status (a line `{"rc": N}`). A child is a real process of its own,
-killed for real by `kill:N`, but it starts with the examples already imported: `tests/helpers.run_examples` uses one
-server per test worker, so that the imports (about 6 s of CPU on 2 cores) are paid once, not once per test.
+exits; the server answers with the request's `id` and the child's exit status (`{"id": I, "rc": N}`). A child is a
+real process of its own, killed for real by `kill:N`, but it starts with the examples already imported:
+`tests/helpers.run_examples` uses one server per test worker, so that the imports (about 6 s of CPU) are paid once,
+not once per test. What differs from a new interpreter: every child of one server has the server's hash seed, and
+what a library read from the environment when it was imported (`HF_HUB_OFFLINE`, for one) is the server's; the log
+is a file, so a `fsize:N` fault limits it too (a run writes a few hundred bytes there).
 """
 
 import builtins
@@ -136,8 +139,8 @@ def child(request: dict) -> None:
         log = os.open(request["log"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         os.dup2(log, 1)
         os.dup2(log, 2)
+        os.environ.clear()  # the requesting test's environment, nothing left from the server's
         os.environ.update(request["env"])
-        os.environ.pop("GLUE_FAULT", None)
         if request.get("fault"):
             os.environ["GLUE_FAULT"] = request["fault"]
         SCRIPT = importlib.import_module(request["script"])
@@ -165,7 +168,7 @@ def serve() -> None:
         if pid == 0:
             child(request)  # raises SystemExit: the child never comes back into this loop
         _, status = os.waitpid(pid, 0)
-        answers.write(json.dumps({"rc": os.waitstatus_to_exitcode(status)}) + "\n")
+        answers.write(json.dumps({"id": request["id"], "rc": os.waitstatus_to_exitcode(status)}) + "\n")
         answers.flush()
 
 

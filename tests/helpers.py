@@ -210,12 +210,12 @@ class _ExampleServer:
     child process for each `run_examples` call."""
 
     process: subprocess.Popen | None = None
+    requests = 0
 
     @classmethod
     def run(cls, request: dict, timeout: float) -> int:
         if cls.process is None or cls.process.poll() is not None:
-            env = {**os.environ, **EXAMPLE_ENV}
-            env.pop("GLUE_FAULT", None)
+            env = {k: v for k, v in os.environ.items() if k != "GLUE_FAULT"} | EXAMPLE_ENV
             cls.process = subprocess.Popen(
                 [sys.executable, ROOT / "tests" / "glue_driver.py", "--serve"],
                 env=env,
@@ -227,44 +227,70 @@ class _ExampleServer:
             )
             atexit.register(cls.stop, cls.process)
         process = cls.process
-        process.stdin.write(json.dumps(request) + "\n")
-        process.stdin.flush()
-        with selectors.DefaultSelector() as selector:
-            selector.register(process.stdout, selectors.EVENT_READ)
-            if not selector.select(timeout):
-                cls.stop(process)  # the next call starts a new server
-                raise TimeoutError(f"tests/glue_driver.py: no answer in {timeout} s")
-        answer = process.stdout.readline()
-        if not answer:
-            raise RuntimeError(f"tests/glue_driver.py --serve exited with {process.wait()}")
-        return json.loads(answer)["rc"]
+        cls.requests += 1
+        request = {**request, "id": cls.requests}
+        try:
+            process.stdin.write(json.dumps(request) + "\n")
+            process.stdin.flush()
+            with selectors.DefaultSelector() as selector:
+                selector.register(process.stdout, selectors.EVENT_READ)
+                if not selector.select(timeout):
+                    raise TimeoutError(f"tests/glue_driver.py: no answer in {timeout} s; its output:\n{tail(request)}")
+            answer = process.stdout.readline()
+            if not answer:
+                raise RuntimeError(f"tests/glue_driver.py --serve exited with {process.wait()}:\n{tail(request)}")
+            answer = json.loads(answer)
+            assert answer["id"] == request["id"], f"answer {answer} to request {request['id']}"
+        except BaseException:  # out of step with the server (a timeout, an interrupt): the next call starts anew
+            cls.stop(process)
+            raise
+        return answer["rc"]
 
     @staticmethod
     def stop(process: subprocess.Popen) -> None:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGKILL)
         process.wait()
+        process.stdin.close()
+        process.stdout.close()
+
+
+def tail(request: dict) -> str:
+    log = Path(request["log"])
+    return log.read_text()[-4000:] if log.is_file() else "(none)"
 
 
 EXAMPLE_ENV = {"HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
 
 
-def run_examples(argv, *, script="glue", fault=None, expect=0):
+def run_examples(argv, *, script="glue", fault=None, expect=0, fresh=False):
     """An example's `main` (`glue`, `glue_snapshots`, `glue_trainer`, `trl_sft`) over each argument list in `argv`,
     one after the other in one fresh process, with `fault` injected (`GLUE_FAULT`); returns the process and each run's
     `{"rc", "stderr"}`. The process is forked by `tests/glue_driver.py --serve`, which imported the examples once for
-    all the tests of this test process. With `expect` (an exit status), every run must end with it and without a
-    traceback."""
+    all the tests of this test process; with `fresh`, it is a new interpreter (`python tests/glue_driver.py`), which
+    imports them itself and has a hash seed of its own. With `expect` (an exit status), every run must end with it
+    and without a traceback."""
     runs = [[str(a) for a in args] for args in argv]
     work = Path(runs[0][runs[0].index("--output_dir") + 1]).parent
     spec, out, log = (work / f".{name}-{os.getpid()}" for name in ("runs.json", "results.json", "log.txt"))
     spec.write_text(json.dumps(runs))
     out.unlink(missing_ok=True)
     env = {k: v for k, v in os.environ.items() if k != "GLUE_FAULT"} | EXAMPLE_ENV
-    request = {"runs": str(spec), "results": str(out), "log": str(log), "script": script, "fault": fault, "env": env}
-    returncode = _ExampleServer.run(request, timeout=600)
-    output = log.read_text()
-    process = subprocess.CompletedProcess(["tests/glue_driver.py", script], returncode, output, output)
+    if fresh:
+        env |= {"GLUE_SCRIPT": script, **({"GLUE_FAULT": fault} if fault else {})}
+        process = subprocess.run(
+            [sys.executable, ROOT / "tests" / "glue_driver.py", spec, out],
+            env=env,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+    else:
+        request = {"runs": str(spec), "results": str(out), "log": str(log), "script": script, "fault": fault}
+        returncode = _ExampleServer.run({**request, "env": env}, timeout=600)
+        output = log.read_text()
+        process = subprocess.CompletedProcess(["tests/glue_driver.py", script], returncode, output, output)
     done = json.loads(out.read_text()) if out.is_file() else []
     if expect is not None:
         assert process.returncode == 0 and len(done) == len(runs), process.stderr[-4000:]
