@@ -1,4 +1,4 @@
-"""One `wsd` trunk with branched cooldowns against separate cosine runs, at three budgets.
+"""One `wsd` trunk with branched cooldowns against separate cosine runs, at three budgets (or any two or more).
 
 A user who does not know the budget in advance trains once at a constant rate and cools down from a checkpoint for
 each budget she wants (Hu et al. 2024; Hägele et al. 2024). Measured here: the packaged MiniLM-L6 BERT on BBC News
@@ -8,7 +8,7 @@ users launch it. For each seed:
 - `wsd` trunk: `--max_train_steps B3` with `num_decay_steps = D3`, a checkpoint every `B1 - D1` steps; the trunk's own
   end is the third budget;
 - branches: resumed from the trunk's stable checkpoint at `k = B - D` with `--max_train_steps B` and
-  `num_decay_steps = D`, for the two shorter budgets (a valid resume: the past is unchanged);
+  `num_decay_steps = D`, for the shorter budgets (a valid resume: the past is unchanged);
 - cosine: `warmup_cosine` runs of `B1`, `B2` and `B3` steps, each from scratch.
 
 Every run has the same peak rate (1e-4), batch (16), sequence length (128 tokens) and warmup (5 steps); the cooldown
@@ -72,6 +72,24 @@ def count(n: int) -> str:
     return {1: "one", 2: "two", 3: "three", 4: "four", 5: "five"}.get(n, str(n))
 
 
+def describe_plan(budgets: list[int], decays: list[int], branch_points: list[int], spent: dict) -> tuple[str, str]:
+    """The runs made (for the results' first paragraph) and the optimizer steps they spent (for the last)."""
+    several = len(budgets) > 2
+    s = "s" if several else ""
+    plan = (
+        f"`wsd`: one trunk of {budgets[-1]} steps (cooldown {decays[-1]}), and {'cooldowns' if several else 'a cooldown'}"
+        f" of {words(decays[:-1])} steps branched from its stable checkpoint{s} at step{s} {words(branch_points[:-1])};"
+        " cosine: `warmup_cosine` from scratch for each budget."
+    )
+    saved = 1 - spent["wsd"] / spent["cosine"]
+    spent_text = (
+        f"Optimizer steps spent per seed for {f'all {count(len(budgets))}' if several else 'both'} budgets: wsd "
+        f"{spent['wsd']} (the trunk plus {count(len(budgets) - 1)} cooldown{s}), cosine {spent['cosine']} "
+        f"({count(len(budgets))} runs): wsd spends {saved:.0%} fewer."
+    )
+    return plan, spent_text
+
+
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="one seed and budgets of 10, 20 and 40 steps")
@@ -82,10 +100,10 @@ def main(argv=None) -> dict:
     parser.add_argument("--work-dir", type=Path, default=None)
     args = parser.parse_args(argv)
     budgets, seeds = sorted(args.budgets), args.seeds
-    if len(set(budgets)) < 2:
-        parser.error(f"--budgets: two or more different budgets are needed, got {args.budgets}")
     if args.quick:
         budgets, seeds = [10, 20, 40], seeds[:1]
+    if len(budgets) < 2 or len(set(budgets)) < len(budgets) or budgets[0] < 1:
+        parser.error(f"--budgets: two or more different budgets of at least 1 step are needed, got {args.budgets}")
     decays, branch_points, every = plan(budgets)
     work = args.work_dir or args.out_dir / "wsd_runs"
     common = task_arguments(args) + [
@@ -195,20 +213,14 @@ def main(argv=None) -> dict:
                 mean_std([r["eval_loss"] for r in cos]),
             ]
         )
-    saved = 1 - steps_spent["wsd"] / steps_spent["cosine"]
-    several = len(budgets) > 2
-    cooldowns = "cooldowns" if several else "a cooldown"
-    every_budget = f"all {count(len(budgets))}" if several else "both"
-    checkpoints = f"checkpoint{'s' if several else ''} at step{'s' if several else ''} {words(branch_points[:-1])}"
+    plan_text, spent_text = describe_plan(budgets, decays, branch_points, steps_spent)
     markdown = "\n\n".join(
         [
             "### Runs that change length: one wsd trunk with branched cooldowns against separate cosine runs",
             f"Measured with `{data['command']}` on {machine_line(data['machine'])}: {len(seeds)} seeds ({seeds}), "
             f"{elapsed / 60:.0f} minutes of launches in all. MiniLM-L6 BERT on BBC News (1,700 training articles, 425 held "
             f"out), `examples/glue.py` via `accelerate launch`, 1 process, batch 16, {args.max_length} tokens, peak rate "
-            f"{LR}, warmup {WARMUP} steps for every run. `wsd`: one trunk of {budgets[-1]} steps (cooldown "
-            f"{decays[-1]}), and {cooldowns} of {words(decays[:-1])} steps branched from its stable {checkpoints}; "
-            "cosine: `warmup_cosine` from scratch for each budget. "
+            f"{LR}, warmup {WARMUP} steps for every run. {plan_text} "
             "Held-out accuracy and loss (cross-entropy), mean ± standard deviation over seeds.",
             markdown_table(
                 [
@@ -222,9 +234,7 @@ def main(argv=None) -> dict:
                 ],
                 rows,
             ),
-            f"Optimizer steps spent per seed for {every_budget} budgets: wsd {steps_spent['wsd']} (the trunk plus "
-            f"{count(len(budgets) - 1)} {cooldowns.split()[-1]}), cosine {steps_spent['cosine']} ({count(len(budgets))} "
-            f"runs): wsd spends {saved:.0%} fewer.",
+            spent_text,
             "![accuracy at each budget](wsd.png)",
         ]
     )

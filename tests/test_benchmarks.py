@@ -83,6 +83,26 @@ def test_readme_summary_is_generated_from_the_results():
     assert result.returncode == 0, "README.md's benchmark block is stale: run python benchmarks/summarize.py"
 
 
+def test_wsd_text_for_three_budgets_is_the_committed_results_and_reads_for_two(monkeypatch):
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    import wsd
+
+    committed = json.loads((BENCHMARKS / "results" / "wsd.json").read_text())
+    plan, spent = wsd.describe_plan(
+        committed["budgets"], committed["decays"], committed["branch_points"], committed["optimizer_steps_per_seed"]
+    )
+    markdown = (BENCHMARKS / "results" / "wsd.md").read_text()
+    assert plan in markdown and spent in markdown, (plan, spent)
+    assert wsd.plan([20, 40, 80]) == ([4, 8, 16], [16, 32, 64], 16)  # a checkpoint at every branch point
+    assert wsd.plan([10, 20]) == ([2, 4], [8, 16], 8)
+    plan, spent = wsd.describe_plan([10, 20], [2, 4], [8, 16], {"wsd": 22, "cosine": 30})
+    assert "and a cooldown of 2 steps branched from its stable checkpoint at step 8;" in plan
+    assert spent == (
+        "Optimizer steps spent per seed for both budgets: wsd 22 (the trunk plus one cooldown), cosine 30 (two runs): "
+        "wsd spends 27% fewer."
+    )
+
+
 @pytest.mark.slow
 def test_wsd_smoke(tmp_path, tiny_model_dir, csv_files):
     data = data_args(tiny_model_dir, csv_files)
