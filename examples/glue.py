@@ -2,8 +2,8 @@
 
 Every optimizer step's learning rate is the schedule's, whatever the number of processes: the schedule is built in
 optimizer steps after `accelerator.prepare` (which may shorten the data loader), is not passed to `prepare` (which
-would step it once per process), and is stepped once per real optimizer step. The lines that use hf_lrsched are
-marked `# hf_lrsched:`.
+would step it once per process), and is stepped once per real optimizer step (not after one skipped on a
+mixed-precision overflow). The lines that use hf_lrsched are marked `# hf_lrsched:`.
 
     python examples/glue.py --task_name bbc_news            # offline: BBC News and the packaged MiniLM BERT
     python examples/glue.py examples/configs/bbc_news.yaml  # the same, its arguments read from a file
@@ -80,12 +80,15 @@ class LoopArguments:
     lr_resume: str = field(
         default="identical",
         metadata={
-            "help": "'identical': a resume keeps every past rate; 'new_stage': this schedule takes over from there.",
+            "help": "'identical': a resume keeps every past rate; 'new_stage': this schedule takes over at the "
+            "checkpoint's step, from the rate reached.",
             "choices": ["identical", "new_stage"],
         },
     )
     eval_steps: int | None = field(default=None, metadata={"help": "Also evaluate every N optimizer steps."})
-    checkpointing_steps: str | None = field(default=None, metadata={"help": "Save every N steps, or 'epoch'."})
+    checkpointing_steps: str | None = field(
+        default=None, metadata={"help": "Save every N optimizer steps, or 'epoch'."}
+    )
     resume_from_checkpoint: str | None = field(default=None, metadata={"help": "A checkpoint folder to resume from."})
 
     def __post_init__(self):
