@@ -191,6 +191,21 @@ def test_a_wsd_run_grows_from_a_stable_checkpoint_and_not_from_its_decay(tmp_pat
     assert "--max_train_steps 10 -> 14" in stderr and "had begun its decay at step 6" in stderr
 
 
+def test_resume_with_another_process_count_stops_with_a_clear_error(tmp_path, tiny_model_dir, csv_files):
+    """A 1-process checkpoint resumed on 2 processes: both processes refuse it with the message, neither waits."""
+    args = SCHEDULE + ["--max_train_steps", "4", "--checkpointing_steps", "2"]
+    run_examples(
+        [common_args(tiny_model_dir, csv_files, tmp_path / "one") + args + ["--per_device_train_batch_size", 8]]
+    )
+    two = common_args(tiny_model_dir, csv_files, tmp_path / "two") + args + ["--per_device_train_batch_size", 4]
+    result = launch(
+        EXAMPLES / "glue.py", 2, two + ["--resume_from_checkpoint", tmp_path / "one" / "step_2"], check=False
+    )
+    assert result.returncode != 0
+    assert result.stderr.count("glue.py: error: Cannot resume from") == 2, result.stderr[-3000:]  # one per process
+    assert "it was saved with num_processes=1, this run has num_processes=2" in result.stderr
+
+
 def test_a_non_empty_output_dir_is_refused_unless_overwritten(tmp_path, tiny_model_dir, csv_files):
     out = tmp_path / "out"
     out.mkdir()

@@ -272,7 +272,7 @@ def test_killed_at_random_points_and_resumed_until_done_a_dropout_run_ends_as_th
 
 def test_two_processes_resume_exactly_with_dropout(tmp_path, dropout_model_dir, csv_files):
     """Each process's random states are in the checkpoint (written into `step_N.tmp`, renamed by the main process);
-    the checkpoint resumes on 2 processes, and is refused on another number of them or with another global batch."""
+    the checkpoint resumes on 2 processes, and is refused on 1 (the other direction, 1 to 2, has a test of its own)."""
     args = SCHEDULE + ["--per_device_train_batch_size", "4", "--max_train_steps", "10", "--checkpointing_steps", "1"]
     launch(EXAMPLES / "glue.py", 2, common_args(dropout_model_dir, csv_files, tmp_path / "full") + args)
     assert (tmp_path / "full" / "step_4" / "random_states_1.pkl").is_file()
@@ -281,18 +281,6 @@ def test_two_processes_resume_exactly_with_dropout(tmp_path, dropout_model_dir, 
     assert "glue.py: error: Cannot resume from" in refused["stderr"]
     assert "it was saved with num_processes=2, this run has num_processes=1" in refused["stderr"]
     assert not (tmp_path / "one" / "all_results.json").exists()
-    # Refused on 2 processes too (another global batch): both processes stop with the message, neither waits.
-    larger = (
-        common_args(dropout_model_dir, csv_files, tmp_path / "larger") + args + ["--per_device_train_batch_size", 8]
-    )
-    result = launch(
-        EXAMPLES / "glue.py", 2, larger + ["--resume_from_checkpoint", tmp_path / "full" / "step_4"], check=False
-    )
-    assert result.returncode != 0 and "glue.py: error: Cannot resume from" in result.stderr, result.stderr[-3000:]
-    assert "it was saved with total_batch_size=8, this run has total_batch_size=16" in result.stderr, result.stderr[
-        -3000:
-    ]
-    assert result.stderr.count("glue.py: error: Cannot resume from") == 2  # one line from each process
     launch(
         EXAMPLES / "glue.py",
         2,
