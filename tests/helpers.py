@@ -114,6 +114,15 @@ def read_curve(output_dir):
 # ---- the example scripts, launched -------------------------------------------------------------------------
 
 
+# What every run of an example in the tests has: no Hub, one torch thread, no tokenizer threads.
+EXAMPLE_ENV = {"HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
+
+
+def example_env() -> dict[str, str]:
+    """This process's environment for a run of an example, with no fault of an earlier test (`GLUE_FAULT`)."""
+    return {k: v for k, v in os.environ.items() if k != "GLUE_FAULT"} | EXAMPLE_ENV
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -122,13 +131,7 @@ def free_port() -> int:
 
 def launch(script, num_processes, args, check=True):
     """`accelerate launch` on the CPU: one process, or two with the shipped `cpu_2proc.yaml` config."""
-    env = {
-        **os.environ,
-        "ACCELERATE_USE_CPU": "1",
-        "OMP_NUM_THREADS": "1",
-        "HF_HUB_OFFLINE": "1",
-        "TOKENIZERS_PARALLELISM": "false",
-    }
+    env = {**os.environ, "ACCELERATE_USE_CPU": "1", **EXAMPLE_ENV}  # GLUE_FAULT passes: tests/glue_driver.py reads it
     command = [sys.executable, "-m", "accelerate.commands.launch"]
     if num_processes == 1:
         command += [
@@ -215,10 +218,9 @@ class _ExampleServer:
     @classmethod
     def run(cls, request: dict, timeout: float) -> int:
         if cls.process is None or cls.process.poll() is not None:
-            env = {k: v for k, v in os.environ.items() if k != "GLUE_FAULT"} | EXAMPLE_ENV
             cls.process = subprocess.Popen(
                 [sys.executable, ROOT / "tests" / "glue_driver.py", "--serve"],
-                env=env,
+                env=example_env(),
                 cwd=ROOT,
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
@@ -248,9 +250,10 @@ class _ExampleServer:
 
     @staticmethod
     def stop(process: subprocess.Popen) -> None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
+        if process.returncode is None:  # not reaped yet: its process group id is still its own
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
         process.stdin.close()
         process.stdout.close()
 
@@ -258,9 +261,6 @@ class _ExampleServer:
 def tail(request: dict) -> str:
     log = Path(request["log"])
     return log.read_text()[-4000:] if log.is_file() else "(none)"
-
-
-EXAMPLE_ENV = {"HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
 
 
 def run_examples(argv, *, script="glue", fault=None, expect=0, fresh=False):
@@ -275,7 +275,7 @@ def run_examples(argv, *, script="glue", fault=None, expect=0, fresh=False):
     spec, out, log = (work / f".{name}-{os.getpid()}" for name in ("runs.json", "results.json", "log.txt"))
     spec.write_text(json.dumps(runs))
     out.unlink(missing_ok=True)
-    env = {k: v for k, v in os.environ.items() if k != "GLUE_FAULT"} | EXAMPLE_ENV
+    env = example_env()
     if fresh:
         env |= {"GLUE_SCRIPT": script, **({"GLUE_FAULT": fault} if fault else {})}
         process = subprocess.run(

@@ -13,7 +13,7 @@ import pytest
 import glue  # examples/ is on the path: `pythonpath` in pyproject.toml
 import glue_snapshots
 import glue_trainer
-from .helpers import EXAMPLES, ROOT, common_args, run_examples
+from .helpers import EXAMPLE_ENV, EXAMPLES, ROOT, common_args, run_examples
 
 BBC = ["--task_name", "bbc_news"]
 
@@ -165,7 +165,7 @@ def run_script(script, argv):
         capture_output=True,
         text=True,
         timeout=600,
-        env={**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"},
+        env={**os.environ, **EXAMPLE_ENV},
     )
     return result
 
